@@ -1,0 +1,164 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "contactd",
+    products: [
+        .executable(name: "contactd", targets: ["contactd"]),
+        .executable(name: "contactctl", targets: ["contactctl"]),
+        .executable(name: "contactd-bench", targets: ["contactd-bench"]),
+        .library(name: "ContactdClient", targets: ["ContactdClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+    ],
+    targets: [
+        // A small JSON reader/writer that keeps numbers as the sender spelled them
+        // and objects in the sender's order; shared by the cache (contact bytes pass
+        // through verbatim) and the wire protocol. No dependencies.
+        .target(name: "ContactdJSON"),
+        // Pure domain: contacts, phone numbers, the cache, miss coalescing. No I/O.
+        .target(
+            name: "ContactdCore",
+            dependencies: [
+                "ContactdJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The wire: JSON-RPC types, error codes, the line framer.
+        .target(
+            name: "ContactdProtocol",
+            dependencies: [
+                "ContactdJSON",
+                .product(name: "NIOCore", package: "swift-nio")
+            ]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // Swift face of libsystemd; knows no contactd types.
+        .target(
+            name: "Systemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Loopback stand-in for the get-contact API: demo data, faults, counters.
+        .target(
+            name: "FakeContactAPI",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Composition root: socket server, upstream client, configuration, lifecycle.
+        .target(
+            name: "ContactdDaemon",
+            dependencies: [
+                "ContactdCore",
+                "ContactdProtocol",
+                "Systemd",
+                "FakeContactAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Public async client library.
+        .target(
+            name: "ContactdClient",
+            dependencies: [
+                "ContactdProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "contactd",
+            dependencies: [
+                "ContactdDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "contactctl",
+            dependencies: [
+                "ContactdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "contactd-bench",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
+        ),
+        .target(
+            name: "ContactdTestSupport",
+            dependencies: [
+                "ContactdDaemon",
+                "ContactdClient",
+                "FakeContactAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "ContactdCoreTests", dependencies: ["ContactdCore", "ContactdJSON"]),
+        .testTarget(
+            name: "ContactdProtocolTests",
+            dependencies: [
+                "ContactdProtocol",
+                "ContactdJSON",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ContactdDaemonTests",
+            dependencies: [
+                "ContactdDaemon",
+                "ContactdTestSupport",
+                "ContactdCore",
+                "ContactdProtocol",
+                "FakeContactAPI",
+                "ContactdClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["ContactdTestSupport", "FakeContactAPI", "ContactdClient"]
+        ),
+    ]
+)
+
+// One settings list for every Swift target we own (swift-log's habit).
+// Warnings become errors only when CONTACTD_WERROR is set (.ci/run sets it), so a
+// newer compiler's new warning never breaks a user's build.
+let werror = Context.environment["CONTACTD_WERROR"] != nil
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    if werror {
+        settings.append(.treatAllWarnings(as: .error))
+    }
+    target.swiftSettings = settings
+}

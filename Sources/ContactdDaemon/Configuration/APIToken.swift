@@ -1,0 +1,48 @@
+import Foundation
+
+/// The API bearer token. Its description is redacted, and it is not `Codable`, so it cannot leak
+/// into logs, responses or errors by accident.
+package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The secret itself; read only where the Authorization header is built.
+    package let secret: String
+
+    package init(_ secret: String) {
+        self.secret = secret
+    }
+
+    package var description: String { "<redacted>" }
+    package var debugDescription: String { "<redacted>" }
+
+    /// Finds the token: `tokenFile`, then `$CREDENTIALS_DIRECTORY/api-token`, then
+    /// `CONTACTD_API_TOKEN`; surrounding whitespace trimmed (SPEC §4).
+    ///
+    /// A named file that is missing, unreadable or empty is an error, as is finding no token.
+    package static func load(tokenFile: String?, environment: [String: String]) throws(ConfigurationError) -> APIToken {
+        if let tokenFile {
+            return try read(tokenFile, what: "--token-file")
+        }
+        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
+            let path = directory + "/api-token"
+            if FileManager.default.fileExists(atPath: path) {
+                return try read(path, what: "credential api-token")
+            }
+        }
+        if let value = environment["CONTACTD_API_TOKEN"] {
+            let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { throw ConfigurationError("CONTACTD_API_TOKEN is set but empty") }
+            return APIToken(trimmed)
+        }
+        throw ConfigurationError(
+            "no API token: pass --token-file PATH, use LoadCredential=api-token:… under systemd, or set CONTACTD_API_TOKEN (or run with --demo)"
+        )
+    }
+
+    private static func read(_ path: String, what: String) throws(ConfigurationError) -> APIToken {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("\(what): cannot read \(path) (missing or unreadable)")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw ConfigurationError("\(what): \(path) is empty") }
+        return APIToken(text)
+    }
+}

@@ -1,0 +1,163 @@
+import Configuration
+import Foundation
+import ContactdCore
+import Logging
+
+extension DaemonConfiguration {
+    /// Every setting: its flag name (without `--`), which maps mechanically to a configuration key
+    /// (`cache-max-entries` → `contactd.cacheMaxEntries`) and an environment variable
+    /// (`CONTACTD_CACHE_MAX_ENTRIES`), and how its text becomes a field.
+    package static let settings: [Setting] = [
+        Setting("socket") { c, v in c.socket.path = v },
+        Setting("socket-mode") { c, v in c.socket.mode = try parseMode(v, flag: "socket-mode") },
+        Setting("socket-group") { c, v in c.socket.group = v },
+        Setting("api-url") { c, v in c.upstream.url = try parseURL(v) },
+        Setting("token-file") { c, v in c.upstream.tokenFile = v },
+        Setting("cache-max-entries") { c, v in c.cache.maxEntries = try parseCount(v, flag: "cache-max-entries") },
+        Setting("cache-max-bytes") { c, v in c.cache.maxBytes = try parseSize(v, flag: "cache-max-bytes") },
+        Setting("ttl") { c, v in c.cache.ttl = try parseDuration(v, flag: "ttl") },
+        Setting("stale-ttl") { c, v in c.staleTTL = try parseDuration(v, flag: "stale-ttl") },
+        Setting("negative-ttl") { c, v in c.cache.negativeTTL = try parseDuration(v, flag: "negative-ttl") },
+        Setting("upstream-timeout") { c, v in
+            c.upstream.timeout = try parseDuration(v, flag: "upstream-timeout", allowZero: false)
+        },
+        Setting("max-connections") { c, v in
+            c.limits.maxConnections = try parseCount(v, flag: "max-connections", minimum: 1)
+        },
+        Setting("max-line-bytes") { c, v in
+            c.limits.maxLineBytes = try parseSize(v, flag: "max-line-bytes", minimum: 256)
+        },
+        Setting("max-batch") { c, v in c.limits.maxBatch = try parseCount(v, flag: "max-batch", minimum: 1) },
+        Setting("shutdown-timeout") { c, v in c.shutdownTimeout = try parseDuration(v, flag: "shutdown-timeout") },
+        Setting("log-level") { c, v in
+            guard let level = Logger.Level(rawValue: v.lowercased()) else {
+                throw ConfigurationError(
+                    "--log-level: '\(v)' is not one of trace, debug, info, notice, warning, error, critical"
+                )
+            }
+            c.logLevel = level
+        },
+        Setting("demo") { c, v in c.demo = try parseBool(v, flag: "demo") },
+    ]
+
+    /// One named setting and how to apply its text.
+    package struct Setting: Sendable {
+        /// The flag name without dashes' prefix, e.g. `cache-max-entries`.
+        package let flag: String
+        let apply: @Sendable (inout DaemonConfiguration, String) throws -> Void
+
+        init(_ flag: String, apply: @escaping @Sendable (inout DaemonConfiguration, String) throws -> Void) {
+            self.flag = flag
+            self.apply = apply
+        }
+
+        /// The configuration key: `contactd.` then the flag in lower camel case.
+        var key: ConfigKey {
+            let parts = flag.split(separator: "-")
+            let camel = parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
+            return ConfigKey(["contactd", camel])
+        }
+
+        /// The environment variable, e.g. `CONTACTD_CACHE_MAX_ENTRIES`.
+        package var environmentVariable: String {
+            "CONTACTD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+        }
+    }
+
+    /// Builds a configuration: a flag's value wins over its environment variable, which wins over
+    /// the default. `arguments` maps flag names (`"ttl"`) to their text.
+    package static func load(
+        arguments: [String: String],
+        environment: [String: String]
+    ) throws(ConfigurationError) -> DaemonConfiguration {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for setting in settings {
+            if let text = arguments[setting.flag] {
+                values[AbsoluteConfigKey(setting.key)] = ConfigValue(.string(text), isSecret: false)
+            }
+        }
+        let reader = ConfigReader(providers: [
+            InMemoryProvider(name: "arguments", values: values),
+            EnvironmentVariablesProvider(environmentVariables: environment),
+        ])
+        var configuration = DaemonConfiguration()
+        for setting in settings {
+            guard let text = reader.string(forKey: setting.key) else { continue }
+            do {
+                try setting.apply(&configuration, text.trimmingCharacters(in: .whitespaces))
+            } catch let error as ConfigurationError {
+                throw error
+            } catch {
+                throw ConfigurationError("--\(setting.flag): \(error)")
+            }
+        }
+        return configuration
+    }
+}
+
+// MARK: - Value parsers (SPEC §4: durations in s/ms/m/h, sizes in K/M/G powers of 1024)
+
+/// Seconds from `30`, `250ms`, `5s`, `5m`, `1h`, `1.5s`.
+package func parseDuration(_ text: String, flag: String, allowZero: Bool = true) throws(ConfigurationError) -> Double {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    var number = Substring(text)
+    var scale = 1.0
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        number = text.dropLast(suffix.count)
+        scale = factor
+        break
+    }
+    guard let value = Double(number), value.isFinite, value >= 0, allowZero || value > 0 else {
+        throw ConfigurationError(
+            "--\(flag): '\(text)' is not a duration (seconds, or a number with ms, s, m or h\(allowZero ? "" : ", above 0"))"
+        )
+    }
+    return value * scale
+}
+
+/// Bytes from `65536`, `64K`, `256M`, `1G`.
+package func parseSize(_ text: String, flag: String, minimum: Int = 0) throws(ConfigurationError) -> Int {
+    let units: [(String, Int)] = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)]
+    var number = Substring(text)
+    var scale = 1
+    for (suffix, factor) in units where text.uppercased().hasSuffix(suffix) {
+        number = text.dropLast()
+        scale = factor
+        break
+    }
+    guard let value = Int(number), value >= minimum, value <= Int.max / scale, value * scale >= minimum else {
+        throw ConfigurationError("--\(flag): '\(text)' is not a size of at least \(minimum) (bytes, or a number with K, M or G)")
+    }
+    return value * scale
+}
+
+/// A whole number of at least `minimum`.
+package func parseCount(_ text: String, flag: String, minimum: Int = 0) throws(ConfigurationError) -> Int {
+    guard let value = Int(text), value >= minimum else {
+        throw ConfigurationError("--\(flag): '\(text)' is not a whole number of at least \(minimum)")
+    }
+    return value
+}
+
+private func parseMode(_ text: String, flag: String) throws(ConfigurationError) -> UInt32 {
+    guard let mode = UInt32(text, radix: 8), mode <= 0o777 else {
+        throw ConfigurationError("--\(flag): '\(text)' is not an octal file mode such as 0660")
+    }
+    return mode
+}
+
+private func parseBool(_ text: String, flag: String) throws(ConfigurationError) -> Bool {
+    switch text.lowercased() {
+    case "1", "true", "yes", "on": return true
+    case "0", "false", "no", "off", "": return false
+    default: throw ConfigurationError("--\(flag): '\(text)' is not a boolean (true/false, yes/no, 1/0)")
+    }
+}
+
+private func parseURL(_ text: String) throws(ConfigurationError) -> String {
+    let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
+    guard trimmed.hasPrefix("https://") || trimmed.hasPrefix("http://"), trimmed.count > 8 else {
+        throw ConfigurationError("--api-url: '\(text)' is not an http(s) URL")
+    }
+    return trimmed
+}

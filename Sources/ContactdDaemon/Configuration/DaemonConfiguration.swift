@@ -1,0 +1,65 @@
+import ContactdCore
+import Logging
+
+/// Everything the daemon is told at start, validated into typed values.
+///
+/// Built from flags and `CONTACTD_*` variables by `DaemonConfiguration.load(arguments:environment:)`;
+/// tests build it directly and change one field.
+package struct DaemonConfiguration: Sendable {
+    /// Where the socket is and how it is protected.
+    package struct Socket: Sendable {
+        /// Path of the Unix socket. Default `/run/contactd/contactd.sock`.
+        package var path = "/run/contactd/contactd.sock"
+        /// Permission bits the socket file gets when the daemon creates it. Default 0660.
+        package var mode: UInt32 = 0o660
+        /// Group the socket file gets when the daemon creates it; `nil` keeps the daemon's group.
+        package var group: String?
+    }
+
+    /// How the API is reached.
+    package struct Upstream: Sendable {
+        /// Base URL; requests go to `{url}/get-contact`.
+        package var url = "https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1"
+        /// One overall deadline per lookup, in seconds. Default 5.
+        package var timeout: Double = 5
+        /// File holding the token, if given with `--token-file`.
+        package var tokenFile: String?
+    }
+
+    /// Per-daemon and per-connection limits.
+    package struct Limits: Sendable {
+        /// Open client connections at most; the next one gets `overloaded` and is closed. Default 1024.
+        package var maxConnections = 1024
+        /// Longest request line in bytes, newline excluded. Default 64 KiB.
+        package var maxLineBytes = 64 << 10
+        /// Most requests in one batch. Default 1000.
+        package var maxBatch = 1000
+        /// Requests waiting for the API on one connection at most; more get `overloaded`. Default 1024.
+        package var maxInFlightPerConnection = 1024
+    }
+
+    package var socket = Socket()
+    package var upstream = Upstream()
+    package var cache = CacheConfiguration()
+    /// Seconds an expired contact may still be served while it is refreshed. Default 1 hour.
+    /// Read and validated now; served-stale behaviour is not built yet.
+    package var staleTTL: Double = 3600
+    package var limits = Limits()
+    /// Longest drain on SIGTERM, in seconds. Default 10.
+    package var shutdownTimeout: Double = 10
+    /// Lowest level logged. Default `info`.
+    package var logLevel: Logger.Level = .info
+    /// Serve bundled sample contacts through an in-process fake API. Default off.
+    package var demo = false
+
+    package init() {}
+}
+
+/// A configuration value that cannot be used; the message names the flag.
+package struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,246 @@
+import ContactdJSON
+import ContactdProtocol
+import NIOCore
+
+/// Asks a connection to finish what it has and close (sent through the pipeline on shutdown).
+struct DrainEvent: Sendable {}
+
+/// Serves one client connection: decodes each line, answers hits at once, misses when they land.
+///
+/// Runs on the connection's event loop. Responses to pipelined requests are written as they are
+/// ready, so a slow miss never holds back a hit behind it; clients match them by `id`. Writes made
+/// while handling one read are flushed once, in `channelReadComplete`.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = LineFrame
+    typealias OutboundOut = ByteBuffer
+
+    private let dispatcher: RequestDispatcher
+    private let maxLineBytes: Int
+    private let maxBatch: Int
+    /// Misses (and batches with misses) awaiting the API on this connection. Beyond the limit a
+    /// request gets `overloaded` instead of another task: one client cannot queue without bound.
+    private let maxInFlight: Int
+    private var inFlight = 0
+    private var draining = false
+    private var inputClosed = false
+    private var closing = false
+    private var needsFlush = false
+    private var context: ChannelHandlerContext?
+
+    init(dispatcher: RequestDispatcher, maxLineBytes: Int, maxBatch: Int, maxInFlight: Int) {
+        self.dispatcher = dispatcher
+        self.maxLineBytes = maxLineBytes
+        self.maxBatch = maxBatch
+        self.maxInFlight = maxInFlight
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        switch unwrapInboundIn(data) {
+        case .tooLong:
+            // SPEC §3: reply with id null, then close; the framer discards the rest.
+            writeLine(RequestDispatcher.errorObject(id: .null, .requestTooLarge(limit: maxLineBytes)))
+            closeAfterWrites()
+        case .line(let line):
+            handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A client that does not read its replies stops being read: the kernel's socket buffers
+        // and NIO's high-water mark bound what it can cost us.
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            draining = true
+            closeIfDone()
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client finished sending (shutdown(SHUT_WR)); answer what is pending, then close.
+            inputClosed = true
+            closeIfDone()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A connection's failure ends that connection only.
+        context.close(promise: nil)
+    }
+
+    private func handle(_ message: RPCMessage) {
+        switch message {
+        case .failure(let error):
+            writeLine(RequestDispatcher.errorObject(id: .null, error))
+        case .single(let item):
+            if let refusal = refusal(for: item) {
+                writeLine(refusal)
+                return
+            }
+            switch dispatcher.respond(to: item) {
+            case .reply(let bytes):
+                if let bytes { writeLine(bytes) }
+            case .fetch(let pending):
+                startAsync { dispatcher in await dispatcher.fetch(pending) }
+            }
+        case .batch(let items):
+            handleBatch(items)
+        }
+    }
+
+    /// `shutting_down` while draining, `overloaded` past the in-flight limit; `nil` to go ahead.
+    private func refusal(for item: RPCItem) -> [UInt8]? {
+        guard case .request(let request) = item else { return nil }
+        if draining {
+            return request.id.map { RequestDispatcher.errorObject(id: $0, .shuttingDown) } ?? []
+        }
+        if inFlight >= maxInFlight {
+            return request.id.map {
+                RequestDispatcher.errorObject(id: $0, .overloaded("too many requests in flight on this connection"))
+            } ?? []
+        }
+        return nil
+    }
+
+    private func handleBatch(_ items: [RPCItem]) {
+        var outcomes: [RequestDispatcher.Outcome] = []
+        outcomes.reserveCapacity(items.count)
+        var needsFetch = false
+        for item in items {
+            if let refusal = refusal(for: item) {
+                outcomes.append(.reply(refusal.isEmpty ? nil : refusal))
+                continue
+            }
+            let outcome = dispatcher.respond(to: item)
+            if case .fetch = outcome { needsFetch = true }
+            outcomes.append(outcome)
+        }
+        guard needsFetch else {
+            let replies = outcomes.compactMap { outcome -> [UInt8]? in
+                if case .reply(let bytes) = outcome { return bytes }
+                return nil
+            }
+            if let line = Self.batchLine(replies) { writeLine(line) }
+            return
+        }
+        let snapshot = outcomes
+        startAsync { dispatcher in
+            let replies = await withTaskGroup(of: (Int, [UInt8]?).self) { group in
+                var replies = [[UInt8]?](repeating: nil, count: snapshot.count)
+                for (index, outcome) in snapshot.enumerated() {
+                    switch outcome {
+                    case .reply(let bytes): replies[index] = bytes
+                    case .fetch(let pending): group.addTask { (index, await dispatcher.fetch(pending)) }
+                    }
+                }
+                for await (index, bytes) in group { replies[index] = bytes }
+                return replies
+            }
+            return Self.batchLine(replies.compactMap { $0 })
+        }
+    }
+
+    /// `[r1,r2,…]`, or `nil` when every element was a notification (no reply at all).
+    private static func batchLine(_ replies: [[UInt8]]) -> [UInt8]? {
+        guard !replies.isEmpty else { return nil }
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (index, reply) in replies.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: reply)
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
+
+    /// Runs `work` in a task and writes its reply back on the event loop.
+    private func startAsync(_ work: @escaping @Sendable (RequestDispatcher) async -> [UInt8]?) {
+        guard let context else { return }
+        inFlight += 1
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let dispatcher = self.dispatcher
+        Task {
+            let reply = await work(dispatcher)
+            eventLoop.execute {
+                loopBound.value.finishAsync(reply)
+            }
+        }
+    }
+
+    private func finishAsync(_ reply: [UInt8]?) {
+        inFlight -= 1
+        if let reply, !closing { writeLine(reply) }
+        flushIfNeeded()
+        closeIfDone()
+    }
+
+    private func writeLine(_ object: some Collection<UInt8>) {
+        guard let context, !object.isEmpty else { return }
+        var buffer = context.channel.allocator.buffer(capacity: object.count + 1)
+        buffer.writeBytes(object)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    private func flushIfNeeded() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    private func closeIfDone() {
+        guard draining || inputClosed, inFlight == 0 else { return }
+        closeAfterWrites()
+    }
+
+    /// Closes once every reply written so far has reached the socket.
+    private func closeAfterWrites() {
+        guard !closing, let context else { return }
+        closing = true
+        needsFlush = false
+        let channel = context.channel
+        // The empty write completes after all earlier writes, so nothing queued is lost.
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Answers a connection over the limit with one `overloaded` line, then closes it.
+final class RefuseConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let error: RPCError
+
+    init(error: RPCError) {
+        self.error = error
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let line = RPCResponse.failureLine(id: .null, error: error)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: line))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}

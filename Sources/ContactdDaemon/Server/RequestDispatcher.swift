@@ -1,0 +1,177 @@
+import Foundation
+import ContactdCore
+import ContactdJSON
+import ContactdProtocol
+import Logging
+
+/// Turns decoded requests into response bytes: hits synchronously, misses through one await.
+///
+/// Shared by all connections. The synchronous half (`respond(to:)`) runs on a connection's event
+/// loop, so a cache hit costs no task, no actor hop and no re-encoding of the contact.
+package final class RequestDispatcher: Sendable {
+    /// What to do with one request.
+    package enum Outcome: Sendable {
+        /// Reply with this response object (no newline); `nil` for a notification.
+        case reply([UInt8]?)
+        /// The contact must be fetched; call `fetch(_:)` and reply with what it returns.
+        case fetch(PendingLookup)
+    }
+
+    /// A lookup that needs the API.
+    package struct PendingLookup: Sendable {
+        let id: JSONValue?
+        let key: ContactKey
+        let maxAge: Double?
+    }
+
+    let lookup: ContactLookup
+    let status: DaemonStatus
+    private let logger: Logger
+    private let discoverResult: [UInt8]
+
+    package init(lookup: ContactLookup, status: DaemonStatus, logger: Logger) {
+        self.lookup = lookup
+        self.status = status
+        self.logger = logger
+        let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
+        // The document is a constant checked by a test; compact it once here.
+        self.discoverResult = (try? JSONParser.parse(Array(document.utf8)))?.jsonBytes ?? Array("{}".utf8)
+    }
+
+    /// Handles one request as far as it can without waiting.
+    package func respond(to item: RPCItem) -> Outcome {
+        switch item {
+        case .invalid(let id, let error):
+            return .reply(Self.errorObject(id: id, error))
+        case .request(let request):
+            do {
+                return try handle(request)
+            } catch {
+                return .reply(request.id.map { Self.errorObject(id: $0, error) })
+            }
+        }
+    }
+
+    /// Finishes a lookup that needed the API.
+    package func fetch(_ pending: PendingLookup) async -> [UInt8]? {
+        let result = await lookup.get(pending.key, maxAge: pending.maxAge)
+        if case .failure(let error) = result {
+            logger.debug(
+                "lookup failed",
+                metadata: ["contact.key": "\(LogMasking.mask(pending.key))", "error": "\(error)"]
+            )
+        }
+        guard let id = pending.id else { return nil }
+        return Self.object(id: id, result)
+    }
+
+    private func handle(_ request: RPCRequest) throws(RPCError) -> Outcome {
+        guard let method = RPCMethod(rawValue: request.method) else {
+            throw .methodNotFound(request.method)
+        }
+        switch method {
+        case .contactGet:
+            let params = try ContactGetParams(request.params)
+            if let answer = lookup.cached(params.key, maxAge: params.maxAge) {
+                return .reply(request.id.map { Self.object(id: $0, answer) })
+            }
+            return .fetch(PendingLookup(id: request.id, key: params.key, maxAge: params.maxAge))
+        case .contactInvalidate:
+            let removed: Int
+            switch try InvalidateParams(request.params) {
+            case .key(let key): removed = lookup.invalidate(key)
+            case .all: removed = lookup.invalidateAll()
+            }
+            return reply(request, .object(["removed": .int(removed)]))
+        case .cacheStats:
+            try Self.expectNoParams(request.params)
+            return reply(request, Self.statsJSON(lookup.stats))
+        case .daemonStatus:
+            try Self.expectNoParams(request.params)
+            return reply(request, status.json(stats: lookup.stats))
+        case .daemonPing:
+            try Self.expectNoParams(request.params)
+            return reply(request, .string("pong"))
+        case .rpcDiscover:
+            try Self.expectNoParams(request.params)
+            guard let id = request.id else { return .reply(nil) }
+            var out: [UInt8] = []
+            RPCResponse.success(id: id, rawResult: discoverResult, into: &out)
+            return .reply(out)
+        }
+    }
+
+    private func reply(_ request: RPCRequest, _ result: JSONValue) -> Outcome {
+        guard let id = request.id else { return .reply(nil) }
+        var out: [UInt8] = []
+        RPCResponse.success(id: id, result: result, into: &out)
+        return .reply(out)
+    }
+
+    private static func expectNoParams(_ params: JSONValue?) throws(RPCError) {
+        switch params {
+        case nil: return
+        case .object(let o) where o.members.isEmpty: return
+        case .array(let a) where a.isEmpty: return
+        default: throw .invalidParams("this method takes no params")
+        }
+    }
+
+    /// The response object for a lookup: the cached bytes copied into the envelope, no re-encoding.
+    static func object(id: JSONValue, _ result: Result<LookupResult, LookupError>) -> [UInt8] {
+        switch result {
+        case .success(let found):
+            var out: [UInt8] = []
+            out.reserveCapacity(found.contact.json.count + 96)
+            out.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
+            id.write(into: &out)
+            out.append(contentsOf: #","result":{"contact":"#.utf8)
+            out.append(contentsOf: found.contact.json)
+            out.append(contentsOf: #","cache":{"status":""#.utf8)
+            out.append(contentsOf: found.status.rawValue.utf8)
+            out.append(contentsOf: #"","age":"#.utf8)
+            out.append(contentsOf: String(Int(found.age)).utf8)
+            out.append(contentsOf: "}}}".utf8)
+            return out
+        case .failure(let error):
+            return errorObject(id: id, RPCError(error))
+        }
+    }
+
+    static func errorObject(id: JSONValue, _ error: RPCError) -> [UInt8] {
+        var out: [UInt8] = []
+        RPCResponse.failure(id: id, error: error, into: &out)
+        return out
+    }
+
+    static func statsJSON(_ stats: LookupStats) -> JSONValue {
+        .object([
+            "entries": .int(stats.entries),
+            "bytes": .int(stats.bytes),
+            "hits": .int(stats.hits),
+            "misses": .int(stats.misses),
+            "hit_ratio": .double(stats.hitRatio),
+            "evictions": .int(stats.evictions),
+            "upstream": .object([
+                "requests": .int(stats.upstreamRequests),
+                "errors": .int(stats.upstreamErrors),
+                "in_flight": .int(stats.upstreamInFlight),
+            ]),
+        ])
+    }
+}
+
+extension RPCError {
+    /// The wire error for a lookup failure: the one place that knows both `LookupError` and `RPCError`.
+    init(_ error: LookupError) {
+        switch error {
+        case .notFound: self = .notFound
+        case .unauthorized: self = .upstreamUnauthorized
+        case .rateLimited(let retryAfter): self = .rateLimited(retryAfter: retryAfter)
+        case .unavailable(let detail, let retryAfter): self = .upstreamUnavailable(detail, retryAfter: retryAfter)
+        case .timedOut: self = .upstreamUnavailable("no answer within the upstream timeout")
+        case .badResponse(let detail): self = .upstreamBadResponse(detail)
+        case .rejectedByAPI: self = .rejectedByAPI
+        }
+    }
+}

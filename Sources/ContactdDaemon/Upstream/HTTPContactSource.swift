@@ -1,0 +1,120 @@
+import Foundation
+import AsyncHTTPClient
+import ContactdCore
+import ContactdJSON
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The get-contact API as a `ContactSource`: `POST {api-url}/get-contact` with the bearer token.
+///
+/// One shared `HTTPClient` keeps connections alive between calls. The token can be swapped at run
+/// time (SIGHUP re-reads it) without dropping those connections.
+package final class HTTPContactSource: ContactSource {
+    /// Largest response body read, in bytes; a contact is well under 10 KiB, so 1 MiB only stops
+    /// a broken or hostile upstream from growing our memory.
+    static let maximumBodyBytes = 1 << 20
+
+    private let client: HTTPClient
+    private let endpoint: String
+    private let timeout: TimeAmount
+    private let token: Mutex<APIToken>
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - baseURL: the API base, without `/get-contact`.
+    ///   - timeout: seconds one call may take in total.
+    package init(client: HTTPClient, baseURL: String, token: APIToken, timeout: Double, logger: Logger) {
+        self.client = client
+        self.endpoint = baseURL + "/get-contact"
+        self.timeout = .nanoseconds(Int64(timeout * 1e9))
+        self.token = Mutex(token)
+        self.logger = logger
+    }
+
+    /// Uses `token` from the next call on.
+    package func replaceToken(_ token: APIToken) {
+        self.token.withLock { $0 = token }
+    }
+
+    package func fetch(_ key: ContactKey) async throws(LookupError) -> Contact {
+        var request = HTTPClientRequest(url: endpoint)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer " + token.withLock { $0.secret })
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "contactd/\(ContactdVersion.current)")
+        request.headers.add(name: "Accept", value: "application/json")
+        let body: JSONValue
+        switch key {
+        case .phone(let phone): body = .object(["phone_number": .string(phone.e164)])
+        case .id(let id): body = .object(["contact_id": .string(id.rawValue)])
+        }
+        request.body = .bytes(ByteBuffer(bytes: body.jsonBytes))
+
+        let status: Int
+        let retryAfter: String?
+        let responseBody: ByteBuffer
+        do {
+            let response = try await client.execute(request, timeout: timeout, logger: logger)
+            status = Int(response.status.code)
+            retryAfter = response.headers.first(name: "retry-after")
+            responseBody = try await response.body.collect(upTo: Self.maximumBodyBytes)
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw .badResponse(detail: "response body larger than \(Self.maximumBodyBytes) bytes")
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            throw .unavailable(detail: "no answer within the upstream timeout", retryAfter: nil)
+        } catch {
+            throw .unavailable(detail: Self.describe(error), retryAfter: nil)
+        }
+        logger.debug("upstream answered", metadata: ["upstream.status": "\(status)"])
+        return try Self.contact(status: status, retryAfter: retryAfter, body: responseBody.readableBytesView)
+    }
+
+    /// Maps an HTTP answer to a contact or a `LookupError` (SPEC §2).
+    package static func contact(
+        status: Int,
+        retryAfter: String?,
+        body: some Collection<UInt8>
+    ) throws(LookupError) -> Contact {
+        switch status {
+        case 200:
+            do {
+                return try Contact(apiBody: body)
+            } catch {
+                throw .badResponse(detail: error.problem)
+            }
+        case 404: throw .notFound
+        case 401, 403: throw .unauthorized
+        case 429: throw .rateLimited(retryAfter: parseRetryAfter(retryAfter))
+        case 400, 422: throw .rejectedByAPI
+        case 500...599:
+            throw .unavailable(detail: "the API answered HTTP \(status)", retryAfter: parseRetryAfter(retryAfter))
+        default:
+            throw .badResponse(detail: "unexpected HTTP status \(status)")
+        }
+    }
+
+    /// Seconds from a `Retry-After` header in delta-seconds form; `nil` for absent, dates or junk.
+    package static func parseRetryAfter(_ value: String?) -> Double? {
+        guard let value, let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else {
+            return nil
+        }
+        return Double(min(seconds, 86_400))
+    }
+
+    /// A short description of a transport error, safe to show (it never holds request headers).
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connect timed out"
+            case .readTimeout: return "read timed out"
+            case .remoteConnectionClosed: return "connection closed by the API"
+            default: return "HTTP client error \(error.shortDescription)"
+            }
+        }
+        if let error = error as? IOError { return "I/O error: \(error.description)" }
+        return "transport error: \(type(of: error))"
+    }
+}

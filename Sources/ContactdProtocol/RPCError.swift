@@ -1,0 +1,96 @@
+import ContactdJSON
+
+/// A JSON-RPC error as contactd sends it: code, snake_case `data.reason`, a message for people.
+public struct RPCError: Error, Sendable, Hashable {
+    /// The JSON-RPC error code (SPEC §3).
+    public var code: Int
+    /// The machine-readable reason, `data.reason`.
+    public var reason: String
+    /// A sentence for people.
+    public var message: String
+    /// Seconds to wait before retrying, `data.retry_after`, when known.
+    public var retryAfter: Double?
+
+    public init(code: Int, reason: String, message: String, retryAfter: Double? = nil) {
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    /// The `error` member's value.
+    public var json: JSONValue {
+        var data: JSONObject = ["reason": .string(reason)]
+        if let retryAfter { data["retry_after"] = .double(retryAfter) }
+        return .object(["code": .int(code), "message": .string(message), "data": .object(data)])
+    }
+
+    public static func parseError(_ detail: String) -> RPCError {
+        RPCError(code: -32700, reason: "parse_error", message: "Parse error: \(detail)")
+    }
+    public static func invalidRequest(_ detail: String) -> RPCError {
+        RPCError(code: -32600, reason: "invalid_request", message: "Invalid request: \(detail)")
+    }
+    public static func requestTooLarge(limit: Int) -> RPCError {
+        RPCError(code: -32600, reason: "request_too_large", message: "Request line longer than \(limit) bytes")
+    }
+    public static func batchTooLarge(limit: Int) -> RPCError {
+        RPCError(code: -32600, reason: "batch_too_large", message: "Batch holds more than \(limit) requests")
+    }
+    public static func methodNotFound(_ method: String) -> RPCError {
+        RPCError(code: -32601, reason: "method_not_found", message: "Method not found: \(method)")
+    }
+    public static func invalidParams(_ detail: String) -> RPCError {
+        RPCError(code: -32602, reason: "invalid_params", message: "Invalid params: \(detail)")
+    }
+    public static let invalidPhoneNumber = RPCError(
+        code: -32602,
+        reason: "invalid_phone_number",
+        message: "Invalid phone number: expected E.164, '+' then 2 to 15 digits"
+    )
+    public static let invalidContactID = RPCError(
+        code: -32602,
+        reason: "invalid_contact_id",
+        message: "Invalid contact_id: expected 1 to 128 bytes without whitespace"
+    )
+    public static let rejectedByAPI = RPCError(
+        code: -32602,
+        reason: "rejected_by_api",
+        message: "The API rejected this key"
+    )
+    public static let internalError = RPCError(code: -32603, reason: "internal_error", message: "Internal error")
+    public static let notFound = RPCError(code: -32001, reason: "not_found", message: "Contact not found")
+    public static func upstreamUnavailable(_ detail: String, retryAfter: Double? = nil) -> RPCError {
+        RPCError(
+            code: -32002,
+            reason: "upstream_unavailable",
+            message: "The contacts API is unavailable: \(detail)",
+            retryAfter: retryAfter
+        )
+    }
+    public static let upstreamUnauthorized = RPCError(
+        code: -32003,
+        reason: "upstream_unauthorized",
+        message: "The contacts API rejected the daemon's token"
+    )
+    public static func rateLimited(retryAfter: Double?) -> RPCError {
+        RPCError(
+            code: -32004,
+            reason: "rate_limited",
+            message: "The contacts API is rate limiting requests",
+            retryAfter: retryAfter
+        )
+    }
+    public static func overloaded(_ detail: String) -> RPCError {
+        RPCError(code: -32005, reason: "overloaded", message: "Server overloaded: \(detail)")
+    }
+    public static let shuttingDown = RPCError(code: -32005, reason: "shutting_down", message: "The daemon is shutting down")
+    public static let forbidden = RPCError(code: -32005, reason: "forbidden", message: "This peer may not use contactd")
+    public static func upstreamBadResponse(_ detail: String) -> RPCError {
+        RPCError(
+            code: -32006,
+            reason: "upstream_bad_response",
+            message: "The contacts API answered with something that is not a contact: \(detail)"
+        )
+    }
+}

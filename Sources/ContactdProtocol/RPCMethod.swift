@@ -1,0 +1,9 @@
+/// The methods contactd serves (SPEC §3).
+public enum RPCMethod: String, Sendable, CaseIterable {
+    case contactGet = "contact.get"
+    case contactInvalidate = "contact.invalidate"
+    case cacheStats = "cache.stats"
+    case daemonStatus = "daemon.status"
+    case daemonPing = "daemon.ping"
+    case rpcDiscover = "rpc.discover"
+}

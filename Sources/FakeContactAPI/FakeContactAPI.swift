@@ -1,0 +1,218 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A loopback HTTP server that answers `POST /get-contact` like the real API, with switchable faults.
+///
+/// It serves `--demo` and stands in for the API in tests: it counts the calls it gets (in total,
+/// per key, and the most in flight at once) and can answer with any status, slowly, with garbage,
+/// or by dropping the connection.
+public final class FakeContactAPI: Sendable {
+    /// How the next requests are answered.
+    public enum Behavior: Sendable, Equatable {
+        /// Look the contact up: 200 with it, or 404.
+        case normal
+        /// Answer with this status, optional `Retry-After`, and body.
+        case status(Int, retryAfter: String? = nil, body: String = #"{"error":"fault"}"#)
+        /// 200 with a body that is not a contact.
+        case garbage(String)
+        /// Close the connection without answering.
+        case drop
+    }
+
+    /// The base URL to give the daemon as `--api-url`, e.g. `http://127.0.0.1:39123`.
+    public let baseURL: String
+    private let channel: any Channel
+    private let core: FakeAPICore
+
+    private init(channel: any Channel, core: FakeAPICore, port: Int) {
+        self.channel = channel
+        self.core = core
+        self.baseURL = "http://127.0.0.1:\(port)"
+    }
+
+    /// Starts a fake on 127.0.0.1 at a free port.
+    ///
+    /// - Parameters:
+    ///   - contacts: raw JSON objects it knows, each found by its `id` and `phone_number`.
+    ///   - expectedToken: when set, any other bearer token gets 401.
+    public static func start(
+        contacts: [String] = DemoContacts.all,
+        expectedToken: String? = nil
+    ) async throws -> FakeContactAPI {
+        var initial = FakeAPICore.State()
+        initial.expectedToken = expectedToken
+        for raw in contacts {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else {
+                continue
+            }
+            if let id = object["id"] as? String { initial.contacts["id:" + id] = raw }
+            if let phone = object["phone_number"] as? String { initial.contacts["phone:" + phone] = raw }
+        }
+        let core = FakeAPICore(initial)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FakeAPIHandler(core: core))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        return FakeContactAPI(channel: channel, core: core, port: channel.localAddress?.port ?? 0)
+    }
+
+    /// Stops listening; open connections end with the event loop group.
+    public func shutdown() async {
+        try? await channel.close()
+    }
+
+    /// Sets how the following requests are answered.
+    public func setBehavior(_ behavior: Behavior) {
+        core.state.withLock { $0.behavior = behavior }
+    }
+
+    /// Delays every answer by `delay`.
+    public func setDelay(_ delay: TimeAmount) {
+        core.state.withLock { $0.delay = delay }
+    }
+
+    /// Changes the token the fake accepts (`nil`: any).
+    public func setExpectedToken(_ token: String?) {
+        core.state.withLock { $0.expectedToken = token }
+    }
+
+    /// Adds or replaces a contact.
+    public func addContact(_ raw: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else { return }
+        core.state.withLock { state in
+            if let id = object["id"] as? String { state.contacts["id:" + id] = raw }
+            if let phone = object["phone_number"] as? String { state.contacts["phone:" + phone] = raw }
+        }
+    }
+
+    /// Parks every answer until `release()`; requests are still counted as they arrive.
+    public func hold() {
+        core.state.withLock { $0.held = true }
+    }
+
+    /// Sends every parked answer and stops parking.
+    public func release() {
+        let responders = core.state.withLock { state in
+            state.held = false
+            defer { state.heldResponders = [] }
+            return state.heldResponders
+        }
+        for responder in responders { responder() }
+    }
+
+    /// Requests received so far.
+    public var calls: Int { core.state.withLock { $0.calls } }
+
+    /// Requests received for a key: `"phone:+1…"` or `"id:…"`.
+    public func calls(for key: String) -> Int { core.state.withLock { $0.callsByKey[key] ?? 0 } }
+
+    /// The most requests that were being answered at one time.
+    public var maxInFlight: Int { core.state.withLock { $0.maxInFlight } }
+
+    /// Every `Authorization` header received, in order (tests check the token sent).
+    public var authorizationHeaders: [String] { core.state.withLock { $0.authorizationHeaders } }
+
+    /// Waits until at least `count` requests have arrived (polling the counter every 5 ms).
+    public func waitForCalls(_ count: Int) async throws {
+        while calls < count {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+}
+
+/// The fake's state, shared by the public object and the connection handlers.
+final class FakeAPICore: Sendable {
+    struct State {
+            var contacts: [String: String] = [:]  // phone or id → raw JSON
+            var behavior: FakeContactAPI.Behavior = .normal
+            var delay: TimeAmount = .zero
+            var expectedToken: String?
+            var calls = 0
+            var callsByKey: [String: Int] = [:]
+            var inFlight = 0
+            var maxInFlight = 0
+            var held = false
+            var heldResponders: [@Sendable () -> Void] = []
+            var authorizationHeaders: [String] = []
+    }
+
+    let state: Mutex<State>
+
+    init(_ initial: State) {
+        state = Mutex(initial)
+    }
+
+    enum Answer {
+        case respond(HTTPResponseStatus, [(String, String)], String)
+        case drop
+    }
+
+    /// Decides the answer for one request, counting it; called on the connection's event loop.
+    func answer(
+        head: HTTPRequestHead,
+        body: ByteBuffer
+    ) -> (answer: Answer, delay: TimeAmount, held: Bool) {
+        state.withLock { state in
+            state.calls += 1
+            state.inFlight += 1
+            state.maxInFlight = max(state.maxInFlight, state.inFlight)
+            let auth = head.headers.first(name: "authorization") ?? ""
+            state.authorizationHeaders.append(auth)
+            var key = "?"
+            if let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
+                if let phone = object["phone_number"] as? String { key = "phone:" + phone }
+                if let id = object["contact_id"] as? String { key = "id:" + id }
+            }
+            state.callsByKey[key, default: 0] += 1
+            let answer: Answer
+            if head.method != .POST || head.uri != "/get-contact" {
+                answer = .respond(.notFound, [], #"{"error":"no such route"}"#)
+            } else if let token = state.expectedToken, auth != "Bearer \(token)" {
+                answer = .respond(.unauthorized, [], #"{"error":"invalid token"}"#)
+            } else {
+                switch state.behavior {
+                case .normal:
+                    if let contact = state.contacts[key] {
+                        answer = .respond(.ok, [("content-type", "application/json")], contact)
+                    } else {
+                        answer = .respond(.notFound, [], #"{"error":"contact not found"}"#)
+                    }
+                case .status(let code, let retryAfter, let body):
+                    answer = .respond(
+                        HTTPResponseStatus(statusCode: code),
+                        retryAfter.map { [("retry-after", $0)] } ?? [],
+                        body
+                    )
+                case .garbage(let body):
+                    answer = .respond(.ok, [("content-type", "application/json")], body)
+                case .drop:
+                    answer = .drop
+                }
+            }
+            return (answer, state.delay, state.held)
+        }
+    }
+
+    func finished() {
+        state.withLock { $0.inFlight -= 1 }
+    }
+
+    func park(_ responder: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.held else { return false }
+            state.heldResponders.append(responder)
+            return true
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Glibc
+import CSystemd
+
+/// Sends service state to systemd (`sd_notify(3)`); does nothing when `NOTIFY_SOCKET` is unset.
+///
+/// Each call sends one datagram; libsystemd reads `NOTIFY_SOCKET` on every call, so the
+/// environment of the process decides where messages go.
+public struct SystemdNotifier: Sendable {
+    public init() {}
+
+    /// Sends raw `KEY=VALUE` lines. Returns false if systemd could not be told (not an error for
+    /// a daemon started by hand, where no one listens).
+    @discardableResult
+    public func send(_ state: String) -> Bool {
+        contactd_sd_notify(state) > 0
+    }
+
+    /// `READY=1` with an optional status line.
+    @discardableResult
+    public func ready(status: String? = nil) -> Bool {
+        send(["READY=1", status.map { "STATUS=\($0)" }].compactMap { $0 }.joined(separator: "\n"))
+    }
+
+    /// `STATUS=…`, the line `systemctl status` shows.
+    @discardableResult
+    public func status(_ text: String) -> Bool {
+        send("STATUS=\(Self.singleLine(text))")
+    }
+
+    /// `STOPPING=1` with an optional status line.
+    @discardableResult
+    public func stopping(status: String? = nil) -> Bool {
+        send(["STOPPING=1", status.map { "STATUS=\(Self.singleLine($0))" }].compactMap { $0 }.joined(separator: "\n"))
+    }
+
+    /// `RELOADING=1` and `MONOTONIC_USEC=` (required by `Type=notify-reload`, harmless otherwise).
+    @discardableResult
+    public func reloading() -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        return send("RELOADING=1\nMONOTONIC_USEC=\(usec)")
+    }
+
+    /// `WATCHDOG=1`: the service is alive.
+    @discardableResult
+    public func watchdog() -> Bool {
+        send("WATCHDOG=1")
+    }
+
+    /// `ERRNO=` and `STATUS=` before a failing exit.
+    @discardableResult
+    public func failure(errno code: Int32, status: String) -> Bool {
+        send("ERRNO=\(code)\nSTATUS=\(Self.singleLine(status))")
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=` while a drain takes longer than the stop timeout expects.
+    @discardableResult
+    public func extendTimeout(microseconds: UInt64) -> Bool {
+        send("EXTEND_TIMEOUT_USEC=\(microseconds)")
+    }
+
+    private static func singleLine(_ text: String) -> String {
+        String(text.map { $0.isNewline ? " " : $0 })
+    }
+}
+
+/// What systemd passed to this process: watchdog interval and inherited sockets.
+public enum SystemdEnvironment {
+    /// The watchdog interval in microseconds if systemd expects `WATCHDOG=1` from this process.
+    public static func watchdogInterval() -> UInt64? {
+        var usec: UInt64 = 0
+        let enabled = sd_watchdog_enabled(0, &usec)
+        return enabled > 0 && usec > 0 ? usec : nil
+    }
+
+    /// File descriptors passed by socket activation (`LISTEN_FDS`), starting at 3.
+    ///
+    /// Unsets the `LISTEN_*` variables so children do not inherit them.
+    public static func listenFileDescriptors() -> [Int32] {
+        let count = sd_listen_fds(1)
+        guard count > 0 else { return [] }
+        return (0..<count).map { SD_LISTEN_FDS_START + $0 }
+    }
+
+    /// Whether `fd` is a listening Unix stream socket.
+    public static func isListeningUnixSocket(_ fd: Int32) -> Bool {
+        sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0
+    }
+}

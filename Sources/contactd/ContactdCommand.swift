@@ -1,0 +1,98 @@
+import ArgumentParser
+import ContactdDaemon
+import Foundation
+import Logging
+import Systemd
+
+/// `contactd`: flags → `DaemonConfiguration` → `Daemon.run`.
+@main
+struct ContactdCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contactd",
+        abstract: "Caches the get-contact API for local services on a Unix socket (JSON-RPC 2.0, one message per line).",
+        discussion: """
+            Every option can also be set through the environment: --cache-max-entries is \
+            CONTACTD_CACHE_MAX_ENTRIES, and so on; a flag wins over the environment. Durations are \
+            seconds or a number with ms, s, m or h; sizes are bytes or a number with K, M or G.
+
+            The API token is never a flag. It comes from --token-file, from \
+            $CREDENTIALS_DIRECTORY/api-token (systemd LoadCredential=api-token:…), or from \
+            CONTACTD_API_TOKEN, first found wins. Without one (and without --demo) contactd exits 78.
+
+            Try it: contactd --demo --socket /tmp/contactd.sock, then \
+            contactctl --socket /tmp/contactd.sock get +14155551234
+            """
+    )
+
+    @Option(help: "Unix socket path. Default /run/contactd/contactd.sock.")
+    var socket: String?
+    @Option(help: "Permission bits of the socket file, octal. Default 0660.")
+    var socketMode: String?
+    @Option(help: "Group of the socket file. Default: the daemon's group.")
+    var socketGroup: String?
+    @Option(help: "Base URL of the get-contact API. Default https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1.")
+    var apiUrl: String?
+    @Option(help: "File holding the API token. Default: none (see below).")
+    var tokenFile: String?
+    @Option(help: "Most cached contacts. Default 100000.")
+    var cacheMaxEntries: String?
+    @Option(help: "Most cached bytes. Default 256M.")
+    var cacheMaxBytes: String?
+    @Option(help: "How long a contact is fresh. Default 5m.")
+    var ttl: String?
+    @Option(help: "How long an expired contact may be served while refreshed. Default 1h. (Not used yet.)")
+    var staleTtl: String?
+    @Option(help: "How long a not-found answer is cached. Default 1m.")
+    var negativeTtl: String?
+    @Option(help: "Deadline for one API call. Default 5s.")
+    var upstreamTimeout: String?
+    @Option(help: "Most open client connections. Default 1024.")
+    var maxConnections: String?
+    @Option(help: "Longest request line. Default 64K.")
+    var maxLineBytes: String?
+    @Option(help: "Most requests in one batch. Default 1000.")
+    var maxBatch: String?
+    @Option(help: "Longest drain on SIGTERM. Default 10s.")
+    var shutdownTimeout: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.")
+    var logLevel: String?
+    @Flag(help: "Serve bundled sample contacts through an in-process fake API; needs no token or network.")
+    var demo = false
+
+    func run() async throws {
+        var arguments: [String: String] = [:]
+        let given: [(String, String?)] = [
+            ("socket", socket), ("socket-mode", socketMode), ("socket-group", socketGroup),
+            ("api-url", apiUrl), ("token-file", tokenFile), ("cache-max-entries", cacheMaxEntries),
+            ("cache-max-bytes", cacheMaxBytes), ("ttl", ttl), ("stale-ttl", staleTtl),
+            ("negative-ttl", negativeTtl), ("upstream-timeout", upstreamTimeout),
+            ("max-connections", maxConnections), ("max-line-bytes", maxLineBytes), ("max-batch", maxBatch),
+            ("shutdown-timeout", shutdownTimeout), ("log-level", logLevel),
+        ]
+        for case (let flag, let value?) in given { arguments[flag] = value }
+        if demo { arguments["demo"] = "true" }
+
+        let environment = ProcessInfo.processInfo.environment
+        let notifier = SystemdNotifier()
+        do {
+            let configuration = try DaemonConfiguration.load(arguments: arguments, environment: environment)
+            let level = configuration.logLevel
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "contactd")
+            try await Daemon.run(
+                configuration: configuration,
+                environment: environment,
+                inheritedSockets: SystemdEnvironment.listenFileDescriptors(),
+                logger: logger
+            )
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("contactd: \(error.description)\n".utf8))
+            notifier.failure(errno: EINVAL, status: "Failed: \(error.description)")
+            throw ExitCode(78)
+        }
+    }
+}
