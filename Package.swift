@@ -82,6 +82,7 @@ let package = Package(
             name: "ContactdClient",
             dependencies: [
                 "ContactdProtocol",
+                "ContactdJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,6 +99,7 @@ let package = Package(
             name: "contactctl",
             dependencies: [
                 "ContactdClient",
+                "ContactdJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

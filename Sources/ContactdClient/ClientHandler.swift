@@ -1,0 +1,85 @@
+import ContactdJSON
+import ContactdProtocol
+import NIOCore
+
+/// Numbers outgoing calls and completes each one when the reply with its id arrives.
+final class ClientHandler: ChannelDuplexHandler {
+    typealias InboundIn = LineFrame
+    typealias OutboundIn = Call
+    typealias OutboundOut = ByteBuffer
+
+    /// One call to send.
+    struct Call {
+        let method: String
+        let params: JSONValue?
+        let promise: EventLoopPromise<JSONValue>
+    }
+
+    private var nextID = 1
+    private var pending: [Int: EventLoopPromise<JSONValue>] = [:]
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let call = unwrapOutboundIn(data)
+        let id = nextID
+        nextID += 1
+        var request: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(call.method)]
+        if let params = call.params { request["params"] = params }
+        var bytes = JSONValue.object(request).jsonBytes
+        bytes.append(UInt8(ascii: "\n"))
+        pending[id] = call.promise
+        context.write(wrapOutboundOut(ByteBuffer(bytes: bytes)), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .line(let line) = unwrapInboundIn(data) else {
+            failAll(.badResponse("reply line too long"))
+            context.close(promise: nil)
+            return
+        }
+        guard let reply = try? JSONParser.parse(line.readableBytesView), case .object(let object) = reply else {
+            failAll(.badResponse("reply is not a JSON object"))
+            context.close(promise: nil)
+            return
+        }
+        guard let id = object["id"]?.intValue, let promise = pending.removeValue(forKey: id) else {
+            // An error with id null (overloaded, request too large, …) concerns the connection as
+            // a whole: fail every waiting call with it.
+            if let error = object["error"] {
+                failAll(Self.clientError(error))
+            }
+            return
+        }
+        if let error = object["error"] {
+            promise.fail(Self.clientError(error))
+        } else if let result = object["result"] {
+            promise.succeed(result)
+        } else {
+            promise.fail(ContactdClientError.badResponse("reply has neither result nor error"))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(.connectionClosed)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: ContactdClientError) {
+        let waiting = pending
+        pending = [:]
+        for promise in waiting.values { promise.fail(error) }
+    }
+
+    private static func clientError(_ error: JSONValue) -> ContactdClientError {
+        ContactdClientError(
+            code: error["code"]?.intValue,
+            reason: error["data"]?["reason"]?.stringValue ?? "unknown",
+            message: error["message"]?.stringValue ?? "unknown error",
+            retryAfter: error["data"]?["retry_after"]?.doubleValue
+        )
+    }
+}

@@ -1,0 +1,191 @@
+import ContactdJSON
+import ContactdProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One connection to contactd; calls on it may overlap (they are pipelined and matched by id).
+///
+/// ```swift
+/// let found = try await ContactdConnection.withConnection { connection in
+///     try await connection.contact(phoneNumber: "+14155551234")
+/// }
+/// print(found.contact["name"]?.stringValue ?? "?", found.cacheStatus)
+/// ```
+public final class ContactdConnection: Sendable {
+    /// The daemon's default socket, `/run/contactd/contactd.sock`.
+    public static let defaultSocketPath = "/run/contactd/contactd.sock"
+
+    private let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Connects to the daemon.
+    ///
+    /// - Parameters:
+    ///   - socketPath: the daemon's Unix socket.
+    ///   - maxLineBytes: the longest reply accepted (a contact is a few KiB; the default is 16 MiB).
+    /// - Throws: `ContactdClientError` with reason `connection_failed`.
+    public static func connect(
+        socketPath: String = defaultSocketPath,
+        maxLineBytes: Int = 16 << 20
+    ) async throws -> ContactdConnection {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(LineFramer(maxLineBytes: maxLineBytes))
+                        )
+                        try channel.pipeline.syncOperations.addHandler(ClientHandler())
+                    }
+                }
+                .connect(unixDomainSocketPath: socketPath)
+                .get()
+            return ContactdConnection(channel: channel)
+        } catch {
+            throw ContactdClientError.connectionFailed(socketPath, Self.describe(error))
+        }
+    }
+
+    /// Connects, runs `body`, and closes the connection however `body` ends.
+    public static func withConnection<T: Sendable>(
+        socketPath: String = defaultSocketPath,
+        _ body: (ContactdConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(socketPath: socketPath)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// Closes the connection; calls still waiting fail with `connection_closed`.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    /// Calls `method` with `params` and returns its `result`.
+    ///
+    /// - Throws: `ContactdClientError`: the server's error, or a connection problem.
+    public func call(_ method: String, params: JSONValue? = nil) async throws -> JSONValue {
+        let promise = channel.eventLoop.makePromise(of: JSONValue.self)
+        channel.writeAndFlush(ClientHandler.Call(method: method, params: params, promise: promise)).whenFailure {
+            promise.fail($0)
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as ContactdClientError {
+            throw error
+        } catch {
+            throw ContactdClientError.connectionClosed
+        }
+    }
+
+    /// Sends a notification: no reply, no error (a `contact.get` notification warms the cache).
+    public func notify(_ method: String, params: JSONValue? = nil) async throws {
+        var line = JSONValue.object(["jsonrpc": "2.0", "method": .string(method)])
+        if let params { line = .object(["jsonrpc": "2.0", "method": .string(method), "params": params]) }
+        var bytes = line.jsonBytes
+        bytes.append(UInt8(ascii: "\n"))
+        do {
+            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        } catch {
+            throw ContactdClientError.connectionClosed
+        }
+    }
+
+    /// A contact by phone number (any common spelling; the daemon normalises it to E.164).
+    ///
+    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    public func contact(phoneNumber: String, maxAge: Double? = nil) async throws -> ContactLookup {
+        try await contact(params: ["phone_number": .string(phoneNumber)], maxAge: maxAge)
+    }
+
+    /// A contact by its API id.
+    ///
+    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    public func contact(id: String, maxAge: Double? = nil) async throws -> ContactLookup {
+        try await contact(params: ["contact_id": .string(id)], maxAge: maxAge)
+    }
+
+    private func contact(params: JSONObject, maxAge: Double?) async throws -> ContactLookup {
+        var params = params
+        if let maxAge { params["max_age"] = .double(maxAge) }
+        let result = try await call("contact.get", params: .object(params))
+        guard let contact = result["contact"]?.objectValue, let cache = result["cache"]?.objectValue,
+            let status = cache["status"]?.stringValue
+        else {
+            throw ContactdClientError.badResponse("contact.get result without contact and cache")
+        }
+        return ContactLookup(contact: contact, cacheStatus: status, age: cache["age"]?.doubleValue ?? 0, result: result)
+    }
+
+    /// Drops the cached entry for a phone number; returns how many entries were removed.
+    public func invalidate(phoneNumber: String) async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["phone_number": .string(phoneNumber)])))
+    }
+
+    /// Drops the cached entry for a contact id; returns how many entries were removed.
+    public func invalidate(id: String) async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["contact_id": .string(id)])))
+    }
+
+    /// Empties the cache; returns how many entries were removed.
+    public func invalidateAll() async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["all": .bool(true)])))
+    }
+
+    /// The `cache.stats` result.
+    public func stats() async throws -> JSONObject {
+        guard let object = try await call("cache.stats").objectValue else {
+            throw ContactdClientError.badResponse("cache.stats result is not an object")
+        }
+        return object
+    }
+
+    /// The `daemon.status` result.
+    public func status() async throws -> JSONObject {
+        guard let object = try await call("daemon.status").objectValue else {
+            throw ContactdClientError.badResponse("daemon.status result is not an object")
+        }
+        return object
+    }
+
+    /// Checks the daemon answers; throws if it does not say "pong".
+    public func ping() async throws {
+        guard try await call("daemon.ping") == .string("pong") else {
+            throw ContactdClientError.badResponse("daemon.ping did not answer pong")
+        }
+    }
+
+    private func removedCount(_ result: JSONValue) throws -> Int {
+        guard let removed = result["removed"]?.intValue else {
+            throw ContactdClientError.badResponse("contact.invalidate result without removed")
+        }
+        return removed
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return error.description }
+        return "\(error)"
+    }
+}
+
+/// A contact and how the daemon served it.
+public struct ContactLookup: Sendable, Hashable {
+    /// The contact as the API sent it, members in the API's order.
+    public let contact: JSONObject
+    /// `hit`, `miss` or `stale`.
+    public let cacheStatus: String
+    /// Seconds since the API sent it.
+    public let age: Double
+    /// The whole `contact.get` result as received.
+    public let result: JSONValue
+}

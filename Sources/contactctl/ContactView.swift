@@ -1,0 +1,51 @@
+import ContactdClient
+import ContactdJSON
+
+/// Human-readable views: a contact as aligned key/value lines, stats as a two-column table.
+enum ContactView {
+    static func render(_ found: ContactLookup) -> String {
+        var lines: [String] = []
+        if let name = found.contact["name"]?.stringValue { lines.append(name) }
+        lines.append(table(found.contact, indent: "  "))
+        lines.append("  (cache: \(found.cacheStatus), age \(Int(found.age))s)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// Nested objects flatten to dotted keys; arrays join with commas; null shows as "-".
+    static func table(_ object: JSONObject, indent: String = "") -> String {
+        var rows: [(String, String)] = []
+        flatten(object, prefix: "", into: &rows)
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { key, value in
+            indent + key + String(repeating: " ", count: width - key.count + 2) + value
+        }.joined(separator: "\n")
+    }
+
+    private static func flatten(_ object: JSONObject, prefix: String, into rows: inout [(String, String)]) {
+        for (key, value) in object.members {
+            let name = prefix.isEmpty ? key : prefix + "." + key
+            if case .object(let nested) = value, !nested.members.isEmpty {
+                flatten(nested, prefix: name, into: &rows)
+            } else {
+                rows.append((name, text(value)))
+            }
+        }
+    }
+
+    private static func text(_ value: JSONValue) -> String {
+        switch value {
+        case .null: "-"
+        case .bool(let b): b ? "yes" : "no"
+        case .number(let n): n
+        case .string(let s): s.replacingNewlines()
+        case .array(let elements): elements.isEmpty ? "-" : elements.map(text).joined(separator: ", ")
+        case .object(let o): o.members.isEmpty ? "-" : value.jsonString
+        }
+    }
+}
+
+extension String {
+    fileprivate func replacingNewlines() -> String {
+        String(map { $0.isNewline ? " " : $0 })
+    }
+}

@@ -1,0 +1,221 @@
+import ArgumentParser
+import ContactdClient
+import ContactdJSON
+import Foundation
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "The daemon's socket. Default: $CONTACTD_SOCKET, else /run/contactd/contactd.sock.")
+    var socket: String?
+
+    @Flag(help: "Print the raw JSON result instead of the human-readable view.")
+    var json = false
+
+    var socketPath: String {
+        socket ?? ProcessInfo.processInfo.environment["CONTACTD_SOCKET"] ?? ContactdConnection.defaultSocketPath
+    }
+
+    /// Connects, runs `body`, and turns every client error into a message and an exit code.
+    func withConnection(_ body: (ContactdConnection) async throws -> Void) async throws {
+        do {
+            try await ContactdConnection.withConnection(socketPath: socketPath) { try await body($0) }
+        } catch let error as ContactdClientError {
+            FileHandle.standardError.write(Data("contactctl: \(error.description) [\(error.reason)]\n".utf8))
+            throw ExitCode(Contactctl.exitStatus(for: error))
+        }
+    }
+
+    func printJSON(_ value: JSONValue) {
+        print(value.jsonString)
+    }
+}
+
+struct Contactctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contactctl",
+        abstract: "Ask the local contactd for contacts, and inspect or control its cache.",
+        discussion: """
+            contactd caches the get-contact API for the services on this host. contactctl talks to it \
+            over its Unix socket, like resolvectl talks to systemd-resolved.
+
+            Examples:
+              contactctl get +14155551234          look up by phone number (a leading + means phone)
+              contactctl get c1d2e3f4-…            look up by contact id
+              contactctl get --max-age 0 +1415…    force a fresh fetch from the API
+              contactctl invalidate --all          empty the cache
+              contactctl stats                     cache hits, misses and API calls
+              contactctl call daemon.ping          any JSON-RPC method, raw
+
+            Exit status: 0 ok, 1 not found, 2 usage or invalid input, 69 daemon or API unavailable \
+            or a bad API answer, 70 internal error, 75 rate limited or overloaded, 77 unauthorized \
+            or forbidden.
+            """,
+        subcommands: [Get.self, Invalidate.self, Stats.self, Status.self, Ping.self, Call.self]
+    )
+
+    /// SPEC §5 exit statuses for a client error.
+    static func exitStatus(for error: ContactdClientError) -> Int32 {
+        switch error.reason {
+        case "not_found": 1
+        case "invalid_params", "invalid_phone_number", "invalid_contact_id", "rejected_by_api", "invalid_request",
+            "parse_error", "method_not_found", "request_too_large", "batch_too_large":
+            2
+        case "upstream_unavailable", "upstream_bad_response", "connection_failed", "connection_closed",
+            "shutting_down":
+            69
+        case "rate_limited", "overloaded": 75
+        case "upstream_unauthorized", "forbidden": 77
+        default: 70
+        }
+    }
+}
+
+extension Contactctl {
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Look a contact up by phone number or id.",
+            discussion: "A key starting with + is a phone number; anything else is a contact id."
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Treat the key as a phone number.") var phone = false
+        @Flag(help: "Treat the key as a contact id.") var id = false
+        @Option(help: "Seconds; refetch if the cached entry is older (0 forces a fetch).") var maxAge: Double?
+        @Argument(help: "A phone number such as +14155551234, or a contact id.") var key: String
+
+        func validate() throws {
+            if phone && id { throw ValidationError("--phone and --id exclude each other") }
+            if let maxAge, maxAge < 0 || !maxAge.isFinite { throw ValidationError("--max-age must be >= 0") }
+        }
+
+        func run() async throws {
+            let byPhone = phone || (!id && key.hasPrefix("+"))
+            try await global.withConnection { connection in
+                let found =
+                    byPhone
+                    ? try await connection.contact(phoneNumber: key, maxAge: maxAge)
+                    : try await connection.contact(id: key, maxAge: maxAge)
+                if global.json {
+                    global.printJSON(found.result)
+                } else {
+                    print(ContactView.render(found))
+                }
+            }
+        }
+    }
+
+    struct Invalidate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop a contact from the cache, or everything.")
+
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Drop every entry.") var all = false
+        @Flag(help: "Treat the key as a phone number.") var phone = false
+        @Flag(help: "Treat the key as a contact id.") var id = false
+        @Argument(help: "A phone number or contact id.") var key: String?
+
+        func validate() throws {
+            if all == (key != nil) { throw ValidationError("give a key or --all") }
+            if phone && id { throw ValidationError("--phone and --id exclude each other") }
+        }
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                let removed: Int
+                if all {
+                    removed = try await connection.invalidateAll()
+                } else if let key, phone || (!id && key.hasPrefix("+")) {
+                    removed = try await connection.invalidate(phoneNumber: key)
+                } else {
+                    removed = try await connection.invalidate(id: key ?? "")
+                }
+                if global.json {
+                    global.printJSON(.object(["removed": .int(removed)]))
+                } else {
+                    print("removed \(removed) \(removed == 1 ? "entry" : "entries")")
+                }
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show cache and API counters.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                let stats = try await connection.stats()
+                global.json ? global.printJSON(.object(stats)) : print(ContactView.table(stats))
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the daemon's version, uptime and state.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                let status = try await connection.status()
+                global.json ? global.printJSON(.object(status)) : print(ContactView.table(status))
+            }
+        }
+    }
+
+    struct Ping: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check that the daemon answers.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                try await connection.ping()
+                global.json ? global.printJSON("pong") : print("pong")
+            }
+        }
+    }
+
+    struct Call: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Call any JSON-RPC method and print its result as JSON.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The method, e.g. cache.stats.") var method: String
+        @Argument(help: #"Params as JSON, e.g. '{"phone_number":"+14155551234"}'."#) var params: String?
+
+        func validate() throws {
+            if let params, (try? JSONParser.parse(Array(params.utf8))) == nil {
+                throw ValidationError("params are not valid JSON")
+            }
+        }
+
+        func run() async throws {
+            let parsed = try params.map { try JSONParser.parse(Array($0.utf8)) }
+            try await global.withConnection { connection in
+                global.printJSON(try await connection.call(method, params: parsed))
+            }
+        }
+    }
+}
+
+/// Runs contactctl with SPEC §5 exit statuses: ArgumentParser exits 64 on usage errors, we exit 2.
+@main
+enum ContactctlMain {
+    static func main() async {
+        do {
+            var command = try Contactctl.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = Contactctl.exitCode(for: error)
+            let message = Contactctl.fullMessage(for: error)
+            if code == .success {
+                print(message)
+                exit(0)
+            }
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data((message + "\n").utf8))
+            }
+            exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
+}
