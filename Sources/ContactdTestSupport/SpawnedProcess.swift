@@ -1,0 +1,116 @@
+import Foundation
+
+/// Where `swift build` put the executables: beside the test bundle.
+package func builtProductURL(_ name: String) throws -> URL {
+    let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    let url = directory.appendingPathComponent(name)
+    guard FileManager.default.isExecutableFile(atPath: url.path) else {
+        throw TestSupportError("\(url.path) is missing: run `swift build` before `swift test`")
+    }
+    return url
+}
+
+/// The outcome of running a command to its end.
+package struct CommandResult: Sendable {
+    package let status: Int32
+    package let stdout: String
+    package let stderr: String
+}
+
+/// Runs a built product to completion with `arguments` and `environment` (added to a minimal one).
+package func runProduct(
+    _ name: String,
+    _ arguments: [String],
+    environment: [String: String] = [:]
+) async throws -> CommandResult {
+    let process = Process()
+    process.executableURL = try builtProductURL(name)
+    process.arguments = arguments
+    process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    return try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { process in
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            continuation.resume(returning: CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr))
+        }
+        do {
+            try process.run()
+        } catch {
+            continuation.resume(throwing: error)
+        }
+    }
+}
+
+/// A built `contactd` running as a child process, reporting to a test-owned notify socket.
+package final class SpawnedDaemon: @unchecked Sendable {
+    // @unchecked: `process` is only used through its thread-safe members (pid, isRunning).
+    package let process: Process
+    package let notify: NotifySocket
+    package let socketPath: String
+    /// stderr of the daemon, collected to a file for assertions after exit.
+    package let logPath: String
+    private let exit = AsyncStream<Int32>.makeStream()
+
+    /// Starts `contactd` with `arguments` in `directory`; its socket is `directory/contactd.sock`
+    /// unless `arguments` name one.
+    package init(directory: String, arguments: [String], environment: [String: String] = [:]) throws {
+        socketPath = directory + "/contactd.sock"
+        logPath = directory + "/contactd.log"
+        notify = try NotifySocket(path: directory + "/notify.sock")
+        process = Process()
+        process.executableURL = try builtProductURL("contactd")
+        process.arguments = arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments
+        process.environment = ["PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notify.path].merging(environment) { $1 }
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardError = log
+        process.standardOutput = log
+        let continuation = exit.continuation
+        process.terminationHandler = { process in
+            continuation.yield(process.terminationStatus)
+            continuation.finish()
+        }
+        try process.run()
+    }
+
+    /// Sends `signal` to the daemon.
+    package func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the daemon to exit; returns its status, or throws after `timeout` seconds.
+    package func waitForExit(timeout: Double = 30) async throws -> Int32 {
+        let stream = exit.stream
+        return try await withThrowingTaskGroup(of: Int32.self) { group in
+            group.addTask {
+                for await status in stream { return status }
+                throw TestSupportError("exit stream ended without a status")
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                throw TestSupportError("contactd did not exit within \(timeout)s")
+            }
+            let status = try await group.next()!
+            group.cancelAll()
+            return status
+        }
+    }
+
+    /// The daemon's log so far.
+    package var log: String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    /// Kills the daemon if it still runs and closes the notify socket.
+    package func stop() async {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            _ = try? await waitForExit(timeout: 10)
+        }
+        notify.close()
+    }
+}

@@ -1,0 +1,130 @@
+import ContactdCore
+import Testing
+
+func makeContact(_ id: String, phone: String? = nil, padding: Int = 0) -> Contact {
+    var body = #"{"id":"\#(id)""#
+    if let phone { body += #","phone_number":"\#(phone)""# }
+    if padding > 0 { body += #","notes":"\#(String(repeating: "x", count: padding))""# }
+    body += "}"
+    return try! Contact(apiBody: Array(body.utf8))
+}
+
+func phone(_ text: String) -> ContactKey { .phone(PhoneNumber(text)!) }
+func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
+
+@Suite struct ContactCacheTests {
+    func makeCache(
+        maxEntries: Int = 100,
+        maxBytes: Int = 1 << 20,
+        ttl: Double = 300,
+        negativeTTL: Double = 60
+    ) -> (ContactCache, ManualClock) {
+        var configuration = CacheConfiguration()
+        configuration.maxEntries = maxEntries
+        configuration.maxBytes = maxBytes
+        configuration.ttl = ttl
+        configuration.negativeTTL = negativeTTL
+        let clock = ManualClock()
+        return (ContactCache(configuration: configuration, clock: clock.clock), clock)
+    }
+
+    @Test func evictsTheLeastRecentlyUsedEntryWhenFull() {
+        let (cache, _) = makeCache(maxEntries: 3)
+        for name in ["a", "b", "c"] { cache.insert(.contact(makeContact(name)), for: cid(name)) }
+        _ = cache.probe(cid("a"))  // a is now the most recent; b is the oldest
+        cache.insert(.contact(makeContact("d")), for: cid("d"))
+        #expect(cache.probe(cid("b")) == .absent)
+        #expect(cache.recencyOrder == [cid("d"), cid("a"), cid("c")])
+        #expect(cache.counts.entries == 3)
+        #expect(cache.counts.evictions == 1)
+    }
+
+    @Test func staysWithinItsByteBound() {
+        let contact = makeContact("x0", padding: 1000)
+        let cost = ContactCache.cost(of: .contact(contact), keys: [cid("x0")])
+        let (cache, _) = makeCache(maxBytes: cost * 3 + cost / 2)
+        for i in 0..<10 {
+            cache.insert(.contact(makeContact("x\(i)", padding: 1000)), for: cid("x\(i)"))
+            #expect(cache.counts.bytes <= cost * 3 + cost / 2)
+        }
+        #expect(cache.counts.entries == 3)
+        #expect(cache.counts.evictions == 7)
+        #expect(cache.probe(cid("x9")) != .absent)
+        #expect(cache.probe(cid("x0")) == .absent)
+    }
+
+    @Test func doesNotStoreAnEntryLargerThanTheWholeBound() {
+        let (cache, _) = makeCache(maxBytes: 500)
+        cache.insert(.contact(makeContact("big", padding: 1000)), for: cid("big"))
+        #expect(cache.probe(cid("big")) == .absent)
+        #expect(cache.counts.bytes == 0)
+    }
+
+    @Test func contactIsFreshUntilTTLThenExpired() {
+        let (cache, clock) = makeCache(ttl: 300)
+        let contact = makeContact("a")
+        cache.insert(.contact(contact), for: cid("a"))
+        clock.advance(by: 299)
+        #expect(cache.probe(cid("a")) == .fresh(.contact(contact), age: 299))
+        clock.advance(by: 1)
+        #expect(cache.probe(cid("a")) == .expired(.contact(contact), age: 300))
+    }
+
+    @Test func notFoundEntriesUseTheNegativeTTL() {
+        let (cache, clock) = makeCache(ttl: 300, negativeTTL: 60)
+        cache.insert(.notFound, for: phone("+15550000000"))
+        clock.advance(by: 59)
+        #expect(cache.probe(phone("+15550000000")) == .fresh(.notFound, age: 59))
+        clock.advance(by: 1)
+        #expect(cache.probe(phone("+15550000000")) == .expired(.notFound, age: 60))
+    }
+
+    @Test func oneEntryIsReachableByRequestedNumberOwnNumberAndID() {
+        let (cache, _) = makeCache()
+        let contact = makeContact("id-1", phone: "+1 415 555 1234")
+        cache.insert(.contact(contact), for: phone("+14155550000"))
+        #expect(cache.counts.entries == 1)
+        for key in [phone("+14155550000"), phone("+14155551234"), cid("id-1")] {
+            #expect(cache.probe(key) == .fresh(.contact(contact), age: 0))
+        }
+    }
+
+    @Test func removingByAnyKeyRemovesTheWholeEntry() {
+        let (cache, _) = makeCache()
+        cache.insert(.contact(makeContact("id-1", phone: "+14155551234")), for: cid("id-1"))
+        #expect(cache.remove(phone("+14155551234")) == 1)
+        #expect(cache.probe(cid("id-1")) == .absent)
+        #expect(cache.remove(cid("id-1")) == 0)
+        #expect(cache.counts == (0, 0, 0))
+    }
+
+    @Test func aNewerEntryReplacesOlderOnesSharingAKey() {
+        let (cache, _) = makeCache()
+        cache.insert(.notFound, for: phone("+14155551234"))
+        let contact = makeContact("id-1", phone: "+14155551234")
+        cache.insert(.contact(contact), for: cid("id-1"))
+        #expect(cache.counts.entries == 1)
+        #expect(cache.probe(phone("+14155551234")) == .fresh(.contact(contact), age: 0))
+        #expect(cache.counts.evictions == 0)
+    }
+
+    @Test func removeAllEmptiesTheCacheAndCountsEntries() {
+        let (cache, _) = makeCache()
+        for name in ["a", "b"] { cache.insert(.contact(makeContact(name)), for: cid(name)) }
+        cache.insert(.notFound, for: cid("c"))
+        #expect(cache.removeAll() == 3)
+        #expect(cache.counts.entries == 0)
+        #expect(cache.counts.bytes == 0)
+        #expect(cache.probe(cid("a")) == .absent)
+    }
+
+    @Test func freedSlotsAreReusedAndOrderStaysConsistent() {
+        let (cache, _) = makeCache(maxEntries: 2)
+        for i in 0..<50 {
+            cache.insert(.contact(makeContact("k\(i)")), for: cid("k\(i)"))
+            if i % 3 == 0 { _ = cache.remove(cid("k\(i)")) }
+        }
+        #expect(cache.counts.entries == cache.recencyOrder.count)
+        #expect(cache.recencyOrder.count <= 2)
+    }
+}

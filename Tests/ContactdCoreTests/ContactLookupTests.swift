@@ -1,0 +1,127 @@
+import ContactdCore
+import Synchronization
+import Testing
+
+/// An in-memory `ContactSource` that counts calls and can hold answers until released.
+final class ScriptedSource: ContactSource {
+    private let state = Mutex<State>(State())
+    private struct State {
+        var calls = 0
+        var held = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var result: Result<Contact, LookupError> = .failure(.notFound)
+    }
+
+    init(_ result: Result<Contact, LookupError>) {
+        state.withLock { $0.result = result }
+    }
+
+    var calls: Int { state.withLock { $0.calls } }
+
+    func hold() { state.withLock { $0.held = true } }
+
+    func release() {
+        let waiting = state.withLock { state in
+            state.held = false
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func setResult(_ result: Result<Contact, LookupError>) { state.withLock { $0.result = result } }
+
+    func fetch(_ key: ContactKey) async throws(LookupError) -> Contact {
+        await withCheckedContinuation { continuation in
+            let park = state.withLock { state in
+                state.calls += 1
+                if state.held { state.waiting.append(continuation) }
+                return state.held
+            }
+            if !park { continuation.resume() }
+        }
+        return try state.withLock { $0.result }.get()
+    }
+}
+
+@Suite struct ContactLookupTests {
+    func makeLookup(_ source: ScriptedSource) -> (ContactLookup, ManualClock) {
+        let clock = ManualClock()
+        let cache = ContactCache(configuration: CacheConfiguration(), clock: clock.clock)
+        return (ContactLookup(cache: cache, source: source), clock)
+    }
+
+    @Test func missThenHitCallsTheSourceOnce() async throws {
+        let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234")))
+        let (lookup, clock) = makeLookup(source)
+        let first = try await lookup.get(phone("+14155551234"), maxAge: nil).get()
+        #expect(first.status == .miss)
+        clock.advance(by: 7)
+        let second = try await lookup.get(cid("a"), maxAge: nil).get()
+        #expect(second.status == .hit)
+        #expect(second.age == 7)
+        #expect(source.calls == 1)
+        #expect(lookup.stats.hits == 1)
+        #expect(lookup.stats.misses == 1)
+    }
+
+    @Test func concurrentMissesForOneKeyShareOneFetch() async throws {
+        let source = ScriptedSource(.success(makeContact("a")))
+        source.hold()
+        let (lookup, _) = makeLookup(source)
+        try await withThrowingTaskGroup(of: CacheStatus.self) { group in
+            for _ in 0..<100 {
+                group.addTask { try await lookup.get(cid("a"), maxAge: nil).get().status }
+            }
+            // All 100 have registered their miss before the single fetch is let go.
+            while lookup.stats.misses < 100 || source.calls < 1 { await Task.yield() }
+            #expect(source.calls == 1)
+            source.release()
+            for try await status in group { #expect(status == .miss) }
+        }
+        #expect(source.calls == 1)
+        #expect(lookup.stats.upstreamRequests == 1)
+    }
+
+    @Test func notFoundIsCachedUntilTheNegativeTTL() async {
+        let source = ScriptedSource(.failure(.notFound))
+        let (lookup, clock) = makeLookup(source)
+        #expect(await lookup.get(cid("nope"), maxAge: nil) == .failure(.notFound))
+        #expect(await lookup.get(cid("nope"), maxAge: nil) == .failure(.notFound))
+        #expect(source.calls == 1)
+        clock.advance(by: 60)
+        #expect(await lookup.get(cid("nope"), maxAge: nil) == .failure(.notFound))
+        #expect(source.calls == 2)
+    }
+
+    @Test func otherErrorsAreNotCached() async {
+        let source = ScriptedSource(.failure(.unavailable(detail: "down", retryAfter: nil)))
+        let (lookup, _) = makeLookup(source)
+        _ = await lookup.get(cid("a"), maxAge: nil)
+        source.setResult(.success(makeContact("a")))
+        #expect((try? await lookup.get(cid("a"), maxAge: nil).get().status) == .miss)
+        #expect(source.calls == 2)
+        #expect(lookup.stats.upstreamErrors == 1)
+    }
+
+    @Test func maxAgeRefetchesOlderEntriesAndZeroAlwaysFetches() async throws {
+        let source = ScriptedSource(.success(makeContact("a")))
+        let (lookup, clock) = makeLookup(source)
+        _ = await lookup.get(cid("a"), maxAge: nil)
+        clock.advance(by: 10)
+        #expect(try await lookup.get(cid("a"), maxAge: 30).get().status == .hit)
+        #expect(try await lookup.get(cid("a"), maxAge: 5).get().status == .miss)
+        #expect(try await lookup.get(cid("a"), maxAge: 0).get().status == .miss)
+        #expect(source.calls == 3)
+    }
+
+    @Test func invalidateForcesTheNextLookupToFetch() async throws {
+        let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234")))
+        let (lookup, _) = makeLookup(source)
+        _ = await lookup.get(cid("a"), maxAge: nil)
+        #expect(lookup.invalidate(phone("+14155551234")) == 1)
+        #expect(try await lookup.get(cid("a"), maxAge: nil).get().status == .miss)
+        #expect(lookup.invalidateAll() == 1)
+        #expect(source.calls == 2)
+    }
+}
