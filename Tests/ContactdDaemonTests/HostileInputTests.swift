@@ -1,0 +1,194 @@
+import ContactdDaemon
+import ContactdJSON
+import ContactdTestSupport
+import FakeContactAPI
+import Testing
+
+/// Bad input on one connection must never crash the daemon, disturb other clients, or leak.
+@Suite(.timeLimit(.minutes(1))) struct HostileInputTests {
+    /// Runs `attack` on its own connection while a bystander with a request in flight waits for its answer.
+    func expectBystanderUnharmed(
+        configure: @escaping (inout DaemonConfiguration) -> Void = { _ in },
+        _ attack: @escaping @Sendable (String) async throws -> Void
+    ) async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: configure) { daemon in
+                let bystander = try await RawSocketClient.connect(daemon.socketPath)
+                api.hold()
+                try await bystander.send(getPhone(johnPhone, id: 77) + "\n")
+                try await api.waitForCalls(1)
+                try await attack(daemon.socketPath)
+                api.release()
+                let reply = try JSONParser.parse(Array(#require(try await bystander.readLine()).utf8))
+                #expect(reply["id"] == .number("77"))
+                #expect(reply.cacheStatus == "miss")
+                // The daemon still serves new connections.
+                let after = try await RawSocketClient.connect(daemon.socketPath)
+                #expect(try await roundTrip(after, #"{"id":1,"method":"daemon.ping"}"#)["result"] == "pong")
+                await after.close()
+                await bystander.close()
+            }
+        }
+    }
+
+    @Test func invalidJSONGetsParseErrorAndTheConnectionStaysUsable() async throws {
+        try await expectBystanderUnharmed { path in
+            let client = try await RawSocketClient.connect(path)
+            let reply = try await roundTrip(client, #"{"id":1,"method":"#)
+            #expect(reply.errorReason == "parse_error")
+            #expect(reply["id"] == .null)
+            #expect(try await roundTrip(client, #"{"id":2,"method":"daemon.ping"}"#)["result"] == "pong")
+            await client.close()
+        }
+    }
+
+    @Test func invalidUTF8GetsParseError() async throws {
+        try await expectBystanderUnharmed { path in
+            let client = try await RawSocketClient.connect(path)
+            try await client.send(Array(#"{"id":1,"method":"daemon.ping","params":{"x":""#.utf8) + [0xFF, 0xFE] + Array("\"}}\n".utf8))
+            let reply = try JSONParser.parse(Array(#require(try await client.readLine()).utf8))
+            #expect(reply.errorReason == "parse_error")
+            await client.close()
+        }
+    }
+
+    @Test func overLongLineGetsRequestTooLargeThenClose() async throws {
+        try await expectBystanderUnharmed(configure: { $0.limits.maxLineBytes = 1024 }) { path in
+            let client = try await RawSocketClient.connect(path)
+            try await client.send(String(repeating: "x", count: 5000) + "\n")
+            let reply = try JSONParser.parse(Array(#require(try await client.readLine()).utf8))
+            #expect(reply.errorReason == "request_too_large")
+            #expect(reply.errorCode == -32600)
+            #expect(reply["id"] == .null)
+            #expect(try await client.readLine() == nil)  // closed
+            await client.close()
+        }
+    }
+
+    @Test func overLongLineWithoutNewlineIsCutOffToo() async throws {
+        try await expectBystanderUnharmed(configure: { $0.limits.maxLineBytes = 1024 }) { path in
+            let client = try await RawSocketClient.connect(path)
+            // The daemon may close mid-stream once the limit is passed, so later sends may fail.
+            for _ in 0..<8 {
+                do { try await client.send(String(repeating: "y", count: 512)) } catch { break }
+            }
+            let reply = try JSONParser.parse(Array(#require(try await client.readLine()).utf8))
+            #expect(reply.errorReason == "request_too_large")
+            #expect(try await client.readLine() == nil)
+            await client.close()
+        }
+    }
+
+    @Test func binaryGarbageGetsErrorsNotACrash() async throws {
+        try await expectBystanderUnharmed { path in
+            let client = try await RawSocketClient.connect(path)
+            var generator = SystemRandomNumberGenerator()
+            var garbage = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            garbage.append(UInt8(ascii: "\n"))
+            try await client.send(garbage)
+            try await client.send(Array([0, 0, 0, 0x0A]))
+            // Whatever lines the garbage made, each got an error reply; then the connection still works.
+            try await client.send(#"{"id":"end","method":"daemon.ping"}"# + "\n")
+            while let line = try await client.readLine() {
+                let reply = try JSONParser.parse(Array(line.utf8))
+                if reply["id"] == "end" { break }
+                #expect(reply["error"] != nil)
+            }
+            await client.close()
+        }
+    }
+
+    @Test func halfALineThenHangUp() async throws {
+        try await expectBystanderUnharmed { path in
+            let client = try await RawSocketClient.connect(path)
+            try await client.send(#"{"id":1,"method":"contact.get","params":{"phone_nu"#)
+            await client.close()
+        }
+    }
+
+    @Test func halfCloseStillGetsTheAnswersToRequestsSent() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                try await client.send(getPhone(johnPhone, id: 1) + "\n" + #"{"id":2,"method":"daemon.ping"}"# + "\n")
+                try await client.shutdownWrite()
+                let lines = try await client.readLines(2)
+                #expect(Set(lines.compactMap { try? JSONParser.parse(Array($0.utf8))["id"] }) == [.number("1"), .number("2")])
+                #expect(try await client.readLine() == nil)
+                await client.close()
+            }
+        }
+    }
+
+    @Test func abruptDisconnectsWithRequestsInFlight() async throws {
+        try await expectBystanderUnharmed { path in
+            for i in 0..<20 {
+                let client = try await RawSocketClient.connect(path)
+                try await client.send(getPhone("+4930901820", id: i) + "\n" + getPhone(johnPhone, id: 100 + i) + "\n")
+                await client.close()
+            }
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitGetOverloadedAndAreClosed() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.limits.maxConnections = 2 }) { daemon in
+                let a = try await RawSocketClient.connect(daemon.socketPath)
+                let b = try await RawSocketClient.connect(daemon.socketPath)
+                #expect(try await roundTrip(a, #"{"id":1,"method":"daemon.ping"}"#)["result"] == "pong")
+                #expect(try await roundTrip(b, #"{"id":1,"method":"daemon.ping"}"#)["result"] == "pong")
+                let c = try await RawSocketClient.connect(daemon.socketPath)
+                let refusal = try JSONParser.parse(Array(#require(try await c.readLine()).utf8))
+                #expect(refusal.errorReason == "overloaded")
+                #expect(refusal.errorCode == -32005)
+                #expect(try await c.readLine() == nil)
+                await c.close()
+                await a.close()
+                // A slot frees up once a connection closes.
+                var pong = false
+                for _ in 0..<100 where !pong {
+                    let d = try await RawSocketClient.connect(daemon.socketPath)
+                    try await d.send(#"{"id":1,"method":"daemon.ping"}"# + "\n")
+                    pong = (try await d.readLine()).map { $0.contains("pong") } ?? false
+                    await d.close()
+                    if !pong { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(pong)
+                await b.close()
+            }
+        }
+    }
+
+    @Test func hostileSessionsLeakNoFileDescriptors() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.limits.maxLineBytes = 1024 }) { daemon in
+                // Warm up the HTTP connection pool and NIO's threads so they are in the baseline.
+                let warm = try await RawSocketClient.connect(daemon.socketPath)
+                _ = try await roundTrip(warm, getPhone(johnPhone))
+                await warm.close()
+                let before = openFileDescriptorCount()
+                for i in 0..<50 {
+                    let client = try await RawSocketClient.connect(daemon.socketPath)
+                    switch i % 4 {
+                    case 0: try await client.send(String(repeating: "z", count: 2000) + "\n")
+                    case 1: try await client.send([0xFF, 0x00, 0x0A])
+                    case 2: try await client.send(#"{"id":1,"method":"contact.get","params":{"phone_nu"#)
+                    default: try await client.send(getPhone("+19999999999", id: i) + "\n")
+                    }
+                    await client.close()
+                }
+                // Wait for the daemon to have closed its ends of those connections.
+                let probe = try await RawSocketClient.connect(daemon.socketPath)
+                var connections = Int.max
+                for _ in 0..<500 where connections > 1 {
+                    connections = try await roundTrip(probe, #"{"id":1,"method":"daemon.status"}"#)["result"]?["connections"]?.intValue ?? -1
+                    if connections > 1 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(connections == 1)
+                await probe.close()
+                // The probe's two ends may still be closing; allow for them and nothing else.
+                #expect(openFileDescriptorCount() <= before + 2)
+            }
+        }
+    }
+}

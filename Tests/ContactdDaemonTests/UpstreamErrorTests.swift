@@ -1,0 +1,98 @@
+import ContactdCore
+import ContactdDaemon
+import ContactdJSON
+import ContactdTestSupport
+import FakeContactAPI
+import NIOCore
+import Testing
+
+@Suite(.timeLimit(.minutes(1))) struct UpstreamErrorTests {
+    @Test(arguments: [
+        (FakeContactAPI.Behavior.status(401), -32003, "upstream_unauthorized"),
+        (.status(403), -32003, "upstream_unauthorized"),
+        (.status(429, retryAfter: "30"), -32004, "rate_limited"),
+        (.status(500), -32002, "upstream_unavailable"),
+        (.status(502), -32002, "upstream_unavailable"),
+        (.status(503, retryAfter: "7"), -32002, "upstream_unavailable"),
+        (.status(400), -32602, "rejected_by_api"),
+        (.status(422), -32602, "rejected_by_api"),
+        (.status(302), -32006, "upstream_bad_response"),
+        (.status(418), -32006, "upstream_bad_response"),
+        (.garbage("<html>oops</html>"), -32006, "upstream_bad_response"),
+        (.garbage(#"{"name":"no id"}"#), -32006, "upstream_bad_response"),
+        (.garbage("[1,2,3]"), -32006, "upstream_bad_response"),
+        (.drop, -32002, "upstream_unavailable"),
+    ])
+    func apiAnswerBecomesTheSpecifiedError(behavior: FakeContactAPI.Behavior, code: Int, reason: String) async throws {
+        try await withFakeAPI { api in
+            api.setBehavior(behavior)
+            try await withDaemon(api: api) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                let reply = try await roundTrip(client, getPhone(johnPhone, id: 42))
+                #expect(reply["id"] == .number("42"))
+                #expect(reply.errorCode == code)
+                #expect(reply.errorReason == reason)
+                #expect(reply["error"]?["message"]?.stringValue?.isEmpty == false)
+                if case .status(_, let retryAfter?, _) = behavior {
+                    #expect(reply["error"]?["data"]?["retry_after"]?.intValue == Int(retryAfter))
+                }
+                // Errors other than not-found are not cached: the next request asks again.
+                _ = try await roundTrip(client, getPhone(johnPhone, id: 43))
+                #expect(api.calls == 2)
+                await client.close()
+            }
+        }
+    }
+
+    @Test func slowAPIBecomesUpstreamUnavailableAfterTheTimeout() async throws {
+        try await withFakeAPI { api in
+            api.setDelay(.seconds(3))
+            try await withDaemon(api: api, configure: { $0.upstream.timeout = 0.3 }) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                let start = ContinuousClock.now
+                let reply = try await roundTrip(client, getPhone(johnPhone))
+                #expect(reply.errorReason == "upstream_unavailable")
+                #expect(ContinuousClock.now - start < .seconds(2))
+                await client.close()
+            }
+        }
+    }
+
+    @Test func unreachableAPIBecomesUpstreamUnavailable() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.upstream.url = "http://127.0.0.1:1"; $0.upstream.timeout = 1 }) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                #expect(try await roundTrip(client, getPhone(johnPhone)).errorReason == "upstream_unavailable")
+                await client.close()
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (200, "{\"id\":\"a\"}", nil as String?),
+        (404, "", "notFound"),
+        (401, "", "unauthorized"),
+        (403, "", "unauthorized"),
+        (429, "", "rateLimited"),
+        (500, "", "unavailable"),
+        (504, "", "unavailable"),
+        (400, "", "rejectedByAPI"),
+        (422, "", "rejectedByAPI"),
+        (301, "", "badResponse"),
+        (409, "", "badResponse"),
+        (200, "null", "badResponse"),
+    ])
+    func statusMapping(status: Int, body: String, expected: String?) {
+        do {
+            _ = try HTTPContactSource.contact(status: status, retryAfter: nil, body: Array(body.utf8))
+            #expect(expected == nil)
+        } catch {
+            #expect(String(describing: error).hasPrefix(expected ?? "success"))
+        }
+    }
+
+    @Test(arguments: [("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", nil), ("-1", nil), ("x", nil)])
+    func retryAfterParsing(header: String, seconds: Double?) {
+        #expect(HTTPContactSource.parseRetryAfter(header) == seconds)
+    }
+}
