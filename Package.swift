@@ -146,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ContactdTestSupport", "FakeContactAPI", "ContactdClient"]
+            dependencies: ["ContactdTestSupport", "FakeContactAPI", "ContactdClient", "contactd", "contactctl"]
         ),
     ]
 )

@@ -57,9 +57,11 @@ package final class NotifySocket: @unchecked Sendable {
         return messages
     }
 
-    /// Waits until a received message satisfies `predicate`; returns it, or throws after `timeout` s.
+    /// Waits until `count` received messages satisfy `predicate`; returns the last of them, or
+    /// throws after `timeout` seconds. `predicate` must not call back into this object.
     package func waitFor(
         timeout: Double = 20,
+        count: Int = 1,
         _ description: String,
         where predicate: @escaping @Sendable (String) -> Bool
     ) async throws -> String {
@@ -69,8 +71,9 @@ package final class NotifySocket: @unchecked Sendable {
                 self.lock.lock()
                 defer { self.lock.unlock() }
                 while true {
-                    if let found = self.messages.first(where: predicate) {
-                        continuation.resume(returning: found)
+                    let matching = self.messages.filter(predicate)
+                    if matching.count >= count {
+                        continuation.resume(returning: matching[count - 1])
                         return
                     }
                     if !self.lock.wait(until: deadline) {

@@ -199,7 +199,7 @@ extension Contactctl {
 enum ContactctlMain {
     static func main() async {
         do {
-            var command = try Contactctl.parseAsRoot()
+            var command = try Contactctl.parseAsRoot(movingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -217,5 +217,25 @@ enum ContactctlMain {
             }
             exit(code == .validationFailure ? 2 : code.rawValue)
         }
+    }
+
+    /// Lets `--socket` and `--json` come before the subcommand (`contactctl --socket S get K`), as
+    /// with systemctl, by moving them after it, where ArgumentParser looks for them.
+    static func movingGlobalOptions(_ arguments: [String]) -> [String] {
+        var rest = arguments
+        var globals: [String] = []
+        while let first = rest.first {
+            if first == "--socket", rest.count >= 2 {
+                globals += rest.prefix(2)
+                rest.removeFirst(2)
+            } else if first.hasPrefix("--socket=") || first == "--json" {
+                globals.append(first)
+                rest.removeFirst()
+            } else {
+                break
+            }
+        }
+        guard !globals.isEmpty, let subcommand = rest.first, !subcommand.hasPrefix("-") else { return arguments }
+        return [subcommand] + globals + rest.dropFirst()
     }
 }

@@ -107,7 +107,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// `shutting_down` while draining, `overloaded` past the in-flight limit; `nil` to go ahead.
     private func refusal(for item: RPCItem) -> [UInt8]? {
         guard case .request(let request) = item else { return nil }
-        if draining {
+        // The daemon-wide flag is set before STOPPING=1 is sent; the per-connection drain event
+        // may arrive a little later.
+        if draining || dispatcher.status.draining {
             return request.id.map { RequestDispatcher.errorObject(id: $0, .shuttingDown) } ?? []
         }
         if inFlight >= maxInFlight {

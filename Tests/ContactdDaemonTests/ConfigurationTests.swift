@@ -1,0 +1,99 @@
+import ContactdCore
+import ContactdDaemon
+import ContactdTestSupport
+import Foundation
+import Logging
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsMatchTheSpec() throws {
+        let c = try DaemonConfiguration.load(arguments: [:], environment: [:])
+        #expect(c.socket.path == "/run/contactd/contactd.sock")
+        #expect(c.socket.mode == 0o660)
+        #expect(c.upstream.url == "https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1")
+        #expect(c.cache.maxEntries == 100_000)
+        #expect(c.cache.maxBytes == 256 << 20)
+        #expect(c.cache.ttl == 300)
+        #expect(c.staleTTL == 3600)
+        #expect(c.cache.negativeTTL == 60)
+        #expect(c.upstream.timeout == 5)
+        #expect(c.limits.maxConnections == 1024)
+        #expect(c.limits.maxLineBytes == 64 << 10)
+        #expect(c.shutdownTimeout == 10)
+        #expect(c.logLevel == .info)
+        #expect(c.demo == false)
+    }
+
+    @Test func flagWinsOverEnvironmentWhichWinsOverDefault() throws {
+        let c = try DaemonConfiguration.load(
+            arguments: ["ttl": "90s"],
+            environment: ["CONTACTD_TTL": "10m", "CONTACTD_CACHE_MAX_ENTRIES": "500", "CONTACTD_DEMO": "yes"]
+        )
+        #expect(c.cache.ttl == 90)
+        #expect(c.cache.maxEntries == 500)
+        #expect(c.demo)
+    }
+
+    @Test func everySettingMapsMechanicallyToItsEnvironmentVariable() {
+        for setting in DaemonConfiguration.settings {
+            #expect(setting.environmentVariable == "CONTACTD_" + setting.flag.uppercased().replacingOccurrences(of: "-", with: "_"))
+        }
+    }
+
+    @Test(arguments: [
+        ("ttl", "250ms", 0.25), ("ttl", "5s", 5), ("ttl", "2m", 120), ("ttl", "1h", 3600), ("ttl", "42", 42),
+        ("ttl", "1.5s", 1.5),
+    ])
+    func durations(flag: String, text: String, seconds: Double) throws {
+        #expect(try DaemonConfiguration.load(arguments: [flag: text], environment: [:]).cache.ttl == seconds)
+    }
+
+    @Test(arguments: [("1024", 1024), ("64K", 65536), ("256M", 268_435_456), ("1G", 1_073_741_824), ("2k", 2048)])
+    func sizes(text: String, bytes: Int) throws {
+        #expect(try DaemonConfiguration.load(arguments: ["cache-max-bytes": text], environment: [:]).cache.maxBytes == bytes)
+    }
+
+    @Test(arguments: [
+        ("ttl", "soon"), ("ttl", "-5s"), ("cache-max-bytes", "lots"), ("cache-max-entries", "1e3"),
+        ("upstream-timeout", "0"), ("max-connections", "0"), ("log-level", "loud"), ("api-url", "ftp://x"),
+        ("socket-mode", "999"), ("demo", "perhaps"), ("max-line-bytes", "10"),
+    ])
+    func badValuesNameTheirFlag(flag: String, text: String) {
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: [flag: text], environment: [:])
+        } throws: { error in
+            String(describing: error).contains("--\(flag)")
+        }
+    }
+
+    @Test func tokenSourcesInOrderWithWhitespaceTrimmed() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = dir + "/token"
+            try "  from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: dir + "/creds", withIntermediateDirectories: true)
+            try "from-credential\n".write(toFile: dir + "/creds/api-token", atomically: true, encoding: .utf8)
+            let env = ["CREDENTIALS_DIRECTORY": dir + "/creds", "CONTACTD_API_TOKEN": " from-env "]
+            #expect(try APIToken.load(tokenFile: file, environment: env).secret == "from-file")
+            #expect(try APIToken.load(tokenFile: nil, environment: env).secret == "from-credential")
+            #expect(try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": " from-env "]).secret == "from-env")
+        }
+    }
+
+    @Test func missingEmptyOrAbsentTokensAreErrors() async throws {
+        try await withTemporaryDirectory { dir in
+            try "  \n".write(toFile: dir + "/empty", atomically: true, encoding: .utf8)
+            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: dir + "/nope", environment: [:]) }
+            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: dir + "/empty", environment: [:]) }
+            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: nil, environment: [:]) }
+            #expect(throws: ConfigurationError.self) {
+                try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": ""])
+            }
+        }
+    }
+
+    @Test func tokenNeverShowsInItsDescription() {
+        let token = APIToken("very-secret-value")
+        #expect(!"\(token)".contains("very-secret"))
+        #expect(!String(reflecting: token).contains("very-secret"))
+    }
+}

@@ -1,0 +1,199 @@
+import ContactdClient
+import ContactdTestSupport
+import FakeContactAPI
+import Foundation
+import Testing
+
+/// The built `contactd` as a child process, driven by the built `contactctl` and a test-owned
+/// NOTIFY_SOCKET. Nothing here runs in-process but the fake API.
+@Suite(.timeLimit(.minutes(2))) struct SpawnedDaemonTests {
+    @Test func demoAnswersAMissThenAHitThroughContactctl() async throws {
+        try await withTemporaryDirectory { dir in
+            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo"])
+            do {
+                _ = try await daemon.notify.waitFor("READY=1") { $0.split(separator: "\n").contains("READY=1") }
+                // READY=1 promises the socket accepts: connect at once, no retry.
+                let first = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+                #expect(first.status == 0, "\(first.stderr)")
+                #expect(first.stdout.contains("John Smith"))
+                #expect(first.stdout.contains("cache: miss"))
+                let second = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "c1d2e3f4-5678-9abc-def0-123456789abc"])
+                #expect(second.stdout.contains("cache: hit"))
+                let stats = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "stats"])
+                #expect(stats.stdout.contains(#""hits":1"#))
+                #expect(stats.stdout.contains(#""misses":1"#))
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+                #expect(daemon.notify.received.contains { $0.contains("STOPPING=1") })
+                #expect(!FileManager.default.fileExists(atPath: daemon.socketPath), "socket file left behind")
+            } catch {
+                await daemon.stop()
+                throw error
+            }
+            await daemon.stop()
+        }
+    }
+
+    @Test func withoutATokenItExits78WithOneClearLine() async throws {
+        let result = try await runProduct("contactd", ["--socket", "/tmp/cdt-never.sock"])
+        #expect(result.status == 78)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(result.stderr.contains("no API token"))
+        let missing = try await runProduct("contactd", ["--socket", "/tmp/cdt-never.sock", "--token-file", "/nonexistent/token"])
+        #expect(missing.status == 78)
+        #expect(missing.stderr.contains("/nonexistent/token"))
+    }
+
+    @Test func badFlagValueExits78NamingTheFlag() async throws {
+        let result = try await runProduct("contactd", ["--demo", "--ttl", "forever"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("--ttl"))
+    }
+
+    @Test func sigtermAnswersRequestsInFlightRefusesNewOnesAndExitsZero() async throws {
+        try await withFakeAPI { api in
+            try await withTemporaryDirectory { dir in
+                api.hold()
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--shutdown-timeout", "20s"],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"]
+                )
+                do {
+                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    let client = try await RawSocketClient.connect(daemon.socketPath)
+                    try await client.send(#"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"# + "\n")
+                    try await api.waitForCalls(1)
+                    daemon.signal(SIGTERM)
+                    _ = try await daemon.notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
+                    try await client.send(#"{"id":2,"method":"daemon.ping"}"# + "\n")
+                    let refused = try #require(try await client.readLine())
+                    #expect(refused.contains(#""id":2"#) && refused.contains("shutting_down"))
+                    api.release()
+                    let answered = try #require(try await client.readLine())
+                    #expect(answered.contains(#""id":1"#) && answered.contains("John Smith"))
+                    #expect(try await client.readLine() == nil)
+                    #expect(try await daemon.waitForExit() == 0)
+                    await client.close()
+                } catch {
+                    api.release()
+                    await daemon.stop()
+                    throw error
+                }
+                await daemon.stop()
+            }
+        }
+    }
+
+    @Test func sighupReloadsTheTokenFile() async throws {
+        try await withFakeAPI(expectedToken: nil) { api in
+            try await withTemporaryDirectory { dir in
+                let tokenFile = dir + "/token"
+                try "first-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--token-file", tokenFile]
+                )
+                do {
+                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+                    try "second-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+                    daemon.signal(SIGHUP)
+                    let reloading = try await daemon.notify.waitFor("RELOADING=1") { $0.contains("RELOADING=1") }
+                    #expect(reloading.contains("MONOTONIC_USEC="))
+                    _ = try await daemon.notify.waitFor(count: 2, "second READY=1") { $0.contains("READY=1") }
+                    _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+442079460958"])
+                    #expect(api.authorizationHeaders == ["Bearer first-token", "Bearer second-token"])
+                } catch {
+                    await daemon.stop()
+                    throw error
+                }
+                daemon.signal(SIGTERM)
+                _ = try? await daemon.waitForExit()
+                await daemon.stop()
+            }
+        }
+    }
+
+    @Test func tokenNeverReachesLogsResponsesOrArgv() async throws {
+        let token = "tok-\(UInt64.random(in: 1...UInt64.max))"
+        try await withFakeAPI(expectedToken: "something-else") { api in
+            // The API rejects the token and echoes it back in its error body.
+            api.setBehavior(.status(401, body: #"{"error":"bad token \#(token)"}"#))
+            try await withTemporaryDirectory { dir in
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--log-level", "trace"],
+                    environment: ["CONTACTD_API_TOKEN": token]
+                )
+                do {
+                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    let result = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "get", "+14155551234"])
+                    #expect(result.status == 77)
+                    #expect(!result.stdout.contains(token) && !result.stderr.contains(token))
+                    let status = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "status"])
+                    #expect(!status.stdout.contains(token))
+                    let cmdline = try String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/cmdline", encoding: .utf8)
+                    #expect(!cmdline.contains(token))
+                    daemon.signal(SIGTERM)
+                    _ = try await daemon.waitForExit()
+                    #expect(!daemon.log.isEmpty)
+                    #expect(!daemon.log.contains(token))
+                } catch {
+                    await daemon.stop()
+                    throw error
+                }
+                await daemon.stop()
+            }
+        }
+    }
+}
+
+/// contactctl's exit statuses (SPEC §5), against a spawned daemon.
+@Suite(.timeLimit(.minutes(2))) struct ContactctlExitStatusTests {
+    @Test func exitStatusesFollowTheSpec() async throws {
+        try await withFakeAPI { api in
+            try await withTemporaryDirectory { dir in
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"]
+                )
+                do {
+                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    let socket = ["--socket", daemon.socketPath]
+                    func status(_ args: [String]) async throws -> Int32 {
+                        try await runProduct("contactctl", socket + args).status
+                    }
+                    #expect(try await status(["get", "+14155551234"]) == 0)
+                    #expect(try await status(["get", "+19995550000"]) == 1)
+                    #expect(try await status(["get", "+0"]) == 2)
+                    #expect(try await status(["get", "--phone", "--id", "x"]) == 2)
+                    #expect(try await status(["bogus"]) == 2)
+                    #expect(try await status(["call", "no.such.method"]) == 2)
+                    #expect(try await status(["ping"]) == 0)
+                    #expect(try await status(["invalidate", "--all"]) == 0)
+                    api.setBehavior(.status(429, retryAfter: "5"))
+                    #expect(try await status(["get", "+442079460958"]) == 75)
+                    api.setBehavior(.status(401))
+                    #expect(try await status(["get", "+442079460958"]) == 77)
+                    api.setBehavior(.status(503))
+                    #expect(try await status(["get", "+442079460958"]) == 69)
+                    api.setBehavior(.garbage("nope"))
+                    #expect(try await status(["get", "+442079460958"]) == 69)
+                    let help = try await runProduct("contactctl", ["--help"])
+                    #expect(help.status == 0)
+                    #expect(help.stdout.contains("Exit status"))
+                    daemon.signal(SIGTERM)
+                    #expect(try await daemon.waitForExit() == 0)
+                    #expect(try await status(["ping"]) == 69)  // daemon gone
+                } catch {
+                    await daemon.stop()
+                    throw error
+                }
+                await daemon.stop()
+            }
+        }
+    }
+}
