@@ -35,7 +35,7 @@ let package = Package(
             name: "ContactdProtocol",
             dependencies: [
                 "ContactdJSON",
-                .product(name: "NIOCore", package: "swift-nio")
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .systemLibrary(

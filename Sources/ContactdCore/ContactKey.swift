@@ -51,7 +51,10 @@ package struct ContactID: Sendable, Hashable {
     package init?(_ rawValue: String) {
         let utf8 = rawValue.utf8
         guard !utf8.isEmpty, utf8.count <= Self.maximumBytes else { return nil }
-        guard !rawValue.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
+        guard
+            !rawValue.unicodeScalars.contains(where: {
+                $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F
+            })
         else { return nil }
         self.rawValue = rawValue
     }

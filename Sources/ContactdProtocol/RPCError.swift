@@ -84,7 +84,11 @@ public struct RPCError: Error, Sendable, Hashable {
     public static func overloaded(_ detail: String) -> RPCError {
         RPCError(code: -32005, reason: "overloaded", message: "Server overloaded: \(detail)")
     }
-    public static let shuttingDown = RPCError(code: -32005, reason: "shutting_down", message: "The daemon is shutting down")
+    public static let shuttingDown = RPCError(
+        code: -32005,
+        reason: "shutting_down",
+        message: "The daemon is shutting down"
+    )
     public static let forbidden = RPCError(code: -32005, reason: "forbidden", message: "This peer may not use contactd")
     public static func upstreamBadResponse(_ detail: String) -> RPCError {
         RPCError(

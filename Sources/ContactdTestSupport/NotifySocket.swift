@@ -77,7 +77,11 @@ package final class NotifySocket: @unchecked Sendable {
                         return
                     }
                     if !self.lock.wait(until: deadline) {
-                        continuation.resume(throwing: TestSupportError("no notify message \(description) within \(timeout)s; got \(self.messages)"))
+                        continuation.resume(
+                            throwing: TestSupportError(
+                                "no notify message \(description) within \(timeout)s; got \(self.messages)"
+                            )
+                        )
                         return
                     }
                 }

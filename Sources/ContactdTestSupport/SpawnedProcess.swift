@@ -35,7 +35,9 @@ package func runProduct(
         process.terminationHandler = { process in
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            continuation.resume(returning: CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr))
+            continuation.resume(
+                returning: CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+            )
         }
         do {
             try process.run()

@@ -134,17 +134,17 @@ public final class FakeContactAPI: Sendable {
 /// The fake's state, shared by the public object and the connection handlers.
 final class FakeAPICore: Sendable {
     struct State {
-            var contacts: [String: String] = [:]  // phone or id → raw JSON
-            var behavior: FakeContactAPI.Behavior = .normal
-            var delay: TimeAmount = .zero
-            var expectedToken: String?
-            var calls = 0
-            var callsByKey: [String: Int] = [:]
-            var inFlight = 0
-            var maxInFlight = 0
-            var held = false
-            var heldResponders: [@Sendable () -> Void] = []
-            var authorizationHeaders: [String] = []
+        var contacts: [String: String] = [:]  // phone or id → raw JSON
+        var behavior: FakeContactAPI.Behavior = .normal
+        var delay: TimeAmount = .zero
+        var expectedToken: String?
+        var calls = 0
+        var callsByKey: [String: Int] = [:]
+        var inFlight = 0
+        var maxInFlight = 0
+        var held = false
+        var heldResponders: [@Sendable () -> Void] = []
+        var authorizationHeaders: [String] = []
     }
 
     let state: Mutex<State>

@@ -1,5 +1,5 @@
-import Glibc
 import CSystemd
+import Glibc
 
 /// Sends service state to systemd (`sd_notify(3)`); does nothing when `NOTIFY_SOCKET` is unset.
 ///

@@ -174,7 +174,9 @@ extension Contactctl {
     }
 
     struct Call: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Call any JSON-RPC method and print its result as JSON.")
+        static let configuration = CommandConfiguration(
+            abstract: "Call any JSON-RPC method and print its result as JSON."
+        )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The method, e.g. cache.stats.") var method: String
         @Argument(help: #"Params as JSON, e.g. '{"phone_number":"+14155551234"}'."#) var params: String?

@@ -9,7 +9,8 @@ import Systemd
 struct ContactdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contactd",
-        abstract: "Caches the get-contact API for local services on a Unix socket (JSON-RPC 2.0, one message per line).",
+        abstract:
+            "Caches the get-contact API for local services on a Unix socket (JSON-RPC 2.0, one message per line).",
         discussion: """
             Every option can also be set through the environment: --cache-max-entries is \
             CONTACTD_CACHE_MAX_ENTRIES, and so on; a flag wins over the environment. Durations are \

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct ContactTests {
     @Test func keepsTheAPIsBytesWithoutWhitespace() throws {
-        let body = #"{ "id" : "abc", "phone_number": "+1 415 555 1234", "score": 1.50, "big": 1E+3, "s": "a  b\" }", "n": null }"#
+        let body =
+            #"{ "id" : "abc", "phone_number": "+1 415 555 1234", "score": 1.50, "big": 1E+3, "s": "a  b\" }", "n": null }"#
         let contact = try Contact(apiBody: Array(body.utf8))
         #expect(
             String(decoding: contact.json, as: UTF8.self)

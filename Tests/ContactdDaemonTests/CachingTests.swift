@@ -20,13 +20,18 @@ import Testing
     }
 
     @Test func contactIsPassedThroughVerbatimWithoutWhitespace() async throws {
-        let raw = #"{"id": "v1", "phone_number": "+15005550006", "score": 1.50, "big": 1E+3, "new_field": {"x": [1, 2]}}"#
+        let raw =
+            #"{"id": "v1", "phone_number": "+15005550006", "score": 1.50, "big": 1E+3, "new_field": {"x": [1, 2]}}"#
         try await withFakeAPI(contacts: [raw]) { api in
             try await withDaemon(api: api) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 try await client.send(getID("v1") + "\n")
                 let line = try #require(try await client.readLine())
-                #expect(line.contains(#""contact":{"id":"v1","phone_number":"+15005550006","score":1.50,"big":1E+3,"new_field":{"x":[1,2]}}"#))
+                #expect(
+                    line.contains(
+                        #""contact":{"id":"v1","phone_number":"+15005550006","score":1.50,"big":1E+3,"new_field":{"x":[1,2]}}"#
+                    )
+                )
                 await client.close()
             }
         }

@@ -36,7 +36,10 @@ import Testing
 
     @Test func everySettingMapsMechanicallyToItsEnvironmentVariable() {
         for setting in DaemonConfiguration.settings {
-            #expect(setting.environmentVariable == "CONTACTD_" + setting.flag.uppercased().replacingOccurrences(of: "-", with: "_"))
+            #expect(
+                setting.environmentVariable == "CONTACTD_"
+                    + setting.flag.uppercased().replacingOccurrences(of: "-", with: "_")
+            )
         }
     }
 
@@ -50,7 +53,9 @@ import Testing
 
     @Test(arguments: [("1024", 1024), ("64K", 65536), ("256M", 268_435_456), ("1G", 1_073_741_824), ("2k", 2048)])
     func sizes(text: String, bytes: Int) throws {
-        #expect(try DaemonConfiguration.load(arguments: ["cache-max-bytes": text], environment: [:]).cache.maxBytes == bytes)
+        #expect(
+            try DaemonConfiguration.load(arguments: ["cache-max-bytes": text], environment: [:]).cache.maxBytes == bytes
+        )
     }
 
     @Test(arguments: [
@@ -75,7 +80,10 @@ import Testing
             let env = ["CREDENTIALS_DIRECTORY": dir + "/creds", "CONTACTD_API_TOKEN": " from-env "]
             #expect(try APIToken.load(tokenFile: file, environment: env).secret == "from-file")
             #expect(try APIToken.load(tokenFile: nil, environment: env).secret == "from-credential")
-            #expect(try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": " from-env "]).secret == "from-env")
+            #expect(
+                try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": " from-env "]).secret
+                    == "from-env"
+            )
         }
     }
 

@@ -1,5 +1,6 @@
 import ContactdJSON
 import ContactdTestSupport
+import Foundation
 import Testing
 
 /// Sends one line and reads one reply line, parsed.
@@ -20,7 +21,8 @@ func getPhone(_ number: String, id: Int = 1, maxAge: Double? = nil) -> String {
 /// A `contact.get` request line for a contact id.
 func getID(_ contactID: String, id: Int = 1) -> String {
     JSONValue.object([
-        "jsonrpc": "2.0", "id": .int(id), "method": "contact.get", "params": .object(["contact_id": .string(contactID)]),
+        "jsonrpc": "2.0", "id": .int(id), "method": "contact.get",
+        "params": .object(["contact_id": .string(contactID)]),
     ]).jsonString
 }
 
@@ -34,8 +36,6 @@ extension JSONValue {
 func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
-
-import Foundation
 
 let johnPhone = "+14155551234"
 let johnID = "c1d2e3f4-5678-9abc-def0-123456789abc"

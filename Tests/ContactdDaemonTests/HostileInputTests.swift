@@ -8,11 +8,11 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct HostileInputTests {
     /// Runs `attack` on its own connection while a bystander with a request in flight waits for its answer.
     func expectBystanderUnharmed(
-        configure: @escaping (inout DaemonConfiguration) -> Void = { _ in },
+        maxLineBytes: Int = 64 << 10,
         _ attack: @escaping @Sendable (String) async throws -> Void
     ) async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: configure) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.maxLineBytes = maxLineBytes }) { daemon in
                 let bystander = try await RawSocketClient.connect(daemon.socketPath)
                 api.hold()
                 try await bystander.send(getPhone(johnPhone, id: 77) + "\n")
@@ -45,7 +45,9 @@ import Testing
     @Test func invalidUTF8GetsParseError() async throws {
         try await expectBystanderUnharmed { path in
             let client = try await RawSocketClient.connect(path)
-            try await client.send(Array(#"{"id":1,"method":"daemon.ping","params":{"x":""#.utf8) + [0xFF, 0xFE] + Array("\"}}\n".utf8))
+            try await client.send(
+                Array(#"{"id":1,"method":"daemon.ping","params":{"x":""#.utf8) + [0xFF, 0xFE] + Array("\"}}\n".utf8)
+            )
             let reply = try JSONParser.parse(Array(#require(try await client.readLine()).utf8))
             #expect(reply.errorReason == "parse_error")
             await client.close()
@@ -53,7 +55,7 @@ import Testing
     }
 
     @Test func overLongLineGetsRequestTooLargeThenClose() async throws {
-        try await expectBystanderUnharmed(configure: { $0.limits.maxLineBytes = 1024 }) { path in
+        try await expectBystanderUnharmed(maxLineBytes: 1024) { path in
             let client = try await RawSocketClient.connect(path)
             try await client.send(String(repeating: "x", count: 5000) + "\n")
             let reply = try JSONParser.parse(Array(#require(try await client.readLine()).utf8))
@@ -66,7 +68,7 @@ import Testing
     }
 
     @Test func overLongLineWithoutNewlineIsCutOffToo() async throws {
-        try await expectBystanderUnharmed(configure: { $0.limits.maxLineBytes = 1024 }) { path in
+        try await expectBystanderUnharmed(maxLineBytes: 1024) { path in
             let client = try await RawSocketClient.connect(path)
             // The daemon may close mid-stream once the limit is passed, so later sends may fail.
             for _ in 0..<8 {
@@ -113,7 +115,11 @@ import Testing
                 try await client.send(getPhone(johnPhone, id: 1) + "\n" + #"{"id":2,"method":"daemon.ping"}"# + "\n")
                 try await client.shutdownWrite()
                 let lines = try await client.readLines(2)
-                #expect(Set(lines.compactMap { try? JSONParser.parse(Array($0.utf8))["id"] }) == [.number("1"), .number("2")])
+                #expect(
+                    Set(lines.compactMap { try? JSONParser.parse(Array($0.utf8))["id"] }) == [
+                        .number("1"), .number("2"),
+                    ]
+                )
                 #expect(try await client.readLine() == nil)
                 await client.close()
             }
@@ -181,7 +187,9 @@ import Testing
                 let probe = try await RawSocketClient.connect(daemon.socketPath)
                 var connections = Int.max
                 for _ in 0..<500 where connections > 1 {
-                    connections = try await roundTrip(probe, #"{"id":1,"method":"daemon.status"}"#)["result"]?["connections"]?.intValue ?? -1
+                    connections =
+                        try await roundTrip(probe, #"{"id":1,"method":"daemon.status"}"#)["result"]?["connections"]?
+                        .intValue ?? -1
                     if connections > 1 { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 #expect(connections == 1)

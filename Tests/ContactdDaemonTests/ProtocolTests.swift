@@ -7,14 +7,23 @@ import Testing
     @Test(arguments: [
         (#"{"id":1,"method":"contact.get","params":{"phone_number":"12345"}}"#, "invalid_phone_number"),
         (#"{"id":1,"method":"contact.get","params":{"phone_number":"+0123"}}"#, "invalid_phone_number"),
-        (#"{"id":1,"method":"contact.get","params":{"phone_number":"+1\#(String(repeating: " ", count: 130))5"}}"#, "invalid_phone_number"),
+        (
+            #"{"id":1,"method":"contact.get","params":{"phone_number":"+1\#(String(repeating: " ", count: 130))5"}}"#,
+            "invalid_phone_number"
+        ),
         (#"{"id":1,"method":"contact.get","params":{"contact_id":""}}"#, "invalid_contact_id"),
-        (#"{"id":1,"method":"contact.get","params":{"contact_id":"\#(String(repeating: "a", count: 129))"}}"#, "invalid_contact_id"),
+        (
+            #"{"id":1,"method":"contact.get","params":{"contact_id":"\#(String(repeating: "a", count: 129))"}}"#,
+            "invalid_contact_id"
+        ),
         (#"{"id":1,"method":"contact.get","params":{"contact_id":"a b"}}"#, "invalid_contact_id"),
         (#"{"id":1,"method":"contact.get","params":{}}"#, "invalid_params"),
         (#"{"id":1,"method":"contact.get"}"#, "invalid_params"),
         (#"{"id":1,"method":"contact.get","params":["+14155551234"]}"#, "invalid_params"),
-        (#"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234","contact_id":"x"}}"#, "invalid_params"),
+        (
+            #"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234","contact_id":"x"}}"#,
+            "invalid_params"
+        ),
         (#"{"id":1,"method":"contact.get","params":{"phone_number":14155551234}}"#, "invalid_params"),
         (#"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234","max_age":-1}}"#, "invalid_params"),
         (#"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234","max_age":"5"}}"#, "invalid_params"),
@@ -37,8 +46,10 @@ import Testing
                 let reply = try await roundTrip(client, line)
                 #expect(reply["jsonrpc"] == "2.0")
                 #expect(reply.errorReason == reason)
-                let codes = ["invalid_phone_number": -32602, "invalid_contact_id": -32602, "invalid_params": -32602,
-                             "method_not_found": -32601, "invalid_request": -32600, "parse_error": -32700]
+                let codes = [
+                    "invalid_phone_number": -32602, "invalid_contact_id": -32602, "invalid_params": -32602,
+                    "method_not_found": -32601, "invalid_request": -32600, "parse_error": -32700,
+                ]
                 #expect(reply.errorCode == codes[reason])
                 // The connection stays usable.
                 #expect(try await roundTrip(client, #"{"id":2,"method":"daemon.ping"}"#)["result"] == "pong")

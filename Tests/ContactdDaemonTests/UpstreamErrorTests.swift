@@ -60,7 +60,13 @@ import Testing
 
     @Test func unreachableAPIBecomesUpstreamUnavailable() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.upstream.url = "http://127.0.0.1:1"; $0.upstream.timeout = 1 }) { daemon in
+            try await withDaemon(
+                api: api,
+                configure: {
+                    $0.upstream.url = "http://127.0.0.1:1"
+                    $0.upstream.timeout = 1
+                }
+            ) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 #expect(try await roundTrip(client, getPhone(johnPhone)).errorReason == "upstream_unavailable")
                 await client.close()
@@ -91,7 +97,9 @@ import Testing
         }
     }
 
-    @Test(arguments: [("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", nil), ("-1", nil), ("x", nil)])
+    @Test(arguments: [
+        ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", nil), ("-1", nil), ("x", nil),
+    ])
     func retryAfterParsing(header: String, seconds: Double?) {
         #expect(HTTPContactSource.parseRetryAfter(header) == seconds)
     }

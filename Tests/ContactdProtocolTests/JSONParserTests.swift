@@ -43,6 +43,9 @@ import Testing
     @Test func removingWhitespaceLeavesStringsAlone() throws {
         let text = "{ \"a b\" : [ 1 , \"c \\\" d\" ] }\n"
         _ = try JSONParser.parse(Array(text.utf8))
-        #expect(String(decoding: JSONParser.removingWhitespace(Array(text.utf8)), as: UTF8.self) == "{\"a b\":[1,\"c \\\" d\"]}")
+        #expect(
+            String(decoding: JSONParser.removingWhitespace(Array(text.utf8)), as: UTF8.self)
+                == "{\"a b\":[1,\"c \\\" d\"]}"
+        )
     }
 }

@@ -73,7 +73,11 @@ import Testing
         }
         #expect(items.count == 3)
         #expect(items[0] == .request(RPCRequest(id: .number("1"), method: "a")))
-        if case .invalid(_, let error) = items[1] { #expect(error.reason == "invalid_request") } else { Issue.record("element 1") }
+        if case .invalid(_, let error) = items[1] {
+            #expect(error.reason == "invalid_request")
+        } else {
+            Issue.record("element 1")
+        }
         #expect(items[2] == .request(RPCRequest(id: nil, method: "b")))
     }
 

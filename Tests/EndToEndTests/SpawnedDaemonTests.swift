@@ -17,7 +17,10 @@ import Testing
                 #expect(first.status == 0, "\(first.stderr)")
                 #expect(first.stdout.contains("John Smith"))
                 #expect(first.stdout.contains("cache: miss"))
-                let second = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "c1d2e3f4-5678-9abc-def0-123456789abc"])
+                let second = try await runProduct(
+                    "contactctl",
+                    ["--socket", daemon.socketPath, "get", "c1d2e3f4-5678-9abc-def0-123456789abc"]
+                )
                 #expect(second.stdout.contains("cache: hit"))
                 let stats = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "stats"])
                 #expect(stats.stdout.contains(#""hits":1"#))
@@ -40,7 +43,10 @@ import Testing
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1)
         #expect(result.stderr.contains("no API token"))
-        let missing = try await runProduct("contactd", ["--socket", "/tmp/cdt-never.sock", "--token-file", "/nonexistent/token"])
+        let missing = try await runProduct(
+            "contactd",
+            ["--socket", "/tmp/cdt-never.sock", "--token-file", "/nonexistent/token"]
+        )
         #expect(missing.status == 78)
         #expect(missing.stderr.contains("/nonexistent/token"))
     }
@@ -63,7 +69,9 @@ import Testing
                 do {
                     _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
                     let client = try await RawSocketClient.connect(daemon.socketPath)
-                    try await client.send(#"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"# + "\n")
+                    try await client.send(
+                        #"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"# + "\n"
+                    )
                     try await api.waitForCalls(1)
                     daemon.signal(SIGTERM)
                     _ = try await daemon.notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
@@ -129,12 +137,21 @@ import Testing
                 )
                 do {
                     _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-                    let result = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "get", "+14155551234"])
+                    let result = try await runProduct(
+                        "contactctl",
+                        ["--socket", daemon.socketPath, "--json", "get", "+14155551234"]
+                    )
                     #expect(result.status == 77)
                     #expect(!result.stdout.contains(token) && !result.stderr.contains(token))
-                    let status = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "status"])
+                    let status = try await runProduct(
+                        "contactctl",
+                        ["--socket", daemon.socketPath, "--json", "status"]
+                    )
                     #expect(!status.stdout.contains(token))
-                    let cmdline = try String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/cmdline", encoding: .utf8)
+                    let cmdline = try String(
+                        contentsOfFile: "/proc/\(daemon.process.processIdentifier)/cmdline",
+                        encoding: .utf8
+                    )
                     #expect(!cmdline.contains(token))
                     daemon.signal(SIGTERM)
                     _ = try await daemon.waitForExit()

@@ -1,6 +1,6 @@
 import Configuration
-import Foundation
 import ContactdCore
+import Foundation
 import Logging
 
 extension DaemonConfiguration {
@@ -126,7 +126,9 @@ package func parseSize(_ text: String, flag: String, minimum: Int = 0) throws(Co
         break
     }
     guard let value = Int(number), value >= minimum, value <= Int.max / scale, value * scale >= minimum else {
-        throw ConfigurationError("--\(flag): '\(text)' is not a size of at least \(minimum) (bytes, or a number with K, M or G)")
+        throw ConfigurationError(
+            "--\(flag): '\(text)' is not a size of at least \(minimum) (bytes, or a number with K, M or G)"
+        )
     }
     return value * scale
 }

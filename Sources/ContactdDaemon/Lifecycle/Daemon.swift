@@ -44,7 +44,10 @@ package enum Daemon {
             timeout: .init(connect: .milliseconds(Int64(min(configuration.upstream.timeout, 5) * 1000)))
         )
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60))
-        let httpClient = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        let httpClient = HTTPClient(
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            configuration: clientConfiguration
+        )
 
         let source = HTTPContactSource(
             client: httpClient,

@@ -15,7 +15,7 @@ package final class DaemonStatus: Sendable {
 
     /// Whether the socket accepts and the token is loaded, and the daemon is not draining.
     package var ready: Bool {
-        get { readyFlag.load(ordering: .relaxed) && !draining }
+        readyFlag.load(ordering: .relaxed) && !draining
     }
 
     package func markReady() { readyFlag.store(true, ordering: .relaxed) }

@@ -1,7 +1,7 @@
-import Foundation
 import ContactdCore
 import ContactdJSON
 import ContactdProtocol
+import Foundation
 import Logging
 
 /// Turns decoded requests into response bytes: hits synchronously, misses through one await.

@@ -18,7 +18,12 @@ package final class SocketServer: Sendable {
     let registry: ConnectionRegistry
     private let logger: Logger
 
-    package init(configuration: DaemonConfiguration, dispatcher: RequestDispatcher, status: DaemonStatus, logger: Logger) {
+    package init(
+        configuration: DaemonConfiguration,
+        dispatcher: RequestDispatcher,
+        status: DaemonStatus,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.registry = ConnectionRegistry(status: status, maxConnections: configuration.limits.maxConnections)

@@ -1,7 +1,7 @@
-import Foundation
 import AsyncHTTPClient
 import ContactdCore
 import ContactdJSON
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
