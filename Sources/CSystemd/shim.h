@@ -5,12 +5,16 @@
 #include <systemd/sd-journal.h>
 #include <sys/uio.h>
 
-/// sd_notify with unset_environment = 0, as a plain (non-variadic) call for Swift.
+/// sd_notify with unset_environment = 0, as a plain call for Swift.
 static inline int contactd_sd_notify(const char *state) {
     return sd_notify(0, state);
 }
 
-/// sd_journal_sendv is already non-variadic; re-exported for symmetry.
+/// The real sd_journal_sendv. sd-journal.h turns sd_journal_sendv into a macro that adds this
+/// header's own CODE_FILE/CODE_LINE; the Swift handler sends the caller's location itself.
+#ifdef sd_journal_sendv
+#undef sd_journal_sendv
+#endif
 static inline int contactd_sd_journal_sendv(const struct iovec *iov, int n) {
     return sd_journal_sendv(iov, n);
 }

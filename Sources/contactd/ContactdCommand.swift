@@ -78,7 +78,15 @@ struct ContactdCommand: AsyncParsableCommand {
         do {
             let configuration = try DaemonConfiguration.load(arguments: arguments, environment: environment)
             let level = configuration.logLevel
+            // Under systemd with stderr going to the journal, log structured entries straight to
+            // it; otherwise plain lines on stderr.
+            let toJournal = SystemdEnvironment.stderrIsJournal(environment: environment)
             LoggingSystem.bootstrap { label in
+                if toJournal {
+                    var handler = JournalLogHandler(label: label, identifier: "contactd")
+                    handler.logLevel = level
+                    return handler
+                }
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
                 return handler

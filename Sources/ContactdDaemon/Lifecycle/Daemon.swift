@@ -82,13 +82,18 @@ package enum Daemon {
             logger: logger
         )
         let statusService = StatusService(status: status, lookup: lookup, notifier: notifier)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: serverService),
+            .init(service: reloadService, successTerminationBehavior: .ignore),
+            .init(service: statusService, successTerminationBehavior: .ignore),
+        ]
+        if let interval = SystemdEnvironment.watchdogInterval() {
+            let watchdog = WatchdogService(intervalMicroseconds: interval, notifier: notifier, logger: logger)
+            services.append(.init(service: watchdog, successTerminationBehavior: .ignore))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: serverService),
-                    .init(service: reloadService, successTerminationBehavior: .ignore),
-                    .init(service: statusService, successTerminationBehavior: .ignore),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -195,5 +200,43 @@ struct StatusService: Service, CustomStringConvertible {
             if status.draining || Task.isCancelled { return }
             notifier.status(status.statusLine(stats: lookup.stats))
         }
+    }
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asked for, but only after every event loop has
+/// answered a no-op task: a daemon whose loops are wedged stops pinging and systemd restarts it.
+struct WatchdogService: Service, CustomStringConvertible {
+    var description: String { "WatchdogService" }
+    let intervalMicroseconds: UInt64
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        let half = Duration.microseconds(Int64(intervalMicroseconds / 2))
+        logger.info("watchdog enabled", metadata: ["watchdog.usec": "\(intervalMicroseconds)"])
+        while true {
+            if await Self.eventLoopsAnswer() {
+                notifier.watchdog()
+            } else {
+                logger.error("event loops did not answer the liveness probe; not pinging the watchdog")
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: half) }
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Whether every loop of the shared event loop group runs a submitted no-op.
+    static func eventLoopsAnswer() async -> Bool {
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            do {
+                try await loop.submit {}.get()
+            } catch {
+                return false
+            }
+        }
+        return true
     }
 }
