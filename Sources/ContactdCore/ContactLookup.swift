@@ -26,6 +26,8 @@ package final class ContactLookup: Sendable {
     private let source: any ContactSource
     private let flights = Mutex<[ContactKey: Flight]>([:])
     private let counters = Counters()
+    /// The last upstream failure (other than not-found), cleared by the next answer; for STATUS=.
+    private let lastUpstreamFailure = Mutex<LookupError?>(nil)
 
     private struct Flight: Sendable {
         let number: Int
@@ -90,9 +92,15 @@ package final class ContactLookup: Sendable {
         }
         counters.upstreamInFlight.subtract(1, ordering: .relaxed)
         switch result {
-        case .success(let contact): cache.insert(.contact(contact), for: key)
-        case .failure(.notFound): cache.insert(.notFound, for: key)
-        case .failure: counters.upstreamErrors.add(1, ordering: .relaxed)
+        case .success(let contact):
+            cache.insert(.contact(contact), for: key)
+            lastUpstreamFailure.withLock { $0 = nil }
+        case .failure(.notFound):
+            cache.insert(.notFound, for: key)
+            lastUpstreamFailure.withLock { $0 = nil }
+        case .failure(let error):
+            counters.upstreamErrors.add(1, ordering: .relaxed)
+            lastUpstreamFailure.withLock { $0 = error }
         }
         flights.withLock { flights in
             if flights[key]?.number == number { flights[key] = nil }
@@ -105,6 +113,12 @@ package final class ContactLookup: Sendable {
 
     /// Removes every entry; returns the number of entries removed.
     package func invalidateAll() -> Int { cache.removeAll() }
+
+    /// How the API answered last: `nil` if its last answer was a contact or not-found (or it was
+    /// never asked), else the error.
+    package var upstreamFailure: LookupError? {
+        lastUpstreamFailure.withLock { $0 }
+    }
 
     /// Counters since start.
     package var stats: LookupStats {
@@ -133,6 +147,26 @@ package struct LookupStats: Sendable, Equatable {
     /// Upstream calls that failed other than with not-found.
     package var upstreamErrors: Int
     package var upstreamInFlight: Int
+
+    package init(
+        entries: Int,
+        bytes: Int,
+        hits: Int,
+        misses: Int,
+        evictions: Int,
+        upstreamRequests: Int,
+        upstreamErrors: Int,
+        upstreamInFlight: Int
+    ) {
+        self.entries = entries
+        self.bytes = bytes
+        self.hits = hits
+        self.misses = misses
+        self.evictions = evictions
+        self.upstreamRequests = upstreamRequests
+        self.upstreamErrors = upstreamErrors
+        self.upstreamInFlight = upstreamInFlight
+    }
 
     /// Hits over all lookups, 0 when there were none.
     package var hitRatio: Double {

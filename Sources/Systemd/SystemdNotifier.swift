@@ -74,13 +74,24 @@ public enum SystemdEnvironment {
         return enabled > 0 && usec > 0 ? usec : nil
     }
 
-    /// File descriptors passed by socket activation (`LISTEN_FDS`), starting at 3.
+    /// Sockets passed by socket activation (`LISTEN_FDS`, `LISTEN_FDNAMES`), starting at fd 3,
+    /// with their names (`FileDescriptorName=`, by default the socket unit's name).
     ///
     /// Unsets the `LISTEN_*` variables so children do not inherit them.
-    public static func listenFileDescriptors() -> [Int32] {
-        let count = sd_listen_fds(1)
+    public static func listenFileDescriptors() -> [(fd: Int32, name: String)] {
+        var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        let count = sd_listen_fds_with_names(1, &names)
         guard count > 0 else { return [] }
-        return (0..<count).map { SD_LISTEN_FDS_START + $0 }
+        defer {
+            if let names {
+                for i in 0..<Int(count) { free(names[i]) }
+                free(names)
+            }
+        }
+        return (0..<count).map { index in
+            let name = names?[Int(index)].map { String(cString: $0) } ?? "unknown"
+            return (SD_LISTEN_FDS_START + index, name)
+        }
     }
 
     /// Whether `fd` is a listening Unix stream socket.

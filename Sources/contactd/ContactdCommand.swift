@@ -60,6 +60,25 @@ struct ContactdCommand: AsyncParsableCommand {
     @Flag(help: "Serve bundled sample contacts through an in-process fake API; needs no token or network.")
     var demo = false
 
+    /// The listening socket systemd passed, if any: the one named `contactd.socket` (or
+    /// `contactd`), else the only one. It must be a listening Unix stream socket.
+    static func inheritedSocket() throws(ConfigurationError) -> [Int32] {
+        let passed = SystemdEnvironment.listenFileDescriptors()
+        guard !passed.isEmpty else { return [] }
+        let chosen = passed.first { $0.name == "contactd.socket" || $0.name == "contactd" } ?? passed[0]
+        guard passed.count == 1 || chosen.name.hasPrefix("contactd") else {
+            throw ConfigurationError(
+                "socket activation passed \(passed.count) sockets and none is named contactd.socket"
+            )
+        }
+        guard SystemdEnvironment.isListeningUnixSocket(chosen.fd) else {
+            throw ConfigurationError(
+                "socket activation passed fd \(chosen.fd), which is not a listening Unix stream socket"
+            )
+        }
+        return [chosen.fd]
+    }
+
     func run() async throws {
         var arguments: [String: String] = [:]
         let given: [(String, String?)] = [
@@ -95,7 +114,7 @@ struct ContactdCommand: AsyncParsableCommand {
             try await Daemon.run(
                 configuration: configuration,
                 environment: environment,
-                inheritedSockets: SystemdEnvironment.listenFileDescriptors(),
+                inheritedSockets: try Self.inheritedSocket(),
                 logger: logger
             )
         } catch let error as ConfigurationError {

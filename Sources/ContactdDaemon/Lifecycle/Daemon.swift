@@ -128,7 +128,7 @@ struct SocketServerService: Service, CustomStringConvertible {
     func run() async throws {
         let listener = try await server.listen(inheritedSocket: inheritedSocket)
         status.markReady()
-        notifier.ready(status: status.statusLine(stats: lookup.stats))
+        notifier.ready(status: status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
         logger.notice("ready")
         onReady()
         do {
@@ -177,7 +177,7 @@ struct ReloadService: Service, CustomStringConvertible {
                     logger.error("reload failed; keeping the current token", metadata: ["error": "\(error)"])
                 }
             }
-            notifier.ready(status: status.statusLine(stats: lookup.stats))
+            notifier.ready(status: status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
         }
     }
 }
@@ -198,7 +198,7 @@ struct StatusService: Service, CustomStringConvertible {
                 return
             }
             if status.draining || Task.isCancelled { return }
-            notifier.status(status.statusLine(stats: lookup.stats))
+            notifier.status(status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
         }
     }
 }

@@ -47,11 +47,21 @@ package final class DaemonStatus: Sendable {
         ])
     }
 
-    /// The line systemd shows, e.g. `Serving; 42 cached, hit ratio 93.1%, API requests 17 (0 failed)`.
-    package func statusLine(stats: LookupStats) -> String {
+    /// The line systemd shows, e.g.
+    /// `Serving; 42 cached, hit ratio 93.1%, API ok (17 requests, 0 failed), 3 connections`.
+    package func statusLine(stats: LookupStats, upstreamFailure: LookupError?) -> String {
         let ratio = String(format: "%.1f", stats.hitRatio * 100)
+        let api: String
+        switch upstreamFailure {
+        case nil: api = "API ok"
+        case .unauthorized?: api = "API REJECTS THE TOKEN"
+        case .rateLimited?: api = "API rate limiting"
+        case .unavailable?, .timedOut?: api = "API unavailable"
+        case .badResponse?: api = "API answering garbage"
+        case .rejectedByAPI?, .notFound?: api = "API ok"
+        }
         return "\(draining ? "Draining" : "Serving"); \(stats.entries) cached, hit ratio \(ratio)%, "
-            + "API requests \(stats.upstreamRequests) (\(stats.upstreamErrors) failed), "
+            + "\(api) (\(stats.upstreamRequests) requests, \(stats.upstreamErrors) failed), "
             + "\(connections.load(ordering: .relaxed)) connections"
     }
 }
