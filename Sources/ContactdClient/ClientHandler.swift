@@ -17,9 +17,17 @@ final class ClientHandler: ChannelDuplexHandler {
 
     private var nextID = 1
     private var pending: [Int: EventLoopPromise<JSONValue>] = [:]
+    /// An error the server sent for the connection as a whole (`id` null: forbidden, overloaded,
+    /// request too large); later calls fail with it rather than with a bare "closed".
+    private var connectionError: ContactdClientError?
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
+        if let connectionError {
+            call.promise.fail(connectionError)
+            promise?.succeed()
+            return
+        }
         let id = nextID
         nextID += 1
         var request: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(call.method)]
@@ -45,7 +53,9 @@ final class ClientHandler: ChannelDuplexHandler {
             // An error with id null (overloaded, request too large, …) concerns the connection as
             // a whole: fail every waiting call with it.
             if let error = object["error"] {
-                failAll(Self.clientError(error))
+                let clientError = Self.clientError(error)
+                connectionError = clientError
+                failAll(clientError)
             }
             return
         }
@@ -59,7 +69,7 @@ final class ClientHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        failAll(.connectionClosed)
+        failAll(connectionError ?? .connectionClosed)
         context.fireChannelInactive()
     }
 

@@ -15,6 +15,12 @@ package struct CommandResult: Sendable {
     package let status: Int32
     package let stdout: String
     package let stderr: String
+
+    package init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Runs a built product to completion with `arguments` and `environment` (added to a minimal one).
@@ -23,8 +29,18 @@ package func runProduct(
     _ arguments: [String],
     environment: [String: String] = [:]
 ) async throws -> CommandResult {
+    try await runCommand(builtProductURL(name), arguments, environment: environment)
+}
+
+/// Runs any executable to completion without blocking a thread of the concurrency pool
+/// (`Process.waitUntilExit` would: on 2 cores, two such waits stall every other test).
+package func runCommand(
+    _ executable: URL,
+    _ arguments: [String],
+    environment: [String: String] = [:]
+) async throws -> CommandResult {
     let process = Process()
-    process.executableURL = try builtProductURL(name)
+    process.executableURL = executable
     process.arguments = arguments
     process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
     let out = Pipe()

@@ -53,6 +53,21 @@ struct ContactdCommand: AsyncParsableCommand {
     var maxLineBytes: String?
     @Option(help: "Most requests in one batch. Default 1000.")
     var maxBatch: String?
+    @Option(help: "Most requests waiting for the API on one connection. Default 1024.")
+    var maxRequestsPerConnection: String?
+    @Option(help: "Close a connection silent this long with nothing in flight; 0 = never. Default 1h.")
+    var idleTimeout: String?
+    @Option(help: "Close a connection whose started line is not finished this long after; 0 = never. Default 10s.")
+    var partialLineTimeout: String?
+    @Option(
+        help:
+            "Allow peers with this uid (SO_PEERCRED); repeatable or comma-separated. Default: anyone the socket's mode lets in."
+    )
+    var allowUid: [String] = []
+    @Option(help: "Allow peers with this primary gid (SO_PEERCRED); repeatable or comma-separated.")
+    var allowGid: [String] = []
+    @Flag(help: "Log phone numbers and contact ids in clear (masked by default).")
+    var logPersonalData = false
     @Option(help: "Longest drain on SIGTERM. Default 10s.")
     var shutdownTimeout: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.")
@@ -88,9 +103,14 @@ struct ContactdCommand: AsyncParsableCommand {
             ("negative-ttl", negativeTtl), ("upstream-timeout", upstreamTimeout),
             ("max-connections", maxConnections), ("max-line-bytes", maxLineBytes), ("max-batch", maxBatch),
             ("shutdown-timeout", shutdownTimeout), ("log-level", logLevel),
+            ("max-requests-per-connection", maxRequestsPerConnection), ("idle-timeout", idleTimeout),
+            ("partial-line-timeout", partialLineTimeout),
+            ("allow-uid", allowUid.isEmpty ? nil : allowUid.joined(separator: ",")),
+            ("allow-gid", allowGid.isEmpty ? nil : allowGid.joined(separator: ",")),
         ]
         for case (let flag, let value?) in given { arguments[flag] = value }
         if demo { arguments["demo"] = "true" }
+        if logPersonalData { arguments["log-personal-data"] = "true" }
 
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier()

@@ -37,6 +37,18 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
         )
     }
 
+    /// The path of `tokenFile` if others may read it (mode has o+r or o+w), else `nil`.
+    ///
+    /// A warning, not an error: the token is already exposed by then, refusing to start would
+    /// only add an outage, and systemd credentials (the recommended route) are private anyway.
+    package static func permissionWarning(tokenFile: String?) -> String? {
+        guard let tokenFile,
+            let attributes = try? FileManager.default.attributesOfItem(atPath: tokenFile),
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
+        else { return nil }
+        return mode & 0o006 != 0 ? tokenFile : nil
+    }
+
     private static func read(_ path: String, what: String) throws(ConfigurationError) -> APIToken {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("\(what): cannot read \(path) (missing or unreadable)")

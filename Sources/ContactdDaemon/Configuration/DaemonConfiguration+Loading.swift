@@ -28,6 +28,16 @@ extension DaemonConfiguration {
             c.limits.maxLineBytes = try parseSize(v, flag: "max-line-bytes", minimum: 256)
         },
         Setting("max-batch") { c, v in c.limits.maxBatch = try parseCount(v, flag: "max-batch", minimum: 1) },
+        Setting("max-requests-per-connection") { c, v in
+            c.limits.maxInFlightPerConnection = try parseCount(v, flag: "max-requests-per-connection", minimum: 1)
+        },
+        Setting("idle-timeout") { c, v in c.limits.idleTimeout = try parseDuration(v, flag: "idle-timeout") },
+        Setting("partial-line-timeout") { c, v in
+            c.limits.partialLineTimeout = try parseDuration(v, flag: "partial-line-timeout")
+        },
+        Setting("allow-uid") { c, v in c.socket.allowUIDs = try parseIDs(v, flag: "allow-uid") },
+        Setting("allow-gid") { c, v in c.socket.allowGIDs = try parseIDs(v, flag: "allow-gid") },
+        Setting("log-personal-data") { c, v in c.logPersonalData = try parseBool(v, flag: "log-personal-data") },
         Setting("shutdown-timeout") { c, v in c.shutdownTimeout = try parseDuration(v, flag: "shutdown-timeout") },
         Setting("log-level") { c, v in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {
@@ -139,6 +149,18 @@ package func parseCount(_ text: String, flag: String, minimum: Int = 0) throws(C
         throw ConfigurationError("--\(flag): '\(text)' is not a whole number of at least \(minimum)")
     }
     return value
+}
+
+/// Comma-separated numeric ids (`--allow-uid 1000,1001`; the flag may also repeat).
+private func parseIDs(_ text: String, flag: String) throws(ConfigurationError) -> [UInt32] {
+    var ids: [UInt32] = []
+    for part in text.split(separator: ",") {
+        guard let id = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError("--\(flag): '\(part)' is not a numeric id")
+        }
+        ids.append(id)
+    }
+    return ids
 }
 
 private func parseMode(_ text: String, flag: String) throws(ConfigurationError) -> UInt32 {

@@ -14,6 +14,11 @@ package struct DaemonConfiguration: Sendable {
         package var mode: UInt32 = 0o660
         /// Group the socket file gets when the daemon creates it; `nil` keeps the daemon's group.
         package var group: String?
+        /// Peers allowed by user id (SO_PEERCRED); with both lists empty, anyone who can open the
+        /// socket file may connect. Root (uid 0) is always allowed.
+        package var allowUIDs: [UInt32] = []
+        /// Peers allowed by primary group id (SO_PEERCRED).
+        package var allowGIDs: [UInt32] = []
     }
 
     /// How the API is reached.
@@ -36,6 +41,11 @@ package struct DaemonConfiguration: Sendable {
         package var maxBatch = 1000
         /// Requests waiting for the API on one connection at most; more get `overloaded`. Default 1024.
         package var maxInFlightPerConnection = 1024
+        /// Seconds a connection may stay silent with nothing in flight before it is closed; 0 = never.
+        /// Default 1 hour: long enough for pooled client connections, short enough to shed leaks.
+        package var idleTimeout: Double = 3600
+        /// Seconds a started line may take to finish (slow-loris guard); 0 = no limit. Default 10.
+        package var partialLineTimeout: Double = 10
     }
 
     package var socket = Socket()
@@ -51,6 +61,8 @@ package struct DaemonConfiguration: Sendable {
     package var logLevel: Logger.Level = .info
     /// Serve bundled sample contacts through an in-process fake API. Default off.
     package var demo = false
+    /// Write phone numbers and contact ids in clear in logs. Default off (masked).
+    package var logPersonalData = false
 
     package init() {}
 }

@@ -37,6 +37,9 @@ package enum Daemon {
             logger.notice("demo mode: serving bundled sample contacts", metadata: ["upstream.url": "\(fake.baseURL)"])
         } else {
             token = try APIToken.load(tokenFile: configuration.upstream.tokenFile, environment: environment)
+            if let warning = APIToken.permissionWarning(tokenFile: configuration.upstream.tokenFile) {
+                logger.warning("token file is readable by other users", metadata: ["token.file": "\(warning)"])
+            }
         }
 
         var clientConfiguration = HTTPClient.Configuration(
@@ -58,7 +61,12 @@ package enum Daemon {
         )
         let lookup = ContactLookup(cache: ContactCache(configuration: configuration.cache), source: source)
         let status = DaemonStatus()
-        let dispatcher = RequestDispatcher(lookup: lookup, status: status, logger: logger)
+        let dispatcher = RequestDispatcher(
+            lookup: lookup,
+            status: status,
+            logger: logger,
+            logPersonalData: configuration.logPersonalData
+        )
         let server = SocketServer(configuration: configuration, dispatcher: dispatcher, status: status, logger: logger)
 
         let serverService = SocketServerService(

@@ -67,7 +67,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is DrainEvent {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Silent for the idle timeout: close, unless answers are still owed.
+            if inFlight == 0 { closeAfterWrites() }
+        } else if event is DrainEvent {
             draining = true
             closeIfDone()
         } else if let event = event as? ChannelEvent, event == .inputClosed {

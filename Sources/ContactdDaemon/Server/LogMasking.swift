@@ -3,7 +3,9 @@ import ContactdCore
 /// Masks personal data before it reaches a log line.
 package enum LogMasking {
     /// `phone:+1415*****34` / `id:c1d2…9abc`: enough to correlate lines, not enough to identify.
-    package static func mask(_ key: ContactKey) -> String {
+    /// With `clear` (`--log-personal-data`) the key as it is.
+    package static func mask(_ key: ContactKey, clear: Bool = false) -> String {
+        if clear { return key.description }
         switch key {
         case .phone(let p):
             let chars = Array(p.e164)

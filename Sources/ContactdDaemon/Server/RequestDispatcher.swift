@@ -27,12 +27,14 @@ package final class RequestDispatcher: Sendable {
     let lookup: ContactLookup
     let status: DaemonStatus
     private let logger: Logger
+    private let logPersonalData: Bool
     private let discoverResult: [UInt8]
 
-    package init(lookup: ContactLookup, status: DaemonStatus, logger: Logger) {
+    package init(lookup: ContactLookup, status: DaemonStatus, logger: Logger, logPersonalData: Bool = false) {
         self.lookup = lookup
         self.status = status
         self.logger = logger
+        self.logPersonalData = logPersonalData
         let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
         // The document is a constant checked by a test; compact it once here.
         self.discoverResult = (try? JSONParser.parse(Array(document.utf8)))?.jsonBytes ?? Array("{}".utf8)
@@ -55,10 +57,21 @@ package final class RequestDispatcher: Sendable {
     /// Finishes a lookup that needed the API.
     package func fetch(_ pending: PendingLookup) async -> [UInt8]? {
         let result = await lookup.get(pending.key, maxAge: pending.maxAge)
-        if case .failure(let error) = result {
+        switch result {
+        case .success(let found):
+            logger.debug(
+                "looked up",
+                metadata: [
+                    "contact.key": "\(LogMasking.mask(pending.key, clear: logPersonalData))",
+                    "cache.status": "\(found.status.rawValue)",
+                ]
+            )
+        case .failure(let error):
             logger.debug(
                 "lookup failed",
-                metadata: ["contact.key": "\(LogMasking.mask(pending.key))", "error": "\(error)"]
+                metadata: [
+                    "contact.key": "\(LogMasking.mask(pending.key, clear: logPersonalData))", "error": "\(error)",
+                ]
             )
         }
         guard let id = pending.id else { return nil }

@@ -23,6 +23,15 @@ struct SocketFile {
                 throw ConfigurationError("--socket: cannot create directory \(directory)")
             }
         }
+        var directoryInfo = stat()
+        if stat(directory.isEmpty ? "." : directory, &directoryInfo) == 0,
+            directoryInfo.st_mode & S_IWOTH != 0, directoryInfo.st_mode & S_ISVTX == 0
+        {
+            // Anyone could replace our socket with theirs and read every client's requests.
+            throw ConfigurationError(
+                "--socket: \(directory) is writable by everyone and not sticky; choose a private directory"
+            )
+        }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFSOCK else {

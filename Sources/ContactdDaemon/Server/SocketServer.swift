@@ -87,20 +87,61 @@ package final class SocketServer: Sendable {
         registry.closeAll()
     }
 
+    /// Whether the peer's credentials (SO_PEERCRED) are on the allow lists; true when there are
+    /// none. Root is always allowed. A refusal is logged once, with the peer's uid, gid and pid.
+    private func peerAllowed(_ channel: any Channel) -> EventLoopFuture<Bool> {
+        let uids = configuration.socket.allowUIDs
+        let gids = configuration.socket.allowGIDs
+        guard !uids.isEmpty || !gids.isEmpty else { return channel.eventLoop.makeSucceededFuture(true) }
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(false)
+        }
+        let logger = self.logger
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: .socket,
+            name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
+        )
+        return credentials.map { peer in
+            let allowed = peer.uid == 0 || uids.contains(peer.uid) || gids.contains(peer.gid)
+            if !allowed {
+                logger.notice(
+                    "refused a peer not on the allow lists",
+                    metadata: ["peer.uid": "\(peer.uid)", "peer.gid": "\(peer.gid)", "peer.pid": "\(peer.pid)"]
+                )
+            }
+            return allowed
+        }.recover { _ in false }
+    }
+
     private func makeBootstrap() -> ServerBootstrap {
         let dispatcher = self.dispatcher
         let registry = self.registry
         let limits = configuration.limits
+        let peerAllowed = self.peerAllowed
         return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                peerAllowed(channel).flatMapThrowing { allowed in
+                    guard allowed else {
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(error: .forbidden))
+                        return
+                    }
                     guard registry.admit(channel) else {
                         try channel.pipeline.syncOperations.addHandler(
                             RefuseConnectionHandler(error: .overloaded("too many connections"))
                         )
                         return
+                    }
+                    if limits.idleTimeout > 0 {
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9)))
+                        )
+                    }
+                    if limits.partialLineTimeout > 0 {
+                        try channel.pipeline.syncOperations.addHandler(
+                            PartialLineGuard(timeout: .nanoseconds(Int64(limits.partialLineTimeout * 1e9)))
+                        )
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(LineFramer(maxLineBytes: limits.maxLineBytes))
@@ -116,4 +157,15 @@ package final class SocketServer: Sendable {
                 }
             }
     }
+}
+
+/// `struct ucred` from `<sys/socket.h>` (Glibc's Swift module hides it behind `_GNU_SOURCE`):
+/// what `getsockopt(SO_PEERCRED)` fills in for a Unix socket peer. Same layout: three 32-bit fields.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+
+    /// `SO_PEERCRED` on Linux (asm-generic/socket.h).
+    static let optionName: CInt = 17
 }
