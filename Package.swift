@@ -151,6 +151,27 @@ let package = Package(
     ]
 )
 
+// Fuzz targets exist only when CONTACTD_FUZZ is set: they have no `main` (libFuzzer provides it),
+// so an ordinary build must not see them. scripts/fuzz builds them with -sanitize=fuzzer.
+if Context.environment["CONTACTD_FUZZ"] != nil {
+    package.targets += [
+        .executableTarget(
+            name: "RequestFuzzer",
+            dependencies: ["ContactdProtocol", "ContactdJSON", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/RequestFuzzer"
+        ),
+        .executableTarget(
+            name: "ContactFuzzer",
+            dependencies: ["ContactdCore", "ContactdJSON"],
+            path: "Fuzz/ContactFuzzer"
+        ),
+    ]
+    package.products += [
+        .executable(name: "request-fuzzer", targets: ["RequestFuzzer"]),
+        .executable(name: "contact-fuzzer", targets: ["ContactFuzzer"]),
+    ]
+}
+
 // One settings list for every Swift target we own (swift-log's habit).
 // Warnings become errors only when CONTACTD_WERROR is set (.ci/run sets it), so a
 // newer compiler's new warning never breaks a user's build.
