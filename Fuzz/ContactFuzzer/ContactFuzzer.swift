@@ -14,3 +14,22 @@ public func fuzzContact(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     precondition(!contact.json.contains(UInt8(ascii: "\n")), "compacted contact spans lines")
     return 0
 }
+
+// SwiftPM links an executable target's entry point as `ContactFuzzer_main` and points `main` at it,
+// so libFuzzer's own `main` is never linked; hand control to libFuzzer's driver from here.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt
+) -> CInt
+
+@_cdecl("ContactFuzzer_main")
+public func fuzzerMain(
+    _ argc: CInt,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { fuzzContact($0, $1) }
+}
