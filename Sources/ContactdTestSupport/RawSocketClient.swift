@@ -50,20 +50,11 @@ package final class RawSocketClient: Sendable {
     /// Fails after `timeout` seconds, so a daemon that never answers fails the test instead of hanging it.
     package func readLine(timeout: Double = 10) async throws -> String? {
         let box = iterator
-        return try await withThrowingTaskGroup(of: String?.self) { group in
-            group.addTask {
-                var it = box.iterator
-                let line = await it.next()
-                box.iterator = it
-                return line
-            }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-                throw TestSupportError("no line within \(timeout)s")
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
+        return try await withTimeout(seconds: timeout, "no line within \(timeout)s") {
+            var it = box.iterator
+            let line = await it.next()
+            box.iterator = it
+            return line
         }
     }
 

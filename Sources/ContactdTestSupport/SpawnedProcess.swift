@@ -103,18 +103,9 @@ package final class SpawnedDaemon: @unchecked Sendable {
     /// Waits for the daemon to exit; returns its status, or throws after `timeout` seconds.
     package func waitForExit(timeout: Double = 30) async throws -> Int32 {
         let stream = exit.stream
-        return try await withThrowingTaskGroup(of: Int32.self) { group in
-            group.addTask {
-                for await status in stream { return status }
-                throw TestSupportError("exit stream ended without a status")
-            }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-                throw TestSupportError("contactd did not exit within \(timeout)s")
-            }
-            let status = try await group.next()!
-            group.cancelAll()
-            return status
+        return try await withTimeout(seconds: timeout, "contactd did not exit within \(timeout)s") {
+            for await status in stream { return status }
+            throw TestSupportError("exit stream ended without a status")
         }
     }
 
@@ -130,5 +121,23 @@ package final class SpawnedDaemon: @unchecked Sendable {
             _ = try? await waitForExit(timeout: 10)
         }
         notify.close()
+    }
+}
+
+/// The result of `body`, or `TestSupportError(message)` after `seconds`; the loser is cancelled.
+package func withTimeout<T: Sendable>(
+    seconds: Double,
+    _ message: String,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            throw TestSupportError(message)
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        return first
     }
 }

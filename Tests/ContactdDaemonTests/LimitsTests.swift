@@ -24,12 +24,14 @@ import Testing
 
     @Test func steadilyCompletedLinesAreNeverCutOff() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 0.3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 1 }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
-                // Each send finishes the previous request and starts the next: lines complete
-                // every 100 ms, so the guard's clock keeps restarting for 1 s in all.
+                // Each send finishes the previous request and starts the next: a line is left
+                // unfinished for all of 2 s, but lines complete every 100 ms (10x inside the
+                // 1 s limit, so a loaded machine or a sanitizer build does not flake it), so
+                // the guard's clock keeps restarting.
                 try await client.send(#"{"id":0,"method":"daemon."#)
-                for id in 1...10 {
+                for id in 1...20 {
                     try await Task.sleep(for: .milliseconds(100))
                     try await client.send("ping\"}\n" + #"{"id":\#(id),"method":"daemon."#)
                     #expect(try await client.readLine()?.contains("pong") == true)
