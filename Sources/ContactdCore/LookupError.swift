@@ -12,6 +12,4 @@ package enum LookupError: Error, Sendable, Equatable {
     case badResponse(detail: String)
     /// The API rejected the key itself (400/422).
     case rejectedByAPI
-    /// The lookup did not finish within its deadline.
-    case timedOut
 }

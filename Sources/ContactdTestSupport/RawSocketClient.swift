@@ -5,7 +5,6 @@ import NIOPosix
 /// A client that sends arbitrary bytes and reads raw lines: for protocol and hostile-input tests.
 package final class RawSocketClient: Sendable {
     private let channel: any Channel
-    private let lines: AsyncStream<String>
     private let iterator: IteratorBox
 
     private final class IteratorBox: @unchecked Sendable {
@@ -16,7 +15,6 @@ package final class RawSocketClient: Sendable {
 
     private init(channel: any Channel, lines: AsyncStream<String>) {
         self.channel = channel
-        self.lines = lines
         self.iterator = IteratorBox(lines.makeAsyncIterator())
     }
 

@@ -56,7 +56,7 @@ package final class DaemonStatus: Sendable {
         case nil: api = "API ok"
         case .unauthorized?: api = "API REJECTS THE TOKEN"
         case .rateLimited?: api = "API rate limiting"
-        case .unavailable?, .timedOut?: api = "API unavailable"
+        case .unavailable?: api = "API unavailable"
         case .badResponse?: api = "API answering garbage"
         case .rejectedByAPI?, .notFound?: api = "API ok"
         }

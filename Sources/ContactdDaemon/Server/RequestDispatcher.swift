@@ -182,7 +182,6 @@ extension RPCError {
         case .unauthorized: self = .upstreamUnauthorized
         case .rateLimited(let retryAfter): self = .rateLimited(retryAfter: retryAfter)
         case .unavailable(let detail, let retryAfter): self = .upstreamUnavailable(detail, retryAfter: retryAfter)
-        case .timedOut: self = .upstreamUnavailable("no answer within the upstream timeout")
         case .badResponse(let detail): self = .upstreamBadResponse(detail)
         case .rejectedByAPI: self = .rejectedByAPI
         }

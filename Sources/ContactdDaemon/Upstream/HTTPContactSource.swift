@@ -60,8 +60,7 @@ package final class HTTPContactSource: ContactSource {
             status = Int(response.status.code)
             retryAfter = response.headers.first(name: "retry-after")
             responseBody = try await response.body.collect(upTo: Self.maximumBodyBytes)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
+        } catch is NIOTooManyBytesError {
             throw .badResponse(detail: "response body larger than \(Self.maximumBodyBytes) bytes")
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             throw .unavailable(detail: "no answer within the upstream timeout", retryAfter: nil)
