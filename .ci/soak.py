@@ -2,7 +2,7 @@
 """Mixed hostile load against a real contactd; samples RSS and fds of the daemon over time.
 
 Round 1 and round 2 run the same load. Pass when: every well-formed request got a well-formed
-answer, fds never exceed baseline + max-connections and return to baseline after each round, and
+answer, fds never exceed baseline + max-connections (+ upstream slack) and return to baseline after each round, and
 RSS after the last round is within 10% (+8 MiB) of RSS after the first (a leak grows with work
 done; the allocator keeps some of each round's peak). SOAK_ROUNDS sets the number of rounds.
 """
@@ -10,6 +10,10 @@ import json, os, random, signal, socket, subprocess, sys, tempfile, threading, t
 
 binary, seconds = sys.argv[1], float(sys.argv[2])
 MAX_CONNECTIONS = 256
+# Beyond client connections the daemon holds upstream connections: the HTTP client's pool and, in
+# --demo, the in-process fake API's end of each (2 fds per connection), and an accepted connection
+# that is being refused for a moment. 64 bounds those with room to spare.
+FD_SLACK = 64
 work = tempfile.mkdtemp(prefix="contactd-soak.")
 path = os.path.join(work, "contactd.sock")
 daemon = subprocess.Popen(
@@ -139,8 +143,8 @@ if stats["ok"] == 0:
     failures.append("no successful lookups")
 for index, (_, peak_fds, _, fds) in enumerate(rounds):
     label = f"round {index + 1}"
-    if peak_fds > baseline_fds + MAX_CONNECTIONS:
-        failures.append(f"{label}: fds exceeded baseline + max-connections")
+    if peak_fds > baseline_fds + MAX_CONNECTIONS + FD_SLACK:
+        failures.append(f"{label}: fds exceeded baseline + max-connections + {FD_SLACK} ({peak_fds})")
     if fds > baseline_fds:
         failures.append(f"{label}: fds did not return to baseline ({fds} > {baseline_fds})")
 first, last = rounds[0][2], rounds[-1][2]
