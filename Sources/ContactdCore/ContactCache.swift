@@ -30,6 +30,17 @@ package enum CacheProbe: Sendable, Equatable {
     case expired(CachedValue, age: Double)
 }
 
+/// What the cache holds for a key, read by `ContactCache.read(_:)`.
+package struct CacheRead: Sendable, Equatable {
+    package let value: CachedValue
+    /// Seconds since the entry was stored.
+    package let age: Double
+    /// Reads of the entry since it was stored, this one included.
+    package let reads: Int
+    /// Whether `age` is within the entry's TTL (`ttl` for contacts, `negativeTTL` for not-found).
+    package let isFresh: Bool
+}
+
 /// An LRU cache of contacts bounded by entry count and by bytes, with one entry under several keys.
 ///
 /// A contact fetched by phone number is stored once and indexed by the number asked for, the
@@ -37,7 +48,7 @@ package enum CacheProbe: Sendable, Equatable {
 /// asked for only. All operations take one short lock; none allocates on a hit.
 package final class ContactCache: Sendable {
     private let state: Mutex<LRUState>
-    private let configuration: CacheConfiguration
+    package let configuration: CacheConfiguration
     private let clock: MonotonicClock
 
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
@@ -62,12 +73,13 @@ package final class ContactCache: Sendable {
         return total
     }
 
-    /// Looks `key` up and, if found, marks its entry most recently used.
-    package func probe(_ key: ContactKey) -> CacheProbe {
+    /// Looks `key` up and, if found, marks its entry most recently used and counts the read.
+    package func read(_ key: ContactKey) -> CacheRead? {
         let now = clock.now()
-        return state.withLock { state -> CacheProbe in
-            guard let index = state.index[key] else { return .absent }
+        return state.withLock { state -> CacheRead? in
+            guard let index = state.index[key] else { return nil }
             state.moveToFront(index)
+            state.nodes[index].entry.reads &+= 1
             let entry = state.nodes[index].entry
             let age = max(0, now - entry.storedAt)
             let ttl: Double
@@ -75,8 +87,14 @@ package final class ContactCache: Sendable {
             case .contact: ttl = configuration.ttl
             case .notFound: ttl = configuration.negativeTTL
             }
-            return age < ttl ? .fresh(entry.value, age: age) : .expired(entry.value, age: age)
+            return CacheRead(value: entry.value, age: age, reads: entry.reads, isFresh: age < ttl)
         }
+    }
+
+    /// Looks `key` up and, if found, marks its entry most recently used.
+    package func probe(_ key: ContactKey) -> CacheProbe {
+        guard let read = read(key) else { return .absent }
+        return read.isFresh ? .fresh(read.value, age: read.age) : .expired(read.value, age: read.age)
     }
 
     /// Stores `value` as fetched for `requestedKey`; a contact is also stored under its own keys.
@@ -111,6 +129,24 @@ package final class ContactCache: Sendable {
             guard let index = state.index[key] else { return 0 }
             state.remove(index)
             return 1
+        }
+    }
+
+    /// Removes every not-found entry (they belong to the token they were learned with); returns
+    /// how many there were.
+    package func removeNotFound() -> Int {
+        state.withLock { state in
+            var removed = 0
+            var index = state.head
+            while index >= 0 {
+                let next = state.nodes[index].next
+                if state.nodes[index].entry.value == .notFound {
+                    state.remove(index)
+                    removed += 1
+                }
+                index = next
+            }
+            return removed
         }
     }
 
@@ -149,6 +185,7 @@ private struct CacheEntry {
     var storedAt: Double
     var keys: [ContactKey]
     var cost: Int
+    var reads = 0
 }
 
 private struct Node {

@@ -1,5 +1,6 @@
 /// Where contacts come from on a miss: the API client in production, anything in tests.
 package protocol ContactSource: Sendable {
-    /// Fetches the contact for `key`; throws `LookupError` (`.notFound` for a missing contact).
-    func fetch(_ key: ContactKey) async throws(LookupError) -> Contact
+    /// Fetches the contact for `key` within `timeout` seconds; throws `LookupError` (`.notFound`
+    /// for a missing contact, `.unavailable(retryable: true)` for failures worth another try).
+    func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact
 }

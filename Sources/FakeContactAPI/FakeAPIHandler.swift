@@ -1,6 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Collects one HTTP request and answers it as `FakeAPICore` decides.
 final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -24,16 +28,22 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let (answer, delay, _) = core.answer(head: head, body: body)
+            let (answer, delay, _, key) = core.answer(head: head, body: body)
             let core = self.core
             let channel = context.channel
             let keepAlive = head.isKeepAlive
             let respond: @Sendable () -> Void = {
                 channel.eventLoop.execute {
-                    core.finished()
+                    core.finished(key: key)
                     switch answer {
                     case .drop:
-                        channel.close(promise: nil)
+                        // SO_LINGER 0: the close sends a reset, not an orderly FIN.
+                        if let provider = channel as? any SocketOptionProvider {
+                            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                                .whenComplete { _ in channel.close(promise: nil) }
+                        } else {
+                            channel.close(promise: nil)
+                        }
                     case .respond(let status, let extraHeaders, let text):
                         var headers = HTTPHeaders(extraHeaders)
                         headers.add(name: "content-length", value: String(text.utf8.count))

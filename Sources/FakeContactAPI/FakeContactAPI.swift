@@ -20,6 +20,9 @@ public final class FakeContactAPI: Sendable {
         case garbage(String)
         /// Close the connection without answering.
         case drop
+        /// For each request at random: after a delay of up to `maxDelay`, mostly `.normal`, else
+        /// 500, 503, 429 (Retry-After 1), `.drop` or garbage. For chaos tests.
+        case chaos(maxDelay: TimeAmount)
     }
 
     /// The base URL to give the daemon as `--api-url`, e.g. `http://127.0.0.1:39123`.
@@ -76,6 +79,12 @@ public final class FakeContactAPI: Sendable {
         core.state.withLock { $0.behavior = behavior }
     }
 
+    /// Answers the next requests with `behaviors`, one each, before the behaviour set by
+    /// `setBehavior` applies again.
+    public func script(_ behaviors: [Behavior]) {
+        core.state.withLock { $0.script = behaviors }
+    }
+
     /// Delays every answer by `delay`.
     public func setDelay(_ delay: TimeAmount) {
         core.state.withLock { $0.delay = delay }
@@ -119,6 +128,9 @@ public final class FakeContactAPI: Sendable {
     /// The most requests that were being answered at one time.
     public var maxInFlight: Int { core.state.withLock { $0.maxInFlight } }
 
+    /// The most requests for one key that were being answered at one time.
+    public var maxInFlightPerKey: Int { core.state.withLock { $0.maxInFlightPerKey } }
+
     /// Every `Authorization` header received, in order (tests check the token sent).
     public var authorizationHeaders: [String] { core.state.withLock { $0.authorizationHeaders } }
 
@@ -142,6 +154,9 @@ final class FakeAPICore: Sendable {
         var callsByKey: [String: Int] = [:]
         var inFlight = 0
         var maxInFlight = 0
+        var inFlightByKey: [String: Int] = [:]
+        var maxInFlightPerKey = 0
+        var script: [FakeContactAPI.Behavior] = []
         var held = false
         var heldResponders: [@Sendable () -> Void] = []
         var authorizationHeaders: [String] = []
@@ -162,7 +177,7 @@ final class FakeAPICore: Sendable {
     func answer(
         head: HTTPRequestHead,
         body: ByteBuffer
-    ) -> (answer: Answer, delay: TimeAmount, held: Bool) {
+    ) -> (answer: Answer, delay: TimeAmount, held: Bool, key: String) {
         state.withLock { state in
             state.calls += 1
             state.inFlight += 1
@@ -175,13 +190,28 @@ final class FakeAPICore: Sendable {
                 if let id = object["contact_id"] as? String { key = "id:" + id }
             }
             state.callsByKey[key, default: 0] += 1
+            state.inFlightByKey[key, default: 0] += 1
+            state.maxInFlightPerKey = max(state.maxInFlightPerKey, state.inFlightByKey[key] ?? 0)
+            var delay = state.delay
+            var behavior = state.script.isEmpty ? state.behavior : state.script.removeFirst()
+            if case .chaos(let maxDelay) = behavior {
+                delay = .nanoseconds(Int64.random(in: 0...max(0, maxDelay.nanoseconds)))
+                switch Int.random(in: 0..<100) {
+                case 0..<55: behavior = .normal
+                case 55..<62: behavior = .status(503)
+                case 62..<67: behavior = .status(500)
+                case 67..<77: behavior = .status(429, retryAfter: "1")
+                case 77..<88: behavior = .drop
+                default: behavior = .garbage(#"{"truncated":"#)
+                }
+            }
             let answer: Answer
             if head.method != .POST || head.uri != "/get-contact" {
                 answer = .respond(.notFound, [], #"{"error":"no such route"}"#)
             } else if let token = state.expectedToken, auth != "Bearer \(token)" {
                 answer = .respond(.unauthorized, [], #"{"error":"invalid token"}"#)
             } else {
-                switch state.behavior {
+                switch behavior {
                 case .normal:
                     if let contact = state.contacts[key] {
                         answer = .respond(.ok, [("content-type", "application/json")], contact)
@@ -196,16 +226,20 @@ final class FakeAPICore: Sendable {
                     )
                 case .garbage(let body):
                     answer = .respond(.ok, [("content-type", "application/json")], body)
-                case .drop:
+                case .drop, .chaos:
                     answer = .drop
                 }
             }
-            return (answer, state.delay, state.held)
+            return (answer, delay, state.held, key)
         }
     }
 
-    func finished() {
-        state.withLock { $0.inFlight -= 1 }
+    func finished(key: String) {
+        state.withLock { state in
+            state.inFlight -= 1
+            state.inFlightByKey[key, default: 1] -= 1
+            if state.inFlightByKey[key] == 0 { state.inFlightByKey[key] = nil }
+        }
     }
 
     func park(_ responder: @escaping @Sendable () -> Void) -> Bool {

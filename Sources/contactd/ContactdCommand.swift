@@ -41,12 +41,38 @@ struct ContactdCommand: AsyncParsableCommand {
     var cacheMaxBytes: String?
     @Option(help: "How long a contact is fresh. Default 5m.")
     var ttl: String?
-    @Option(help: "How long an expired contact may be served while refreshed. Default 1h. (Not used yet.)")
+    @Option(help: "After --ttl, how long a contact is answered at once as stale while one refresh runs. Default 1h.")
     var staleTtl: String?
+    @Option(help: "After --ttl, how long a contact is answered as stale when the API fails. Default 24h.")
+    var staleIfError: String?
+    @Option(help: "Refresh a hot contact once its age passes this fraction of --ttl; 0 = never. Default 0.8.")
+    var refreshAhead: String?
+    @Option(help: "Reads while fresh that make a contact hot for --refresh-ahead. Default 2.")
+    var refreshAheadReads: String?
     @Option(help: "How long a not-found answer is cached. Default 1m.")
     var negativeTtl: String?
-    @Option(help: "Deadline for one API call. Default 5s.")
+    @Option(help: "One overall deadline per lookup, retries and queueing included. Default 5s.")
     var upstreamTimeout: String?
+    @Option(help: "API calls per fetch, the first included (transient failures only); 1 = no retries. Default 3.")
+    var retryAttempts: String?
+    @Option(help: "Backoff before retry n: random in [0, min(max, base × 2^n)]. Default 100ms.")
+    var retryBaseDelay: String?
+    @Option(help: "Longest backoff, and the pause before a failed refresh is tried again. Default 2s.")
+    var retryMaxDelay: String?
+    @Option(help: "Failed API calls in a row that open the circuit. Default 5.")
+    var breakerFailures: String?
+    @Option(help: "How long the circuit stays open before one probe. Default 10s.")
+    var breakerCooldown: String?
+    @Option(help: "Most API requests in flight. Default 16.")
+    var apiConcurrency: String?
+    @Option(help: "Most API requests started per second; 0 = no limit. Default 0.")
+    var apiRate: String?
+    @Option(help: "API requests the rate limit lets through at once; 0 = the rate. Default 0.")
+    var apiBurst: String?
+    @Option(help: "Most fetches waiting for an API slot; more get overloaded. Default 1024.")
+    var apiQueue: String?
+    @Flag(help: "A 429 holds back calls for every key until Retry-After passes, not only its own key.")
+    var rateLimitAllKeys = false
     @Option(help: "Most open client connections. Default 1024.")
     var maxConnections: String?
     @Option(help: "Longest request line. Default 64K.")
@@ -100,6 +126,12 @@ struct ContactdCommand: AsyncParsableCommand {
             ("socket", socket), ("socket-mode", socketMode), ("socket-group", socketGroup),
             ("api-url", apiUrl), ("token-file", tokenFile), ("cache-max-entries", cacheMaxEntries),
             ("cache-max-bytes", cacheMaxBytes), ("ttl", ttl), ("stale-ttl", staleTtl),
+            ("stale-if-error", staleIfError), ("refresh-ahead", refreshAhead),
+            ("refresh-ahead-reads", refreshAheadReads), ("retry-attempts", retryAttempts),
+            ("retry-base-delay", retryBaseDelay), ("retry-max-delay", retryMaxDelay),
+            ("breaker-failures", breakerFailures), ("breaker-cooldown", breakerCooldown),
+            ("api-concurrency", apiConcurrency), ("api-rate", apiRate), ("api-burst", apiBurst),
+            ("api-queue", apiQueue),
             ("negative-ttl", negativeTtl), ("upstream-timeout", upstreamTimeout),
             ("max-connections", maxConnections), ("max-line-bytes", maxLineBytes), ("max-batch", maxBatch),
             ("shutdown-timeout", shutdownTimeout), ("log-level", logLevel),
@@ -111,6 +143,7 @@ struct ContactdCommand: AsyncParsableCommand {
         for case (let flag, let value?) in given { arguments[flag] = value }
         if demo { arguments["demo"] = "true" }
         if logPersonalData { arguments["log-personal-data"] = "true" }
+        if rateLimitAllKeys { arguments["rate-limit-all-keys"] = "true" }
 
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier()

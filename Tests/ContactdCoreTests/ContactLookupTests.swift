@@ -31,7 +31,7 @@ final class ScriptedSource: ContactSource {
 
     func setResult(_ result: Result<Contact, LookupError>) { state.withLock { $0.result = result } }
 
-    func fetch(_ key: ContactKey) async throws(LookupError) -> Contact {
+    func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
         await withCheckedContinuation { continuation in
             let park = state.withLock { state in
                 state.calls += 1

@@ -14,7 +14,7 @@ import Testing
         #expect(c.cache.maxEntries == 100_000)
         #expect(c.cache.maxBytes == 256 << 20)
         #expect(c.cache.ttl == 300)
-        #expect(c.staleTTL == 3600)
+        #expect(c.policy.staleTTL == 3600)
         #expect(c.cache.negativeTTL == 60)
         #expect(c.upstream.timeout == 5)
         #expect(c.limits.maxConnections == 1024)
@@ -22,6 +22,42 @@ import Testing
         #expect(c.shutdownTimeout == 10)
         #expect(c.logLevel == .info)
         #expect(c.demo == false)
+    }
+
+    @Test func resilienceDefaultsAreTheDocumentedOnes() throws {
+        let p = try DaemonConfiguration.load(arguments: [:], environment: [:]).policy
+        #expect(p.staleIfError == 86_400)
+        #expect(p.refreshAhead == 0.8)
+        #expect(p.refreshAheadReads == 2)
+        #expect(p.retryAttempts == 3)
+        #expect(p.retryBaseDelay == 0.1)
+        #expect(p.retryMaxDelay == 2)
+        #expect(p.breakerFailures == 5)
+        #expect(p.breakerCooldown == 10)
+        #expect(p.maxConcurrent == 16)
+        #expect(p.ratePerSecond == 0)
+        #expect(p.queueLimit == 1024)
+        #expect(p.rateLimitAllKeys == false)
+    }
+
+    @Test func resilienceSettingsComeFromFlagsAndEnvironment() throws {
+        let p = try DaemonConfiguration.load(
+            arguments: ["stale-if-error": "2h", "retry-attempts": "5", "api-rate": "12.5", "refresh-ahead": "0"],
+            environment: [
+                "CONTACTD_BREAKER_FAILURES": "3", "CONTACTD_BREAKER_COOLDOWN": "250ms",
+                "CONTACTD_API_CONCURRENCY": "4", "CONTACTD_API_QUEUE": "10", "CONTACTD_RATE_LIMIT_ALL_KEYS": "true",
+                "CONTACTD_RETRY_ATTEMPTS": "9",
+            ]
+        ).policy
+        #expect(p.staleIfError == 7200)
+        #expect(p.retryAttempts == 5)
+        #expect(p.ratePerSecond == 12.5)
+        #expect(p.refreshAhead == 0)
+        #expect(p.breakerFailures == 3)
+        #expect(p.breakerCooldown == 0.25)
+        #expect(p.maxConcurrent == 4)
+        #expect(p.queueLimit == 10)
+        #expect(p.rateLimitAllKeys)
     }
 
     @Test func flagWinsOverEnvironmentWhichWinsOverDefault() throws {
@@ -61,7 +97,9 @@ import Testing
     @Test(arguments: [
         ("ttl", "soon"), ("ttl", "-5s"), ("cache-max-bytes", "lots"), ("cache-max-entries", "1e3"),
         ("upstream-timeout", "0"), ("max-connections", "0"), ("log-level", "loud"), ("api-url", "ftp://x"),
-        ("socket-mode", "999"), ("demo", "perhaps"), ("max-line-bytes", "10"),
+        ("socket-mode", "999"), ("demo", "perhaps"), ("max-line-bytes", "10"), ("refresh-ahead", "1.5"),
+        ("retry-attempts", "0"), ("api-rate", "-1"), ("breaker-cooldown", "0"), ("api-concurrency", "0"),
+        ("stale-if-error", "later"), ("rate-limit-all-keys", "maybe"),
     ])
     func badValuesNameTheirFlag(flag: String, text: String) {
         #expect {

@@ -26,7 +26,8 @@ import Testing
     func apiAnswerBecomesTheSpecifiedError(behavior: FakeContactAPI.Behavior, code: Int, reason: String) async throws {
         try await withFakeAPI { api in
             api.setBehavior(behavior)
-            try await withDaemon(api: api) { daemon in
+            // One attempt per fetch: retries have their own tests (ResilienceTests).
+            try await withDaemon(api: api, configure: { $0.policy.retryAttempts = 1 }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 let reply = try await roundTrip(client, getPhone(johnPhone, id: 42))
                 #expect(reply["id"] == .number("42"))
@@ -36,9 +37,15 @@ import Testing
                 if case .status(_, let retryAfter?, _) = behavior {
                     #expect(reply["error"]?["data"]?["retry_after"]?.intValue == Int(retryAfter))
                 }
-                // Errors other than not-found are not cached: the next request asks again.
-                _ = try await roundTrip(client, getPhone(johnPhone, id: 43))
-                #expect(api.calls == 2)
+                // Errors are not cached: the next request asks again. Except a 429, which holds
+                // the key back until Retry-After passes, and a rejected token, which fails fast
+                // until a reload or the breaker cooldown (ResilienceTests cover both).
+                let again = try await roundTrip(client, getPhone(johnPhone, id: 43))
+                #expect(again.errorReason == reason)
+                switch behavior {
+                case .status(429, _, _), .status(401, _, _), .status(403, _, _): #expect(api.calls == 1)
+                default: #expect(api.calls == 2)
+                }
                 await client.close()
             }
         }

@@ -16,7 +16,34 @@ extension DaemonConfiguration {
         Setting("cache-max-entries") { c, v in c.cache.maxEntries = try parseCount(v, flag: "cache-max-entries") },
         Setting("cache-max-bytes") { c, v in c.cache.maxBytes = try parseSize(v, flag: "cache-max-bytes") },
         Setting("ttl") { c, v in c.cache.ttl = try parseDuration(v, flag: "ttl") },
-        Setting("stale-ttl") { c, v in c.staleTTL = try parseDuration(v, flag: "stale-ttl") },
+        Setting("stale-ttl") { c, v in c.policy.staleTTL = try parseDuration(v, flag: "stale-ttl") },
+        Setting("stale-if-error") { c, v in c.policy.staleIfError = try parseDuration(v, flag: "stale-if-error") },
+        Setting("refresh-ahead") { c, v in c.policy.refreshAhead = try parseFraction(v, flag: "refresh-ahead") },
+        Setting("refresh-ahead-reads") { c, v in
+            c.policy.refreshAheadReads = try parseCount(v, flag: "refresh-ahead-reads", minimum: 1)
+        },
+        Setting("retry-attempts") { c, v in
+            c.policy.retryAttempts = try parseCount(v, flag: "retry-attempts", minimum: 1)
+        },
+        Setting("retry-base-delay") { c, v in
+            c.policy.retryBaseDelay = try parseDuration(v, flag: "retry-base-delay")
+        },
+        Setting("retry-max-delay") { c, v in c.policy.retryMaxDelay = try parseDuration(v, flag: "retry-max-delay") },
+        Setting("breaker-failures") { c, v in
+            c.policy.breakerFailures = try parseCount(v, flag: "breaker-failures", minimum: 1)
+        },
+        Setting("breaker-cooldown") { c, v in
+            c.policy.breakerCooldown = try parseDuration(v, flag: "breaker-cooldown", allowZero: false)
+        },
+        Setting("api-concurrency") { c, v in
+            c.policy.maxConcurrent = try parseCount(v, flag: "api-concurrency", minimum: 1)
+        },
+        Setting("api-rate") { c, v in c.policy.ratePerSecond = try parseRate(v, flag: "api-rate") },
+        Setting("api-burst") { c, v in c.policy.rateBurst = try parseCount(v, flag: "api-burst") },
+        Setting("api-queue") { c, v in c.policy.queueLimit = try parseCount(v, flag: "api-queue") },
+        Setting("rate-limit-all-keys") { c, v in
+            c.policy.rateLimitAllKeys = try parseBool(v, flag: "rate-limit-all-keys")
+        },
         Setting("negative-ttl") { c, v in c.cache.negativeTTL = try parseDuration(v, flag: "negative-ttl") },
         Setting("upstream-timeout") { c, v in
             c.upstream.timeout = try parseDuration(v, flag: "upstream-timeout", allowZero: false)
@@ -141,6 +168,22 @@ package func parseSize(_ text: String, flag: String, minimum: Int = 0) throws(Co
         )
     }
     return value * scale
+}
+
+/// A fraction from 0 to 1 (`0.8`).
+private func parseFraction(_ text: String, flag: String) throws(ConfigurationError) -> Double {
+    guard let value = Double(text), value.isFinite, value >= 0, value <= 1 else {
+        throw ConfigurationError("--\(flag): '\(text)' is not a fraction from 0 to 1")
+    }
+    return value
+}
+
+/// Requests per second, 0 or more (`50`, `0.5`).
+private func parseRate(_ text: String, flag: String) throws(ConfigurationError) -> Double {
+    guard let value = Double(text), value.isFinite, value >= 0 else {
+        throw ConfigurationError("--\(flag): '\(text)' is not a rate (requests per second, 0 = no limit)")
+    }
+    return value
 }
 
 /// A whole number of at least `minimum`.

@@ -51,9 +51,9 @@ package struct DaemonConfiguration: Sendable {
     package var socket = Socket()
     package var upstream = Upstream()
     package var cache = CacheConfiguration()
-    /// Seconds an expired contact may still be served while it is refreshed. Default 1 hour.
-    /// Read and validated now; served-stale behaviour is not built yet.
-    package var staleTTL: Double = 3600
+    /// Stale serving, retries, circuit breaker and API budget. Its `deadline` is taken from
+    /// `upstream.timeout` when the daemon starts.
+    package var policy = UpstreamPolicy()
     package var limits = Limits()
     /// Longest drain on SIGTERM, in seconds. Default 10.
     package var shutdownTimeout: Double = 10
@@ -63,6 +63,8 @@ package struct DaemonConfiguration: Sendable {
     package var demo = false
     /// Write phone numbers and contact ids in clear in logs. Default off (masked).
     package var logPersonalData = false
+    /// The clock behind cache ages, the breaker and the API budget; tests substitute a manual one.
+    package var clock: MonotonicClock = .system
 
     package init() {}
 }

@@ -46,7 +46,11 @@ package enum Daemon {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(min(configuration.upstream.timeout, 5) * 1000)))
         )
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60))
+        // Keep as many connections as the API budget lets requests run at once.
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.policy.maxConcurrent
+        )
         let httpClient = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             configuration: clientConfiguration
@@ -56,10 +60,17 @@ package enum Daemon {
             client: httpClient,
             baseURL: configuration.upstream.url,
             token: token,
-            timeout: configuration.upstream.timeout,
             logger: logger
         )
-        let lookup = ContactLookup(cache: ContactCache(configuration: configuration.cache), source: source)
+        var policy = configuration.policy
+        policy.deadline = configuration.upstream.timeout
+        let lookup = ContactLookup(
+            cache: ContactCache(configuration: configuration.cache, clock: configuration.clock),
+            source: source,
+            policy: policy,
+            clock: configuration.clock,
+            logger: logger
+        )
         let status = DaemonStatus()
         let dispatcher = RequestDispatcher(
             lookup: lookup,
@@ -179,8 +190,9 @@ struct ReloadService: Service, CustomStringConvertible {
             if !demo {
                 do {
                     let token = try APIToken.load(tokenFile: tokenFile, environment: environment)
-                    source.replaceToken(token)
-                    logger.notice("reloaded: token re-read")
+                    let changed = source.replaceToken(token)
+                    lookup.tokenReloaded(changed: changed)
+                    logger.notice("reloaded: token re-read", metadata: ["token.changed": "\(changed)"])
                 } catch {
                     logger.error("reload failed; keeping the current token", metadata: ["error": "\(error)"])
                 }

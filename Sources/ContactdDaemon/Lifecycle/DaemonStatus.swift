@@ -32,8 +32,17 @@ package final class DaemonStatus: Sendable {
     }
 
     /// The `daemon.status` result.
-    package func json(stats: LookupStats) -> JSONValue {
-        .object([
+    package func json(stats: LookupStats, upstreamFailure: LookupError?) -> JSONValue {
+        var api: [String: JSONValue] = [
+            "state": .string(Self.apiState(stats: stats, upstreamFailure: upstreamFailure)),
+            "circuit": .string(stats.circuitState),
+            "token_rejected": .bool(stats.tokenRejected),
+            "queue_depth": .int(stats.queueDepth),
+        ]
+        if let staleFor = stats.servingStaleFor {
+            api["serving_stale_since"] = .string(Self.wallClock(secondsAgo: staleFor))
+        }
+        return .object([
             "version": .string(ContactdVersion.current),
             "pid": .int(Int(ProcessInfo.processInfo.processIdentifier)),
             "uptime": .double(uptime),
@@ -44,24 +53,52 @@ package final class DaemonStatus: Sendable {
                 "entries": .int(stats.entries),
                 "hit_ratio": .double(stats.hitRatio),
             ]),
+            "api": .object(JSONObject(api.sorted { $0.key < $1.key })),
         ])
     }
 
+    /// The API's state in one word for programs: `ok`, `token_rejected`, `circuit_open`,
+    /// `rate_limited`, `unavailable` or `bad_responses`.
+    static func apiState(stats: LookupStats, upstreamFailure: LookupError?) -> String {
+        if stats.tokenRejected { return "token_rejected" }
+        if stats.circuitState != "closed" { return "circuit_open" }
+        switch upstreamFailure {
+        case .rateLimited?: return "rate_limited"
+        case .unavailable?: return "unavailable"
+        case .badResponse?: return "bad_responses"
+        case .unauthorized?: return "token_rejected"
+        case nil, .notFound?, .rejectedByAPI?, .overloaded?: return "ok"
+        }
+    }
+
     /// The line systemd shows, e.g.
-    /// `Serving; 42 cached, hit ratio 93.1%, API ok (17 requests, 0 failed), 3 connections`.
+    /// `Serving; 42 cached, hit ratio 93.1%, API ok (17 requests, 0 failed), 3 connections`, or
+    /// with an outage `…, API circuit open, serving stale since 14:02:11 UTC (…), …`.
     package func statusLine(stats: LookupStats, upstreamFailure: LookupError?) -> String {
         let ratio = String(format: "%.1f", stats.hitRatio * 100)
-        let api: String
-        switch upstreamFailure {
-        case nil: api = "API ok"
-        case .unauthorized?: api = "API REJECTS THE TOKEN"
-        case .rateLimited?: api = "API rate limiting"
-        case .unavailable?: api = "API unavailable"
-        case .badResponse?: api = "API answering garbage"
-        case .rejectedByAPI?, .notFound?: api = "API ok"
+        var api: String
+        switch Self.apiState(stats: stats, upstreamFailure: upstreamFailure) {
+        case "token_rejected": api = "API REJECTS THE TOKEN"
+        case "circuit_open": api = "API circuit open"
+        case "rate_limited": api = "API rate limiting"
+        case "unavailable": api = "API unavailable"
+        case "bad_responses": api = "API answering garbage"
+        default: api = "API ok"
+        }
+        if let staleFor = stats.servingStaleFor {
+            api += ", serving stale since " + Self.wallClock(secondsAgo: staleFor, timeOnly: true)
         }
         return "\(draining ? "Draining" : "Serving"); \(stats.entries) cached, hit ratio \(ratio)%, "
             + "\(api) (\(stats.upstreamRequests) requests, \(stats.upstreamErrors) failed), "
             + "\(connections.load(ordering: .relaxed)) connections"
+    }
+
+    /// The UTC wall-clock time `seconds` ago, ISO 8601 (or `HH:MM:SS UTC`).
+    static func wallClock(secondsAgo seconds: Double, timeOnly: Bool = false) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = timeOnly ? "HH:mm:ss 'UTC'" : "yyyy-MM-dd'T'HH:mm:ss'Z'"
+        return formatter.string(from: Date(timeIntervalSinceNow: -seconds))
     }
 }

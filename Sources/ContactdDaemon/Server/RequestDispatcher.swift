@@ -101,7 +101,7 @@ package final class RequestDispatcher: Sendable {
             return reply(request, Self.statsJSON(lookup.stats))
         case .daemonStatus:
             try Self.expectNoParams(request.params)
-            return reply(request, status.json(stats: lookup.stats))
+            return reply(request, status.json(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
         case .daemonPing:
             try Self.expectNoParams(request.params)
             return reply(request, .string("pong"))
@@ -144,6 +144,11 @@ package final class RequestDispatcher: Sendable {
             out.append(contentsOf: found.status.rawValue.utf8)
             out.append(contentsOf: #"","age":"#.utf8)
             out.append(contentsOf: String(Int(found.age)).utf8)
+            if let reason = found.staleReason {
+                out.append(contentsOf: #","stale_reason":""#.utf8)
+                out.append(contentsOf: reason.rawValue.utf8)
+                out.append(UInt8(ascii: "\""))
+            }
             out.append(contentsOf: "}}}".utf8)
             return out
         case .failure(let error):
@@ -162,13 +167,32 @@ package final class RequestDispatcher: Sendable {
             "entries": .int(stats.entries),
             "bytes": .int(stats.bytes),
             "hits": .int(stats.hits),
+            "stale_hits": .int(stats.staleHits),
+            "stale_if_error": .int(stats.staleIfError),
             "misses": .int(stats.misses),
             "hit_ratio": .double(stats.hitRatio),
             "evictions": .int(stats.evictions),
+            "refreshes": .int(stats.refreshes),
+            "refresh_aheads": .int(stats.refreshAheads),
             "upstream": .object([
                 "requests": .int(stats.upstreamRequests),
                 "errors": .int(stats.upstreamErrors),
                 "in_flight": .int(stats.upstreamInFlight),
+                "retries": .int(stats.retries),
+                "queue_depth": .int(stats.queueDepth),
+                "overloaded": .int(stats.overloaded),
+                "token_rejected": .bool(stats.tokenRejected),
+                "circuit": .object([
+                    "state": .string(stats.circuitState),
+                    "opened": .int(stats.circuitOpened),
+                    "refusals": .int(stats.circuitRefusals),
+                ]),
+                "latency_ms": .object([
+                    "p50": .double(stats.latencyMilliseconds.p50),
+                    "p90": .double(stats.latencyMilliseconds.p90),
+                    "p99": .double(stats.latencyMilliseconds.p99),
+                    "max": .double(stats.latencyMilliseconds.max),
+                ]),
             ]),
         ])
     }
@@ -181,9 +205,10 @@ extension RPCError {
         case .notFound: self = .notFound
         case .unauthorized: self = .upstreamUnauthorized
         case .rateLimited(let retryAfter): self = .rateLimited(retryAfter: retryAfter)
-        case .unavailable(let detail, let retryAfter): self = .upstreamUnavailable(detail, retryAfter: retryAfter)
+        case .unavailable(let detail, let retryAfter, _): self = .upstreamUnavailable(detail, retryAfter: retryAfter)
         case .badResponse(let detail): self = .upstreamBadResponse(detail)
         case .rejectedByAPI: self = .rejectedByAPI
+        case .overloaded(let detail): self = .overloaded(detail)
         }
     }
 }

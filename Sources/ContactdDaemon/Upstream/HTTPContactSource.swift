@@ -18,27 +18,28 @@ package final class HTTPContactSource: ContactSource {
 
     private let client: HTTPClient
     private let endpoint: String
-    private let timeout: TimeAmount
     private let token: Mutex<APIToken>
     private let logger: Logger
 
     /// - Parameters:
     ///   - baseURL: the API base, without `/get-contact`.
-    ///   - timeout: seconds one call may take in total.
-    package init(client: HTTPClient, baseURL: String, token: APIToken, timeout: Double, logger: Logger) {
+    package init(client: HTTPClient, baseURL: String, token: APIToken, logger: Logger) {
         self.client = client
         self.endpoint = baseURL + "/get-contact"
-        self.timeout = .nanoseconds(Int64(timeout * 1e9))
         self.token = Mutex(token)
         self.logger = logger
     }
 
-    /// Uses `token` from the next call on.
-    package func replaceToken(_ token: APIToken) {
-        self.token.withLock { $0 = token }
+    /// Uses `token` from the next call on; returns whether it differs from the one in use.
+    @discardableResult
+    package func replaceToken(_ token: APIToken) -> Bool {
+        self.token.withLock { current in
+            defer { current = token }
+            return current.secret != token.secret
+        }
     }
 
-    package func fetch(_ key: ContactKey) async throws(LookupError) -> Contact {
+    package func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer " + token.withLock { $0.secret })
@@ -56,16 +57,21 @@ package final class HTTPContactSource: ContactSource {
         let retryAfter: String?
         let responseBody: ByteBuffer
         do {
-            let response = try await client.execute(request, timeout: timeout, logger: logger)
+            let response = try await client.execute(
+                request,
+                timeout: .nanoseconds(Int64(max(timeout, 0.001) * 1e9)),
+                logger: logger
+            )
             status = Int(response.status.code)
             retryAfter = response.headers.first(name: "retry-after")
             responseBody = try await response.body.collect(upTo: Self.maximumBodyBytes)
         } catch is NIOTooManyBytesError {
             throw .badResponse(detail: "response body larger than \(Self.maximumBodyBytes) bytes")
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            throw .unavailable(detail: "no answer within the upstream timeout", retryAfter: nil)
+            throw .unavailable(detail: "no answer within the upstream timeout", retryAfter: nil, retryable: true)
         } catch {
-            throw .unavailable(detail: Self.describe(error), retryAfter: nil)
+            // Connect errors, resets and timeouts: worth another attempt.
+            throw .unavailable(detail: Self.describe(error), retryAfter: nil, retryable: true)
         }
         logger.debug("upstream answered", metadata: ["upstream.status": "\(status)"])
         return try Self.contact(status: status, retryAfter: retryAfter, body: responseBody.readableBytesView)
@@ -89,7 +95,12 @@ package final class HTTPContactSource: ContactSource {
         case 429: throw .rateLimited(retryAfter: parseRetryAfter(retryAfter))
         case 400, 422: throw .rejectedByAPI
         case 500...599:
-            throw .unavailable(detail: "the API answered HTTP \(status)", retryAfter: parseRetryAfter(retryAfter))
+            // 502/503/504 say "try again"; 500 and the rest say the API itself is broken.
+            throw .unavailable(
+                detail: "the API answered HTTP \(status)",
+                retryAfter: parseRetryAfter(retryAfter),
+                retryable: [502, 503, 504].contains(status)
+            )
         default:
             throw .badResponse(detail: "unexpected HTTP status \(status)")
         }

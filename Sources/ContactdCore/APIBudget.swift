@@ -1,0 +1,146 @@
+import Synchronization
+
+/// Caps API requests in flight and, optionally, started per second (a token bucket). Callers
+/// beyond the caps wait in one bounded FIFO queue, each until its own deadline.
+package final class APIBudget: Sendable {
+    package enum Grant: Sendable, Equatable {
+        /// A slot is held; call `release()` when the request is over.
+        case granted
+        /// The queue was full.
+        case queueFull
+        /// No slot came free before the deadline.
+        case timedOut
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private struct State {
+        var inFlight = 0
+        var tokens: Double
+        var refilledAt: Double
+        var waiters: [Waiter] = []
+        var nextID = 0
+        var refillScheduled = false
+    }
+
+    private let state: Mutex<State>
+    private let maxConcurrent: Int
+    private let ratePerSecond: Double
+    private let burst: Double
+    private let queueLimit: Int
+    private let clock: MonotonicClock
+
+    package init(maxConcurrent: Int, ratePerSecond: Double, burst: Int, queueLimit: Int, clock: MonotonicClock) {
+        self.maxConcurrent = max(1, maxConcurrent)
+        self.ratePerSecond = ratePerSecond
+        self.burst = ratePerSecond > 0 ? Double(burst > 0 ? burst : max(1, Int(ratePerSecond))) : 1
+        self.queueLimit = max(0, queueLimit)
+        self.clock = clock
+        self.state = Mutex(State(tokens: self.burst, refilledAt: clock.now()))
+    }
+
+    /// Requests holding a slot now.
+    package var inFlight: Int { state.withLock { $0.inFlight } }
+
+    /// Callers waiting for a slot now.
+    package var queued: Int { state.withLock { $0.waiters.count } }
+
+    /// Takes a slot, waiting at most `timeout` seconds in the queue.
+    package func acquire(timeout: Double) async -> Grant {
+        let now = clock.now()
+        let immediate: Grant? = state.withLock { s in
+            refill(&s, now: now)
+            if s.waiters.isEmpty && canStart(s) {
+                take(&s)
+                return .granted
+            }
+            return s.waiters.count >= queueLimit || timeout <= 0 ? .queueFull : nil
+        }
+        if let immediate { return immediate }
+        let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = state.withLock { s in
+                s.nextID += 1
+                s.waiters.append(Waiter(id: s.nextID, continuation: continuation, timer: nil))
+                return s.nextID
+            }
+            let timer = Task { [self] in
+                try? await Task.sleep(for: .seconds(timeout))
+                if !Task.isCancelled { expire(id) }
+            }
+            let orphan = state.withLock { s -> Bool in
+                guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return true }
+                s.waiters[index].timer = timer
+                return false
+            }
+            // Granted (or expired) before the timer was stored: the timer is not needed.
+            if orphan { timer.cancel() }
+            // A slot may have come free between the first check and joining the queue.
+            wakeWaiters()
+        }
+        return granted ? .granted : .timedOut
+    }
+
+    /// Gives a slot back and hands it to the next waiter.
+    package func release() {
+        state.withLock { $0.inFlight -= 1 }
+        wakeWaiters()
+    }
+
+    private func canStart(_ s: State) -> Bool {
+        s.inFlight < maxConcurrent && (ratePerSecond <= 0 || s.tokens >= 1)
+    }
+
+    private func take(_ s: inout State) {
+        s.inFlight += 1
+        if ratePerSecond > 0 { s.tokens -= 1 }
+    }
+
+    private func refill(_ s: inout State, now: Double) {
+        guard ratePerSecond > 0 else { return }
+        s.tokens = min(burst, s.tokens + (now - s.refilledAt) * ratePerSecond)
+        s.refilledAt = now
+    }
+
+    private func expire(_ id: Int) {
+        let continuation = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return s.waiters.remove(at: index).continuation
+        }
+        continuation?.resume(returning: false)
+    }
+
+    /// Grants slots to waiters in order while the caps allow; when only the rate holds them
+    /// back, schedules one wake-up for the next token.
+    private func wakeWaiters() {
+        let now = clock.now()
+        var refillIn: Double?
+        let woken = state.withLock { s -> [Waiter] in
+            refill(&s, now: now)
+            var woken: [Waiter] = []
+            while !s.waiters.isEmpty && canStart(s) {
+                take(&s)
+                woken.append(s.waiters.removeFirst())
+            }
+            if !s.waiters.isEmpty, s.inFlight < maxConcurrent, ratePerSecond > 0, !s.refillScheduled {
+                s.refillScheduled = true
+                refillIn = (1 - s.tokens) / ratePerSecond
+            }
+            return woken
+        }
+        for waiter in woken {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: true)
+        }
+        if let refillIn {
+            Task { [self] in
+                try? await Task.sleep(for: .seconds(max(refillIn, 0.001)))
+                state.withLock { $0.refillScheduled = false }
+                wakeWaiters()
+            }
+        }
+    }
+}
