@@ -142,6 +142,7 @@ let package = Package(
                 "FakeContactAPI",
                 "ContactdClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

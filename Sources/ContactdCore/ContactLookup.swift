@@ -108,7 +108,7 @@ package final class ContactLookup: Sendable {
             ratePerSecond: policy.ratePerSecond,
             burst: policy.rateBurst,
             queueLimit: policy.queueLimit,
-            clock: clock
+            clock: .system  // its waits are real time
         )
     }
 
@@ -258,8 +258,12 @@ package final class ContactLookup: Sendable {
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
     /// breaker and holding a budget slot.
     private func fetch(_ key: ContactKey, generation: Int) async -> Result<Contact, LookupError> {
+        // Deadlines are real time (they bound real waits), not the cache's injectable clock.
+        let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
-        let deadline = clock.now() + policy.deadline - min(0.1, policy.deadline * 0.1)
+        let deadline = real.now() + policy.deadline - min(0.1, policy.deadline * 0.1)
+        // An attempt with less time than this left is not worth starting (nor queueing for).
+        let shortest = min(0.25, policy.deadline * 0.25)
         var attempt = 0
         while true {
             if let refusal = refusal(for: key) { return .failure(refusal) }
@@ -270,7 +274,7 @@ package final class ContactLookup: Sendable {
                     .unavailable(detail: "circuit open: the API keeps failing", retryAfter: retryAfter.rounded(.up))
                 )
             }
-            switch await budget.acquire(timeout: deadline - clock.now()) {
+            switch await budget.acquire(timeout: deadline - shortest - real.now()) {
             case .granted:
                 break
             case .queueFull:
@@ -282,7 +286,7 @@ package final class ContactLookup: Sendable {
                 counters.overloaded.add(1, ordering: .relaxed)
                 return .failure(.overloaded(detail: "no API slot came free within the deadline"))
             }
-            let result = await call(key, timeout: max(0.001, deadline - clock.now()))
+            let result = await call(key, timeout: max(0.001, deadline - real.now()))
             budget.release()
             breaker.record(Self.breakerOutcome(result), permit: permit)
 
@@ -291,8 +295,7 @@ package final class ContactLookup: Sendable {
             }
             var delay = policy.backoff(attempt: attempt, random: Double.random(in: 0...1))
             if case .unavailable(_, let retryAfter?, _) = error { delay = max(delay, retryAfter) }
-            // Only retry when the delay and some of an attempt still fit in the deadline.
-            guard clock.now() + delay + 0.01 < deadline else { return result }
+            guard real.now() + delay + shortest < deadline else { return result }
             counters.retries.add(1, ordering: .relaxed)
             try? await Task.sleep(for: .seconds(delay))
             attempt += 1
