@@ -124,4 +124,29 @@ final class ScriptedSource: ContactSource {
         #expect(lookup.invalidateAll() == 1)
         #expect(source.calls == 2)
     }
+
+    @Test func notFoundEntriesBelongToTheTokenTheyWereLearnedWith() async {
+        let source = ScriptedSource(.failure(.notFound))
+        let (lookup, _) = makeLookup(source)
+        _ = await lookup.get(cid("a"), maxAge: nil)
+        lookup.tokenReloaded(changed: false)
+        #expect(await lookup.get(cid("a"), maxAge: nil) == .failure(.notFound))
+        #expect(source.calls == 1)  // same token: still cached
+        lookup.tokenReloaded(changed: true)
+        #expect(lookup.stats.entries == 0)
+        _ = await lookup.get(cid("a"), maxAge: nil)
+        #expect(source.calls == 2)
+    }
+
+    @Test func aNotFoundThatArrivesAfterTheTokenChangedIsNotCached() async {
+        let source = ScriptedSource(.failure(.notFound))
+        source.hold()
+        let (lookup, _) = makeLookup(source)
+        let pending = Task { await lookup.get(cid("a"), maxAge: nil) }
+        while source.calls < 1 { await Task.yield() }
+        lookup.tokenReloaded(changed: true)
+        source.release()
+        #expect(await pending.value == .failure(.notFound))
+        #expect(lookup.stats.entries == 0)
+    }
 }

@@ -124,6 +124,53 @@ import Testing
         }
     }
 
+    @Test func newTokenEndsTheRejectedStateAndDropsNotFoundEntriesLearnedWithTheOld() async throws {
+        try await withFakeAPI(expectedToken: "token-one") { api in
+            try await withTemporaryDirectory { dir in
+                let tokenFile = dir + "/token"
+                try "token-one\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--token-file", tokenFile, "--retry-attempts", "1"]
+                )
+                func ctl(_ arguments: [String]) async throws -> CommandResult {
+                    try await runProduct("contactctl", ["--socket", daemon.socketPath] + arguments)
+                }
+                do {
+                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    // A not-found learned with token one.
+                    #expect(try await ctl(["get", "+19995550100"]).status == 1)
+                    api.addContact(#"{"id":"late-1","name":"Late Comer","phone_number":"+19995550100"}"#)
+                    #expect(try await ctl(["get", "+19995550100"]).status == 1)  // cached
+                    #expect(api.calls == 1)
+
+                    // The API stops accepting token one: one visible state, one log line.
+                    api.setExpectedToken("token-two")
+                    #expect(try await ctl(["get", "+14155551234"]).status == 77)
+                    #expect(try await ctl(["get", "+442079460958"]).status == 77)
+                    #expect(api.calls == 2)  // the second failed fast
+                    let status = try await ctl(["call", "daemon.status"])
+                    #expect(status.stdout.contains(#""token_rejected""#))
+                    #expect(daemon.log.components(separatedBy: "rejects the token").count == 2)
+
+                    // Reload with token two: the state ends and the old not-found is gone.
+                    try "token-two\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+                    daemon.signal(SIGHUP)
+                    let ready = try await daemon.notify.waitFor(count: 2, "second READY=1") { $0.contains("READY=1") }
+                    #expect(!ready.contains("REJECTS THE TOKEN"))
+                    #expect(try await ctl(["get", "+19995550100"]).status == 0)
+                    #expect(try await ctl(["get", "+14155551234"]).status == 0)
+                } catch {
+                    await daemon.stop()
+                    throw error
+                }
+                daemon.signal(SIGTERM)
+                _ = try? await daemon.waitForExit()
+                await daemon.stop()
+            }
+        }
+    }
+
     @Test func tokenNeverReachesLogsResponsesOrArgv() async throws {
         let token = "tok-\(UInt64.random(in: 1...UInt64.max))"
         try await withFakeAPI(expectedToken: "something-else") { api in

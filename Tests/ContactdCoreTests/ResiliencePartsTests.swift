@@ -1,0 +1,91 @@
+import ContactdCore
+import Testing
+
+@Suite struct CircuitBreakerTests {
+    @Test func opensAfterConsecutiveFailuresAndProbesOneAtATime() {
+        let clock = ManualClock()
+        let breaker = CircuitBreaker(failureThreshold: 3, cooldown: 10, clock: clock.clock)
+        for _ in 0..<2 { breaker.record(.failure, permit: breaker.permit()) }
+        #expect(breaker.permit() == .allowed)
+        breaker.record(.success, permit: .allowed)  // a success resets the run
+        for _ in 0..<3 { breaker.record(.failure, permit: breaker.permit()) }
+        #expect(breaker.permit() == .refused(retryAfter: 10))
+        clock.advance(by: 4)
+        #expect(breaker.permit() == .refused(retryAfter: 6))
+        clock.advance(by: 6)
+        #expect(breaker.permit() == .probe)
+        #expect(breaker.permit() == .refused(retryAfter: 1))  // one probe at a time
+        breaker.record(.failure, permit: .probe)  // failed probe: open again
+        #expect(breaker.snapshot.state == .open)
+        #expect(breaker.snapshot.opened == 2)
+        clock.advance(by: 10)
+        #expect(breaker.permit() == .probe)
+        breaker.record(.success, permit: .probe)
+        #expect(breaker.snapshot.state == .closed)
+        #expect(breaker.permit() == .allowed)
+    }
+
+    @Test func aProbeThatSaidNothingLetsTheNextCallerProbe() {
+        let clock = ManualClock()
+        let breaker = CircuitBreaker(failureThreshold: 1, cooldown: 1, clock: clock.clock)
+        breaker.record(.failure, permit: breaker.permit())
+        clock.advance(by: 1)
+        #expect(breaker.permit() == .probe)
+        breaker.record(.neutral, permit: .probe)
+        #expect(breaker.permit() == .probe)
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct APIBudgetTests {
+    @Test func capsConcurrencyAndQueuesInOrder() async {
+        let budget = APIBudget(maxConcurrent: 2, ratePerSecond: 0, burst: 0, queueLimit: 2, clock: .system)
+        #expect(await budget.acquire(timeout: 1) == .granted)
+        #expect(await budget.acquire(timeout: 1) == .granted)
+        let first = Task { await budget.acquire(timeout: 10) }
+        while budget.queued < 1 { await Task.yield() }
+        let second = Task { await budget.acquire(timeout: 10) }
+        while budget.queued < 2 { await Task.yield() }
+        #expect(await budget.acquire(timeout: 10) == .queueFull)
+        budget.release()
+        #expect(await first.value == .granted)
+        #expect(budget.queued == 1)
+        budget.release()
+        #expect(await second.value == .granted)
+        #expect(budget.inFlight == 2)
+    }
+
+    @Test func aWaiterGivesUpAtItsTimeout() async {
+        let budget = APIBudget(maxConcurrent: 1, ratePerSecond: 0, burst: 0, queueLimit: 10, clock: .system)
+        #expect(await budget.acquire(timeout: 1) == .granted)
+        let start = ContinuousClock.now
+        #expect(await budget.acquire(timeout: 0.1) == .timedOut)
+        #expect(ContinuousClock.now - start >= .milliseconds(100))
+        #expect(budget.queued == 0)
+        budget.release()
+        #expect(await budget.acquire(timeout: 0.1) == .granted)
+    }
+
+    @Test func tokenBucketAllowsABurstThenSpacesStarts() async {
+        let budget = APIBudget(maxConcurrent: 100, ratePerSecond: 20, burst: 3, queueLimit: 100, clock: .system)
+        let start = ContinuousClock.now
+        for _ in 0..<3 { #expect(await budget.acquire(timeout: 1) == .granted) }
+        #expect(ContinuousClock.now - start < .milliseconds(40))
+        for _ in 0..<2 { #expect(await budget.acquire(timeout: 1) == .granted) }
+        // Two more tokens at 20/s: at least 100 ms after the burst.
+        #expect(ContinuousClock.now - start >= .milliseconds(90))
+    }
+}
+
+@Suite struct BackoffTests {
+    @Test func fullJitterStaysWithinTheCappedExponential() {
+        var policy = UpstreamPolicy()
+        policy.retryBaseDelay = 0.1
+        policy.retryMaxDelay = 1
+        #expect(policy.backoff(attempt: 0, random: 1) == 0.1)
+        #expect(policy.backoff(attempt: 2, random: 1) == 0.4)
+        #expect(policy.backoff(attempt: 10, random: 1) == 1)
+        #expect(policy.backoff(attempt: 3, random: 0) == 0)
+        #expect(policy.backoff(attempt: 3, random: 0.5) == 0.4)
+        #expect(policy.backoff(attempt: 1000, random: 1) == 1)
+    }
+}
