@@ -149,7 +149,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ContactdTestSupport", "FakeContactAPI", "ContactdClient", "contactd", "contactctl"]
+            dependencies: [
+                "ContactdTestSupport", "FakeContactAPI", "ContactdClient", "ContactdJSON", "contactd", "contactctl",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )
