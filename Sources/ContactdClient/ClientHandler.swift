@@ -1,6 +1,16 @@
 import ContactdJSON
 import ContactdProtocol
 import NIOCore
+import Synchronization
+
+/// The error the server sent for a connection as a whole (`id` null), readable off the event loop.
+final class ConnectionRefusal: Sendable {
+    private let stored = Mutex<ContactdClientError?>(nil)
+
+    var error: ContactdClientError? { stored.withLock { $0 } }
+
+    func record(_ error: ContactdClientError) { stored.withLock { $0 = error } }
+}
 
 /// Numbers outgoing calls and completes each one when the reply with its id arrives.
 final class ClientHandler: ChannelDuplexHandler {
@@ -20,6 +30,11 @@ final class ClientHandler: ChannelDuplexHandler {
     /// An error the server sent for the connection as a whole (`id` null: forbidden, overloaded,
     /// request too large); later calls fail with it rather than with a bare "closed".
     private var connectionError: ContactdClientError?
+    private let refusal: ConnectionRefusal
+
+    init(refusal: ConnectionRefusal) {
+        self.refusal = refusal
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
@@ -55,6 +70,7 @@ final class ClientHandler: ChannelDuplexHandler {
             if let error = object["error"] {
                 let clientError = Self.clientError(error)
                 connectionError = clientError
+                refusal.record(clientError)
                 failAll(clientError)
             }
             return

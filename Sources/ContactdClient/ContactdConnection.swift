@@ -17,9 +17,12 @@ public final class ContactdConnection: Sendable {
     public static let defaultSocketPath = "/run/contactd/contactd.sock"
 
     private let channel: any Channel
+    /// What the server said about the connection as a whole, if anything.
+    private let refusal: ConnectionRefusal
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, refusal: ConnectionRefusal) {
         self.channel = channel
+        self.refusal = refusal
     }
 
     /// Connects to the daemon.
@@ -32,6 +35,7 @@ public final class ContactdConnection: Sendable {
         socketPath: String = defaultSocketPath,
         maxLineBytes: Int = 16 << 20
     ) async throws -> ContactdConnection {
+        let refusal = ConnectionRefusal()
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelInitializer { channel in
@@ -39,12 +43,12 @@ public final class ContactdConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(LineFramer(maxLineBytes: maxLineBytes))
                         )
-                        try channel.pipeline.syncOperations.addHandler(ClientHandler())
+                        try channel.pipeline.syncOperations.addHandler(ClientHandler(refusal: refusal))
                     }
                 }
                 .connect(unixDomainSocketPath: socketPath)
                 .get()
-            return ContactdConnection(channel: channel)
+            return ContactdConnection(channel: channel, refusal: refusal)
         } catch {
             throw ContactdClientError.connectionFailed(socketPath, Self.describe(error))
         }
@@ -84,7 +88,9 @@ public final class ContactdConnection: Sendable {
         } catch let error as ContactdClientError {
             throw error
         } catch {
-            throw ContactdClientError.connectionClosed
+            // The server may have refused the connection (forbidden, overloaded) and closed it
+            // before this call was written: report its reason, not a bare "closed".
+            throw refusal.error ?? ContactdClientError.connectionClosed
         }
     }
 
@@ -124,7 +130,13 @@ public final class ContactdConnection: Sendable {
         else {
             throw ContactdClientError.badResponse("contact.get result without contact and cache")
         }
-        return ContactLookup(contact: contact, cacheStatus: status, age: cache["age"]?.doubleValue ?? 0, result: result)
+        return ContactLookup(
+            contact: contact,
+            cacheStatus: status,
+            age: cache["age"]?.doubleValue ?? 0,
+            staleReason: cache["stale_reason"]?.stringValue,
+            result: result
+        )
     }
 
     /// Drops the cached entry for a phone number; returns how many entries were removed.
@@ -186,6 +198,9 @@ public struct ContactLookup: Sendable, Hashable {
     public let cacheStatus: String
     /// Seconds since the API sent it.
     public let age: Double
+    /// Why a `stale` answer was stale: `refreshing`, `upstream_unavailable`, `rate_limited` or
+    /// `circuit_open`; `nil` for fresh answers.
+    public let staleReason: String?
     /// The whole `contact.get` result as received.
     public let result: JSONValue
 }

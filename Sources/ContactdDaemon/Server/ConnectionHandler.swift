@@ -243,7 +243,12 @@ final class RefuseConnectionHandler: ChannelInboundHandler {
         let line = RPCResponse.failureLine(id: .null, error: error)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: line))).whenComplete { _ in
-            channel.close(promise: nil)
+            // Half-close rather than close: a peer that sends its request after the refusal was
+            // written would otherwise hit a closed socket (EPIPE, or a reset for unread data) and
+            // never read the refusal. It reads the line, then end-of-file; its hang-up (or one
+            // second) closes the rest. Anything it sends meanwhile is discarded.
+            channel.close(mode: .output, promise: nil)
+            channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
         }
     }
 
