@@ -58,7 +58,9 @@ package final class ContactLookup: Sendable {
     private let counters = Counters()
     private let health = Mutex(Health())
     /// API call durations in microseconds.
-    private let latency = Mutex(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two))
+    private let latency = Mutex(
+        Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
+    )
 
     /// Most keys with a remembered hold (429 or failed refresh); older ones are dropped first.
     private static let maximumHolds = 10_000
@@ -306,7 +308,10 @@ package final class ContactLookup: Sendable {
     private func refusal(for key: ContactKey) -> LookupError? {
         let now = clock.now()
         return health.withLock { health -> LookupError? in
-            let until = max(health.globalHoldUntil, health.holds[key].flatMap { $0.blocksFetches ? $0.until : nil } ?? 0)
+            let until = max(
+                health.globalHoldUntil,
+                health.holds[key].flatMap { $0.blocksFetches ? $0.until : nil } ?? 0
+            )
             if until > now { return .rateLimited(retryAfter: (until - now).rounded(.up)) }
             if let rejected = health.tokenRejected {
                 // One call per cooldown tries the token again; everything else fails fast.
@@ -330,7 +335,9 @@ package final class ContactLookup: Sendable {
         }
         let elapsed = started.duration(to: .now)
         counters.upstreamInFlight.subtract(1, ordering: .relaxed)
-        let micros = UInt64(max(0, elapsed.components.seconds)) * 1_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
+        let micros =
+            UInt64(max(0, elapsed.components.seconds)) * 1_000_000
+            + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
         _ = latency.withLock { $0.record(min(micros, 600_000_000)) }
         switch result {
         case .success, .failure(.notFound), .failure(.rejectedByAPI): break
@@ -390,7 +397,11 @@ package final class ContactLookup: Sendable {
             case .failure(.unavailable), .failure(.badResponse):
                 health.lastFailure = result.failure
                 if background {
-                    let hold = Hold(until: now + policy.retryMaxDelay, reason: .upstreamUnavailable, blocksFetches: false)
+                    let hold = Hold(
+                        until: now + policy.retryMaxDelay,
+                        reason: .upstreamUnavailable,
+                        blocksFetches: false
+                    )
                     Self.hold(key, hold, in: &health, now: now)
                 }
             case .failure(.overloaded):

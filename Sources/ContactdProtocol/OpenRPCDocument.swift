@@ -17,7 +17,7 @@ public enum OpenRPCDocument {
              ],
              "result": {"name": "lookup", "schema": {"type": "object", "required": ["contact", "cache"],
                "properties": {"contact": {"type": "object"},
-                              "cache": {"type": "object", "properties": {"status": {"enum": ["hit", "miss", "stale"]}, "age": {"type": "number"}}}}}},
+                              "cache": {"type": "object", "properties": {"status": {"enum": ["hit", "miss", "stale"]}, "age": {"type": "number"}, "stale_reason": {"enum": ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open"]}}}}}},
              "errors": [
                {"code": -32602, "message": "invalid_params, invalid_phone_number, invalid_contact_id, rejected_by_api"},
                {"code": -32001, "message": "not_found"},

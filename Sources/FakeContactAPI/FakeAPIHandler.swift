@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Collects one HTTP request and answers it as `FakeAPICore` decides.

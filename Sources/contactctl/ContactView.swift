@@ -7,7 +7,8 @@ enum ContactView {
         var lines: [String] = []
         if let name = found.contact["name"]?.stringValue { lines.append(name) }
         lines.append(table(found.contact, indent: "  "))
-        lines.append("  (cache: \(found.cacheStatus), age \(Int(found.age))s)")
+        let reason = found.staleReason.map { ", \($0)" } ?? ""
+        lines.append("  (cache: \(found.cacheStatus)\(reason), age \(Int(found.age))s)")
         return lines.joined(separator: "\n")
     }
 

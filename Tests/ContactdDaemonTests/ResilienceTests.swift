@@ -20,17 +20,16 @@ import Testing
         configure: (inout DaemonConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestDaemon, RawSocketClient) async throws -> T
     ) async throws -> T {
-        try await withDaemon(
-            api: api,
-            configure: { c in
-                c.clock = clock.clock
-                c.cache.ttl = 10
-                c.policy.retryAttempts = 1
-                c.policy.retryBaseDelay = 0.01
-                c.policy.refreshAhead = 0
-                configure(&c)
-            }
-        ) { daemon in
+        let clock = self.clock
+        let setUp: (inout DaemonConfiguration) -> Void = { c in
+            c.clock = clock.clock
+            c.cache.ttl = 10
+            c.policy.retryAttempts = 1
+            c.policy.retryBaseDelay = 0.01
+            c.policy.refreshAhead = 0
+            configure(&c)
+        }
+        return try await withDaemon(api: api, configure: setUp) { daemon in
             let client = try await RawSocketClient.connect(daemon.socketPath)
             let result = try await body(daemon, client)
             await client.close()
@@ -200,7 +199,9 @@ import Testing
     @Test func transientFailuresAreRetriedWithinTheDeadline() async throws {
         try await withFakeAPI { api in
             api.script([.status(503), .drop, .status(502)])
-            try await withResilientDaemon(api: api, configure: { $0.policy.retryAttempts = 4 }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.policy.retryAttempts = 4 }) {
+                _,
+                client async throws in
                 let reply = try await roundTrip(client, getPhone(johnPhone))
                 #expect(reply.cacheStatus == "miss")
                 #expect(api.calls == 4)
@@ -217,7 +218,9 @@ import Testing
     func permanentAnswersAreNotRetried(behavior: FakeContactAPI.Behavior, reason: String) async throws {
         try await withFakeAPI { api in
             api.setBehavior(behavior)
-            try await withResilientDaemon(api: api, configure: { $0.policy.retryAttempts = 4 }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.policy.retryAttempts = 4 }) {
+                _,
+                client async throws in
                 #expect(try await roundTrip(client, getPhone(johnPhone)).errorReason == reason)
                 #expect(api.calls == 1)
             }
@@ -266,7 +269,9 @@ import Testing
 
     @Test func rateLimitCanHoldEveryKey() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.policy.rateLimitAllKeys = true }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.policy.rateLimitAllKeys = true }) {
+                _,
+                client async throws in
                 api.setBehavior(.status(429))  // no Retry-After: the default of 1 s applies
                 #expect(try await roundTrip(client, getPhone(johnPhone)).errorReason == "rate_limited")
                 api.setBehavior(.normal)
@@ -289,7 +294,9 @@ import Testing
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 api.setBehavior(.status(503))
                 for i in 0..<3 {
-                    #expect(try await roundTrip(client, getPhone("+1555000000\(i)")).errorReason == "upstream_unavailable")
+                    #expect(
+                        try await roundTrip(client, getPhone("+1555000000\(i)")).errorReason == "upstream_unavailable"
+                    )
                 }
                 #expect(api.calls == 3)
                 let refused = try await roundTrip(client, getPhone("+15550000009"))
@@ -451,10 +458,13 @@ import Testing
     @Test func rateLimitSpacesAPICalls() async throws {
         try await withFakeAPI { api in
             // The token bucket needs real time: this daemon keeps the system clock.
-            try await withDaemon(api: api, configure: { c in
-                c.policy.ratePerSecond = 10
-                c.policy.rateBurst = 1
-            }) { daemon in
+            try await withDaemon(
+                api: api,
+                configure: { c in
+                    c.policy.ratePerSecond = 10
+                    c.policy.rateBurst = 1
+                }
+            ) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 let start = ContinuousClock.now
                 for i in 0..<5 { try await client.send(getPhone("+1999555000\(i)", id: i) + "\n") }
@@ -528,7 +538,9 @@ import Testing
 
     @Test func eachWaiterKeepsItsOwnDeadline() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.upstream.timeout = 0.5 }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.upstream.timeout = 0.5 }) {
+                _,
+                client async throws in
                 api.hold()
                 let start = ContinuousClock.now
                 try await client.send(getPhone(johnPhone) + "\n")
@@ -541,4 +553,3 @@ import Testing
         }
     }
 }
-

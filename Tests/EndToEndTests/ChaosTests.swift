@@ -109,8 +109,12 @@ struct ChaosTests {
         return try await withThrowingTaskGroup(of: Report.self) { group in
             for client in 0..<64 {
                 group.addTask {
-                    Report(tally: try await Self.client(client, daemon.socketPath, until: deadline), pings: 0,
-                           slowestPing: .zero, peakRSSKiB: 0)
+                    Report(
+                        tally: try await Self.client(client, daemon.socketPath, until: deadline),
+                        pings: 0,
+                        slowestPing: .zero,
+                        peakRSSKiB: 0
+                    )
                 }
             }
             // A watcher: the daemon keeps answering pings, and its RSS is sampled.
@@ -164,7 +168,9 @@ struct ChaosTests {
             case 5..<7: params = #"{"contact_id":"\#(demo.randomElement(using: &generator)!.id)"}"#
             default: params = #"{"phone_number":"+1999555\#(String(format: "%04d", Int.random(in: 0..<300)))"}"#
             }
-            try await connection.send(#"{"jsonrpc":"2.0","id":\#(id),"method":"contact.get","params":\#(params)}"# + "\n")
+            try await connection.send(
+                #"{"jsonrpc":"2.0","id":\#(id),"method":"contact.get","params":\#(params)}"# + "\n"
+            )
             guard let line = try await connection.readLine(timeout: 5) else {
                 tally.wrong.append("client \(number): connection closed")
                 break
