@@ -108,7 +108,9 @@ let package = Package(
         .executableTarget(
             name: "contactd-bench",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                "FakeContactAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .target(

@@ -41,9 +41,14 @@ public final class FakeContactAPI: Sendable {
     /// - Parameters:
     ///   - contacts: raw JSON objects it knows, each found by its `id` and `phone_number`.
     ///   - expectedToken: when set, any other bearer token gets 401.
+    ///   - generate: answers keys (`"phone:+1…"`, `"id:…"`) not among `contacts`, e.g.
+    ///     `BenchContacts.generate` for a million contacts without storing them.
+    ///   - port: the port to listen on; 0 picks a free one.
     public static func start(
         contacts: [String] = DemoContacts.all,
-        expectedToken: String? = nil
+        expectedToken: String? = nil,
+        generate: (@Sendable (String) -> String?)? = nil,
+        port: Int = 0
     ) async throws -> FakeContactAPI {
         var initial = FakeAPICore.State()
         initial.expectedToken = expectedToken
@@ -54,7 +59,7 @@ public final class FakeContactAPI: Sendable {
             if let id = object["id"] as? String { initial.contacts["id:" + id] = raw }
             if let phone = object["phone_number"] as? String { initial.contacts["phone:" + phone] = raw }
         }
-        let core = FakeAPICore(initial)
+        let core = FakeAPICore(initial, generate: generate)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -64,7 +69,7 @@ public final class FakeContactAPI: Sendable {
                     try channel.pipeline.syncOperations.addHandler(FakeAPIHandler(core: core))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
         return FakeContactAPI(channel: channel, core: core, port: channel.localAddress?.port ?? 0)
     }
@@ -163,9 +168,11 @@ final class FakeAPICore: Sendable {
     }
 
     let state: Mutex<State>
+    let generate: (@Sendable (String) -> String?)?
 
-    init(_ initial: State) {
+    init(_ initial: State, generate: (@Sendable (String) -> String?)?) {
         state = Mutex(initial)
+        self.generate = generate
     }
 
     enum Answer {
@@ -213,7 +220,7 @@ final class FakeAPICore: Sendable {
             } else {
                 switch behavior {
                 case .normal:
-                    if let contact = state.contacts[key] {
+                    if let contact = state.contacts[key] ?? generate?(key) {
                         answer = .respond(.ok, [("content-type", "application/json")], contact)
                     } else {
                         answer = .respond(.notFound, [], #"{"error":"contact not found"}"#)
