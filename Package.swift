@@ -95,6 +95,7 @@ let package = Package(
             dependencies: [
                 "ContactdDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(

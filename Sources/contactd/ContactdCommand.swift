@@ -2,6 +2,7 @@ import ArgumentParser
 import ContactdDaemon
 import Foundation
 import Logging
+import NIOCore
 import Systemd
 
 /// `contactd`: flags → `DaemonConfiguration` → `Daemon.run`.
@@ -120,7 +121,27 @@ struct ContactdCommand: AsyncParsableCommand {
         return [chosen.fd]
     }
 
+    /// Sizes SwiftNIO's shared event loop group to the CPUs this process may run on.
+    ///
+    /// NIO counts online CPUs and cgroup limits but not the affinity mask (taskset, systemd's
+    /// CPUAffinity=). Pinned to one core, its default two loops took turns on it: 50 connections ×
+    /// 16 pipelined hits ran at 164k req/s with two loops (issue #5's profile), see
+    /// docs/benchmarks.md for the figure with one. An explicit NIO_SINGLETON_GROUP_LOOP_COUNT wins.
+    static func matchEventLoopsToAffinity() {
+        guard getenv("NIO_SINGLETON_GROUP_LOOP_COUNT") == nil,
+            let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+        else { return }
+        var count = 0
+        for range in line.dropFirst("Cpus_allowed_list:".count).split(separator: ",") {
+            let bounds = range.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            if bounds.count == 2 { count += bounds[1] - bounds[0] + 1 } else if bounds.count == 1 { count += 1 }
+        }
+        if count > 0, count < System.coreCount { setenv("NIO_SINGLETON_GROUP_LOOP_COUNT", String(count), 1) }
+    }
+
     func run() async throws {
+        Self.matchEventLoopsToAffinity()
         var arguments: [String: String] = [:]
         let given: [(String, String?)] = [
             ("socket", socket), ("socket-mode", socketMode), ("socket-group", socketGroup),
