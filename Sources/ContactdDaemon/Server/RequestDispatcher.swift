@@ -18,10 +18,10 @@ package final class RequestDispatcher: Sendable {
     }
 
     /// A lookup that needs the API.
-    package struct PendingLookup: Sendable {
-        let id: JSONValue?
-        let key: ContactKey
-        let maxAge: Double?
+    package struct PendingLookup: Sendable, Equatable {
+        package let id: JSONValue?
+        package let key: ContactKey
+        package let maxAge: Double?
     }
 
     let lookup: ContactLookup
@@ -52,6 +52,23 @@ package final class RequestDispatcher: Sendable {
                 return .reply(request.id.map { Self.errorObject(id: $0, error) })
             }
         }
+    }
+
+    /// The key of a line `ContactGetScanner` recognised, or `nil` when it is not a valid one (the
+    /// full path then gives the error).
+    package static func key(for request: ContactGetScanner.Request) -> ContactKey? {
+        switch request.key {
+        case .phoneNumber(let text): PhoneNumber(text).map { .phone($0) }
+        case .contactID(let text): ContactID(text).map { .id($0) }
+        }
+    }
+
+    /// Handles a line `ContactGetScanner` recognised, as `respond(to:)` would the parsed request.
+    package func respond(to request: ContactGetScanner.Request, key: ContactKey) -> Outcome {
+        if let answer = lookup.cached(key, maxAge: request.maxAge) {
+            return .reply(Self.object(id: request.id, answer))
+        }
+        return .fetch(PendingLookup(id: request.id, key: key, maxAge: request.maxAge))
     }
 
     /// Finishes a lookup that needed the API.
