@@ -4,7 +4,7 @@
 Servers (contactd, Redis, a do-nothing echo server) are pinned to CPU 0, the load generator to
 CPU 1. Every configuration is run REPS times, alternating the servers, and the medians are
 reported. Writes docs/bench/*.dat and docs/bench/throughput.svg (gnuplot) and prints the tables
-for docs/benchmarks.md. Usage: scripts/bench [--quick] [--skip-memory]
+for docs/benchmarks.md. Usage: scripts/bench [--quick] [--skip-memory | --memory-only]
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 QUICK = "--quick" in sys.argv
 SKIP_MEMORY = "--skip-memory" in sys.argv
+MEMORY_ONLY = "--memory-only" in sys.argv
 REPS = 1 if QUICK else 3
 SECONDS = 2 if QUICK else 5
 KEYS = 1000
@@ -79,6 +80,8 @@ def main():
     echo = start([os.path.join(BIN, "contactd-bench"), "echo", "--socket", echo_sock], log="echo")
     for path in (redis_sock, contactd_sock, echo_sock):
         wait_for_socket(path)
+    if MEMORY_ONLY:
+        return memory(api_port, env)
     subprocess.run([os.path.join(BIN, "contactd-bench"), "load-redis", "--socket", redis_sock, "--count", str(KEYS)],
                    check=True, stdout=subprocess.DEVNULL)
     # Warm contactd's cache with the same keys (a run prefills every key once).

@@ -239,7 +239,8 @@ import Testing
                 let reply = try await roundTrip(client, getPhone(johnPhone))
                 let elapsed = ContinuousClock.now - start
                 #expect(reply.errorReason == "upstream_unavailable")
-                #expect(elapsed < .milliseconds(900), "answered after \(elapsed), deadline 0.6 s")
+                // Generous for a loaded 2-core machine; without the deadline the answer would take 3 s or more.
+                #expect(elapsed < .seconds(2), "answered after \(elapsed), deadline 0.6 s")
                 #expect(api.calls == 1)  // the one call used the whole deadline; no room for another
             }
         }
@@ -496,6 +497,29 @@ import Testing
         }
     }
 
+    @Test func aThousandConcurrentMissesForOneKeyCostOneAPICall() async throws {
+        try await withFakeAPI { api in
+            try await withResilientDaemon(api: api) { daemon, _ async throws in
+                api.hold()
+                var clients: [RawSocketClient] = []
+                for c in 0..<50 {
+                    let client = try await RawSocketClient.connect(daemon.socketPath)
+                    let lines = (0..<20).map { getPhone(johnPhone, id: c * 100 + $0) + "\n" }.joined()
+                    try await client.send(lines)
+                    clients.append(client)
+                }
+                try await waitForMisses(daemon, 1000)
+                api.release()
+                for client in clients {
+                    let lines = try await client.readLines(20)
+                    #expect(lines.allSatisfy { $0.contains(#""status":"miss""#) })
+                    await client.close()
+                }
+                #expect(api.calls == 1)
+            }
+        }
+    }
+
     // MARK: 6. Careful waiting; state tied to the token
 
     @Test func aWaiterLeavingNeverCancelsTheSharedFetch() async throws {
@@ -547,7 +571,8 @@ import Testing
                 let reply = try JSONParser.parse(Array(try #require(try await client.readLine()).utf8))
                 let elapsed = ContinuousClock.now - start
                 #expect(reply.errorReason == "upstream_unavailable")
-                #expect(elapsed < .milliseconds(800), "answered after \(elapsed), deadline 0.5 s")
+                // Generous for a loaded 2-core machine; the API never answers, so only the deadline ends it.
+                #expect(elapsed < .seconds(2), "answered after \(elapsed), deadline 0.5 s")
                 api.release()
             }
         }
