@@ -29,6 +29,18 @@ import Testing
         #expect(DaemonStatus().statusLine(stats: stats, upstreamFailure: failure).contains(text))
     }
 
+    @Test func anOutageBehindStaleAnswersIsNamedWithItsStart() {
+        var outage = stats
+        outage.circuitState = "open"
+        outage.servingStaleFor = 90
+        let line = DaemonStatus().statusLine(stats: outage, upstreamFailure: .unavailable(detail: "x", retryAfter: nil))
+        #expect(line.contains("API circuit open, serving stale since "))
+        #expect(line.contains(" UTC"))
+        var rejected = stats
+        rejected.tokenRejected = true
+        #expect(DaemonStatus().statusLine(stats: rejected, upstreamFailure: nil).contains("API REJECTS THE TOKEN"))
+    }
+
     @Test func drainingShowsInTheStatusLine() {
         let status = DaemonStatus()
         status.markReady()
