@@ -3,6 +3,7 @@ import ContactdDaemon
 import ContactdJSON
 import ContactdProtocol
 import Logging
+import NIOCore
 import Testing
 
 /// The hand-written `contact.get` scanner must answer exactly as the full JSON-RPC path does.
@@ -117,6 +118,15 @@ import Testing
                 continue
             }
             let full = dispatcher.respond(to: item)
+            // The hit path writes straight into a connection buffer: same bytes, plus the newline.
+            var buffer = ByteBuffer()
+            if dispatcher.writeHit(for: request, key: key, into: &buffer) {
+                guard case .reply(let expected?) = full else {
+                    Issue.record("writeHit answered a line the full path does not reply to at once: \(line)")
+                    continue
+                }
+                #expect(Array(buffer.readableBytesView) == expected + [0x0A], "different hit bytes for \(line)")
+            }
             switch (fast, full) {
             case (.reply(let a), .reply(let b)):
                 #expect(a == b, "different replies for \(line)")

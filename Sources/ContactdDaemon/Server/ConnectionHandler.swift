@@ -64,7 +64,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                     writeLine(refusal)
                     return
                 }
-                dispatch(dispatcher.respond(to: request, key: key))
+                if output == nil { output = context.channel.allocator.buffer(capacity: 2048) }
+                if !dispatcher.writeHit(for: request, key: key, into: &output!) {
+                    dispatch(dispatcher.respond(to: request, key: key))
+                }
                 return
             }
             handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))

@@ -3,6 +3,7 @@ import ContactdJSON
 import ContactdProtocol
 import Foundation
 import Logging
+import NIOCore
 
 /// Turns decoded requests into response bytes: hits synchronously, misses through one await.
 ///
@@ -61,6 +62,22 @@ package final class RequestDispatcher: Sendable {
         case .phoneNumber(let text): PhoneNumber(text).map { .phone($0) }
         case .contactID(let text): ContactID(text).map { .id($0) }
         }
+    }
+
+    /// A hit for a line `ContactGetScanner` recognised, written straight into `out` (with its
+    /// newline); `false` when it is not a hit and `respond(to:key:)` must handle it.
+    package func writeHit(for request: ContactGetScanner.Request, key: ContactKey, into out: inout ByteBuffer) -> Bool {
+        guard let answer = lookup.cached(key, maxAge: request.maxAge) else { return false }
+        switch answer {
+        case .success(let found):
+            Self.writeContact(id: request.id, found, into: &out)
+        case .failure(let error):
+            var bytes: [UInt8] = []
+            RPCResponse.failure(id: request.id, error: RPCError(error), into: &bytes)
+            out.writeBytes(bytes)
+        }
+        out.writeInteger(UInt8(ascii: "\n"))
+        return true
     }
 
     /// Handles a line `ContactGetScanner` recognised, as `respond(to:)` would the parsed request.
@@ -153,24 +170,36 @@ package final class RequestDispatcher: Sendable {
         case .success(let found):
             var out: [UInt8] = []
             out.reserveCapacity(found.contact.json.count + 96)
-            out.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
-            id.write(into: &out)
-            out.append(contentsOf: #","result":{"contact":"#.utf8)
-            out.append(contentsOf: found.contact.json)
-            out.append(contentsOf: #","cache":{"status":""#.utf8)
-            out.append(contentsOf: found.status.rawValue.utf8)
-            out.append(contentsOf: #"","age":"#.utf8)
-            out.append(contentsOf: String(Int(found.age)).utf8)
-            if let reason = found.staleReason {
-                out.append(contentsOf: #","stale_reason":""#.utf8)
-                out.append(contentsOf: reason.rawValue.utf8)
-                out.append(UInt8(ascii: "\""))
-            }
-            out.append(contentsOf: "}}}".utf8)
+            writeContact(id: id, found, into: &out)
             return out
         case .failure(let error):
             return errorObject(id: id, RPCError(error))
         }
+    }
+
+    /// Appends the success object for `found` (no newline) to `out`: a `[UInt8]`, or a
+    /// connection's output `ByteBuffer` directly, which saves a copy and an allocation per hit.
+    static func writeContact(id: JSONValue, _ found: LookupResult, into out: inout some ReplySink) {
+        out.append(#"{"jsonrpc":"2.0","id":"#)
+        switch id {
+        case .number(let digits): out.append(digits)
+        default:
+            var bytes: [UInt8] = []
+            id.write(into: &bytes)
+            out.append(bytes)
+        }
+        out.append(#","result":{"contact":"#)
+        out.append(found.contact.json)
+        out.append(#","cache":{"status":""#)
+        out.append(found.status.rawValue)
+        out.append(#"","age":"#)
+        out.append(String(Int(found.age)))
+        if let reason = found.staleReason {
+            out.append(#","stale_reason":""#)
+            out.append(reason.rawValue)
+            out.append("\"")
+        }
+        out.append("}}}")
     }
 
     static func errorObject(id: JSONValue, _ error: RPCError) -> [UInt8] {
@@ -213,6 +242,22 @@ package final class RequestDispatcher: Sendable {
             ]),
         ])
     }
+}
+
+/// Where a reply is assembled: a byte array or a NIO buffer.
+protocol ReplySink {
+    mutating func append(_ text: String)
+    mutating func append(_ bytes: [UInt8])
+}
+
+extension Array: ReplySink where Element == UInt8 {
+    mutating func append(_ text: String) { append(contentsOf: text.utf8) }
+    mutating func append(_ bytes: [UInt8]) { append(contentsOf: bytes) }
+}
+
+extension ByteBuffer: ReplySink {
+    mutating func append(_ text: String) { writeString(text) }
+    mutating func append(_ bytes: [UInt8]) { writeBytes(bytes) }
 }
 
 extension RPCError {
