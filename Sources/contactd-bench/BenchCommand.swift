@@ -314,16 +314,8 @@ struct Startup: AsyncParsableCommand {
             let notifyPath = directory + "/notify.sock"
             let notify = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
             defer { close(notify) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: Array(notifyPath.utf8))
-                raw[notifyPath.utf8.count] = 0
-            }
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(notify, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
+            guard try withUnixAddress(notifyPath, { bind(notify, $0, $1) }) == 0 else {
+                throw BenchError("cannot bind \(notifyPath)")
             }
             let process = Process()
             var arguments = [daemon, "--socket", directory + "/contactd.sock", "--api-url", "http://127.0.0.1:9"]
@@ -373,17 +365,7 @@ struct Echo: AsyncParsableCommand {
     func run() throws {
         unlink(socket)
         let listener = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(socket.utf8))
-            raw[socket.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let bound = try withUnixAddress(socket) { bind(listener, $0, $1) }
         guard bound == 0, listen(listener, 512) == 0 else { throw BenchError("cannot listen on \(socket)") }
         let reply = Array(LoadRedis.reply(for: 0).utf8)
         let head = Array(#"{"jsonrpc":"2.0","id":"#.utf8)

@@ -141,21 +141,8 @@ final class BenchConnection {
         switch endpoint {
         case .unix(let path):
             fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-                throw BenchError("socket path too long: \(path)")
-            }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            let fd = self.fd
+            let result = try withUnixAddress(path) { connect(fd, $0, $1) }
             guard result == 0 else {
                 throw BenchError("cannot connect to \(path): \(String(cString: strerror(errno)))")
             }
@@ -467,6 +454,26 @@ struct LoadLoop {
             guard let base = bytes.baseAddress else { return false }
             return search(base, bytes.count, UnsafeRawPointer(phone.baseAddress!), 12) != nil
         }
+    }
+}
+
+/// Calls `body` with a `sockaddr_un` for `path` and its length (for bind and connect).
+func withUnixAddress(
+    _ path: String,
+    _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32
+) throws -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        throw BenchError("socket path too long: \(path)")
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
 }
 
