@@ -66,7 +66,9 @@ final class ConnectionHandler: ChannelInboundHandler {
                 }
                 if output == nil { output = context.channel.allocator.buffer(capacity: 2048) }
                 if !dispatcher.writeHit(for: request, key: key, into: &output!) {
-                    dispatch(dispatcher.respond(to: request, key: key))
+                    // writeHit just asked the cache; go straight to the fetch.
+                    let pending = RequestDispatcher.PendingLookup(id: request.id, key: key, maxAge: request.maxAge)
+                    startAsync { dispatcher in await dispatcher.fetch(pending) }
                 }
                 return
             }

@@ -23,6 +23,12 @@ package final class RequestDispatcher: Sendable {
         package let id: JSONValue?
         package let key: ContactKey
         package let maxAge: Double?
+
+        package init(id: JSONValue?, key: ContactKey, maxAge: Double?) {
+            self.id = id
+            self.key = key
+            self.maxAge = maxAge
+        }
     }
 
     let lookup: ContactLookup
