@@ -30,6 +30,7 @@ let package = Package(
                 "ContactdJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // The wire: JSON-RPC types, error codes, the line framer.
@@ -37,6 +38,7 @@ let package = Package(
             name: "ContactdProtocol",
             dependencies: [
                 "ContactdJSON",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -57,6 +59,7 @@ let package = Package(
         .target(
             name: "FakeContactAPI",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -70,6 +73,7 @@ let package = Package(
                 "ContactdProtocol",
                 "Systemd",
                 "FakeContactAPI",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -109,6 +113,7 @@ let package = Package(
         .executableTarget(
             name: "contactd-bench",
             dependencies: [
+                "ContactdCore",
                 "FakeContactAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -1,15 +1,15 @@
 import ContactdJSON
 import ContactdProtocol
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// The error the server sent for a connection as a whole (`id` null), readable off the event loop.
 final class ConnectionRefusal: Sendable {
-    private let stored = Mutex<ContactdClientError?>(nil)
+    private let stored = NIOLockedValueBox<ContactdClientError?>(nil)
 
-    var error: ContactdClientError? { stored.withLock { $0 } }
+    var error: ContactdClientError? { stored.withLockedValue { $0 } }
 
-    func record(_ error: ContactdClientError) { stored.withLock { $0 = error } }
+    func record(_ error: ContactdClientError) { stored.withLockedValue { $0 = error } }
 }
 
 /// Numbers outgoing calls and completes each one when the reply with its id arrives.

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Caps API requests in flight and, optionally, started per second (a token bucket). Callers
 /// beyond the caps wait in one bounded FIFO queue, each until its own deadline.
@@ -27,7 +27,7 @@ package final class APIBudget: Sendable {
         var refillScheduled = false
     }
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     private let maxConcurrent: Int
     private let ratePerSecond: Double
     private let burst: Double
@@ -40,19 +40,19 @@ package final class APIBudget: Sendable {
         self.burst = ratePerSecond > 0 ? Double(burst > 0 ? burst : max(1, Int(ratePerSecond))) : 1
         self.queueLimit = max(0, queueLimit)
         self.clock = clock
-        self.state = Mutex(State(tokens: self.burst, refilledAt: clock.now()))
+        self.state = NIOLockedValueBox(State(tokens: self.burst, refilledAt: clock.now()))
     }
 
     /// Requests holding a slot now.
-    package var inFlight: Int { state.withLock { $0.inFlight } }
+    package var inFlight: Int { state.withLockedValue { $0.inFlight } }
 
     /// Callers waiting for a slot now.
-    package var queued: Int { state.withLock { $0.waiters.count } }
+    package var queued: Int { state.withLockedValue { $0.waiters.count } }
 
     /// Takes a slot, waiting at most `timeout` seconds in the queue.
     package func acquire(timeout: Double) async -> Grant {
         let now = clock.now()
-        let immediate: Grant? = state.withLock { s in
+        let immediate: Grant? = state.withLockedValue { s in
             refill(&s, now: now)
             if s.waiters.isEmpty && canStart(s) {
                 take(&s)
@@ -62,7 +62,7 @@ package final class APIBudget: Sendable {
         }
         if let immediate { return immediate }
         let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let id = state.withLock { s in
+            let id = state.withLockedValue { s in
                 s.nextID += 1
                 s.waiters.append(Waiter(id: s.nextID, continuation: continuation, timer: nil))
                 return s.nextID
@@ -71,7 +71,7 @@ package final class APIBudget: Sendable {
                 try? await Task.sleep(for: .seconds(timeout))
                 if !Task.isCancelled { expire(id) }
             }
-            let orphan = state.withLock { s -> Bool in
+            let orphan = state.withLockedValue { s -> Bool in
                 guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return true }
                 s.waiters[index].timer = timer
                 return false
@@ -86,7 +86,7 @@ package final class APIBudget: Sendable {
 
     /// Gives a slot back and hands it to the next waiter.
     package func release() {
-        state.withLock { $0.inFlight -= 1 }
+        state.withLockedValue { $0.inFlight -= 1 }
         wakeWaiters()
     }
 
@@ -106,7 +106,7 @@ package final class APIBudget: Sendable {
     }
 
     private func expire(_ id: Int) {
-        let continuation = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+        let continuation = state.withLockedValue { s -> CheckedContinuation<Bool, Never>? in
             guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return s.waiters.remove(at: index).continuation
         }
@@ -118,7 +118,7 @@ package final class APIBudget: Sendable {
     private func wakeWaiters() {
         let now = clock.now()
         var refillIn: Double?
-        let woken = state.withLock { s -> [Waiter] in
+        let woken = state.withLockedValue { s -> [Waiter] in
             refill(&s, now: now)
             var woken: [Waiter] = []
             while !s.waiters.isEmpty && canStart(s) {
@@ -138,7 +138,7 @@ package final class APIBudget: Sendable {
         if let refillIn {
             Task { [self] in
                 try? await Task.sleep(for: .seconds(max(refillIn, 0.001)))
-                state.withLock { $0.refillScheduled = false }
+                state.withLockedValue { $0.refillScheduled = false }
                 wakeWaiters()
             }
         }

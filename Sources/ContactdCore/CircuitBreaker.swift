@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Stops calling an API that keeps failing, and lets one probe at a time test its recovery.
 ///
@@ -39,7 +39,7 @@ package final class CircuitBreaker: Sendable {
         var opened = 0
     }
 
-    private let machine = Mutex(Machine())
+    private let machine = NIOLockedValueBox(Machine())
     private let failureThreshold: Int
     private let cooldown: Double
     private let clock: MonotonicClock
@@ -53,7 +53,7 @@ package final class CircuitBreaker: Sendable {
     /// Whether a call may go out now.
     package func permit() -> Permit {
         let now = clock.now()
-        return machine.withLock { m in
+        return machine.withLockedValue { m in
             switch m.state {
             case .closed:
                 return .allowed
@@ -73,7 +73,7 @@ package final class CircuitBreaker: Sendable {
     /// Whether calls are being refused now, without taking a probe permit.
     package var isRefusing: Bool {
         let now = clock.now()
-        return machine.withLock { m in
+        return machine.withLockedValue { m in
             switch m.state {
             case .closed: false
             case .open: now < m.openUntil
@@ -85,7 +85,7 @@ package final class CircuitBreaker: Sendable {
     /// Reports the outcome of a call made with `permit`.
     package func record(_ outcome: Outcome, permit: Permit) {
         let now = clock.now()
-        machine.withLock { m in
+        machine.withLockedValue { m in
             let wasProbe = permit == .probe
             if wasProbe { m.probing = false }
             switch outcome {
@@ -109,7 +109,7 @@ package final class CircuitBreaker: Sendable {
     /// The state, failures in a row and times opened since start.
     package var snapshot: (state: State, consecutiveFailures: Int, opened: Int) {
         let now = clock.now()
-        return machine.withLock { m in
+        return machine.withLockedValue { m in
             // Report an open circuit whose cooldown is over as half-open: the next call probes.
             let state = m.state == .open && now >= m.openUntil ? .halfOpen : m.state
             return (state, m.consecutiveFailures, m.opened)

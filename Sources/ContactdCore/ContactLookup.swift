@@ -1,5 +1,6 @@
 import Histogram
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// How a contact was served.
@@ -54,11 +55,11 @@ package final class ContactLookup: Sendable {
     private let source: any ContactSource
     private let clock: MonotonicClock
     private let logger: Logger
-    private let flights = Mutex<[ContactKey: Flight]>([:])
+    private let flights = NIOLockedValueBox<[ContactKey: Flight]>([:])
     private let counters = Counters()
-    private let health = Mutex(Health())
+    private let health = NIOLockedValueBox(Health())
     /// API call durations in microseconds.
-    private let latency = Mutex(
+    private let latency = NIOLockedValueBox(
         Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
     )
 
@@ -155,7 +156,7 @@ package final class ContactLookup: Sendable {
     package func get(_ key: ContactKey, maxAge: Double?) async -> Result<LookupResult, LookupError> {
         if let answer = cached(key, maxAge: maxAge) { return answer }
         counters.misses.add(1, ordering: .relaxed)
-        let flight: Flight? = flights.withLock { flights in
+        let flight: Flight? = flights.withLockedValue { flights in
             if let flight = flights[key] { return flight }
             // Re-check under the flights lock: a fetch that just finished filled the cache before
             // it left `flights`, so this sees either its flight or its result, never neither.
@@ -182,7 +183,7 @@ package final class ContactLookup: Sendable {
     /// `nil` when it may not (the token is rejected: the caller should hear that).
     private func revalidate(_ key: ContactKey) -> StaleReason? {
         let now = clock.now()
-        let hold: StaleReason?? = health.withLock { health in
+        let hold: StaleReason?? = health.withLockedValue { health in
             if health.tokenRejected != nil { return .some(nil) }
             if health.globalHoldUntil > now {
                 health.staleSince = health.staleSince ?? now
@@ -196,10 +197,10 @@ package final class ContactLookup: Sendable {
         }
         if let hold { return hold }
         if breaker.isRefusing {
-            health.withLock { $0.staleSince = $0.staleSince ?? now }
+            health.withLockedValue { $0.staleSince = $0.staleSince ?? now }
             return .circuitOpen
         }
-        flights.withLock { flights in
+        flights.withLockedValue { flights in
             if flights[key] == nil { _ = startFlight(key, in: &flights, background: true) }
         }
         return .refreshing
@@ -208,11 +209,11 @@ package final class ContactLookup: Sendable {
     /// Starts a background refresh of a hot entry unless one runs or the API should be left alone.
     private func refreshAhead(_ key: ContactKey) {
         let now = clock.now()
-        let heldBack = health.withLock { health in
+        let heldBack = health.withLockedValue { health in
             health.tokenRejected != nil || health.globalHoldUntil > now || (health.holds[key]?.until ?? 0) > now
         }
         guard !heldBack, !breaker.isRefusing else { return }
-        flights.withLock { flights in
+        flights.withLockedValue { flights in
             guard flights[key] == nil else { return }
             counters.refreshAheads.add(1, ordering: .relaxed)
             _ = startFlight(key, in: &flights, background: true)
@@ -232,7 +233,7 @@ package final class ContactLookup: Sendable {
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
         counters.staleIfError.add(1, ordering: .relaxed)
         let now = clock.now()
-        health.withLock { $0.staleSince = $0.staleSince ?? now }
+        health.withLockedValue { $0.staleSince = $0.staleSince ?? now }
         return LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason)
     }
 
@@ -240,7 +241,7 @@ package final class ContactLookup: Sendable {
 
     /// Registers and starts a fetch for `key`; the caller holds the flights lock.
     private func startFlight(_ key: ContactKey, in flights: inout [ContactKey: Flight], background: Bool) -> Flight {
-        let generation = health.withLock { $0.generation }
+        let generation = health.withLockedValue { $0.generation }
         let flight = Flight()
         flights[key] = flight
         if background { counters.refreshes.add(1, ordering: .relaxed) }
@@ -251,7 +252,7 @@ package final class ContactLookup: Sendable {
     private func run(_ flight: Flight, key: ContactKey, generation: Int, background: Bool) async {
         let result = await fetch(key, generation: generation)
         settle(key, result, generation: generation, background: background)
-        flights.withLock { flights in
+        flights.withLockedValue { flights in
             if flights[key] === flight { flights[key] = nil }
         }
         flight.finish(result)
@@ -307,7 +308,7 @@ package final class ContactLookup: Sendable {
     /// Why `key` must not be fetched now: a 429 hold, or a rejected token not yet due a retry.
     private func refusal(for key: ContactKey) -> LookupError? {
         let now = clock.now()
-        return health.withLock { health -> LookupError? in
+        return health.withLockedValue { health -> LookupError? in
             let until = max(
                 health.globalHoldUntil,
                 health.holds[key].flatMap { $0.blocksFetches ? $0.until : nil } ?? 0
@@ -338,7 +339,7 @@ package final class ContactLookup: Sendable {
         let micros =
             UInt64(max(0, elapsed.components.seconds)) * 1_000_000
             + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
-        _ = latency.withLock { $0.record(min(micros, 600_000_000)) }
+        _ = latency.withLockedValue { $0.record(min(micros, 600_000_000)) }
         switch result {
         case .success, .failure(.notFound), .failure(.rejectedByAPI): break
         case .failure: counters.upstreamErrors.add(1, ordering: .relaxed)
@@ -367,12 +368,12 @@ package final class ContactLookup: Sendable {
             cache.insert(.contact(contact), for: key)
         case .failure(.notFound):
             // Learned with an older token: the new one may see the contact.
-            if health.withLock({ $0.generation }) == generation { cache.insert(.notFound, for: key) }
+            if health.withLockedValue({ $0.generation }) == generation { cache.insert(.notFound, for: key) }
         default:
             break
         }
         var announceRejection = false
-        health.withLock { health in
+        health.withLockedValue { health in
             let current = health.generation == generation
             switch result {
             case .success, .failure(.notFound), .failure(.rejectedByAPI):
@@ -434,7 +435,7 @@ package final class ContactLookup: Sendable {
     /// Called after the token is read again (SIGHUP). Ends the token-rejected state; when the
     /// token really changed, also drops the not-found entries learned with the old one.
     package func tokenReloaded(changed: Bool) {
-        health.withLock { health in
+        health.withLockedValue { health in
             health.tokenRejected = nil
             if changed {
                 health.generation += 1
@@ -447,7 +448,7 @@ package final class ContactLookup: Sendable {
     /// How the API answered last: `nil` if its last answer was a contact or not-found (or it was
     /// never asked), else the error.
     package var upstreamFailure: LookupError? {
-        health.withLock { $0.lastFailure }
+        health.withLockedValue { $0.lastFailure }
     }
 
     /// Counters since start, and the state of the breaker, budget and token.
@@ -455,10 +456,10 @@ package final class ContactLookup: Sendable {
         let (entries, bytes, evictions) = cache.counts
         let now = clock.now()
         let breakerState = breaker.snapshot
-        let (tokenRejected, staleFor) = health.withLock { h in
+        let (tokenRejected, staleFor) = health.withLockedValue { h in
             (h.tokenRejected != nil, h.staleSince.map { now - $0 })
         }
-        let histogram = latency.withLock { $0 }
+        let histogram = latency.withLockedValue { $0 }
         func millis(_ percentile: Double) -> Double {
             histogram.totalCount == 0 ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000
         }
@@ -496,7 +497,7 @@ package final class ContactLookup: Sendable {
 
 /// One fetch in progress and the callers waiting for it, each with its own deadline.
 private final class Flight: Sendable {
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     private struct State {
         var result: Result<Contact, LookupError>?
@@ -512,13 +513,13 @@ private final class Flight: Sendable {
     /// The fetch's result, or `nil` when `timeout` seconds pass first or the caller is cancelled.
     /// Leaving early never cancels the fetch.
     func wait(timeout: Double) async -> Result<Contact, LookupError>? {
-        let id = state.withLock { s in
+        let id = state.withLockedValue { s in
             s.nextID += 1
             return s.nextID
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let done: Result<Contact, LookupError>? = state.withLock { s in
+                let done: Result<Contact, LookupError>? = state.withLockedValue { s in
                     if let result = s.result { return result }
                     s.waiters[id] = Waiter(continuation: continuation, timer: nil)
                     return nil
@@ -531,7 +532,7 @@ private final class Flight: Sendable {
                     try? await Task.sleep(for: .seconds(timeout))
                     if !Task.isCancelled { leave(id) }
                 }
-                let gone = state.withLock { s -> Bool in
+                let gone = state.withLockedValue { s -> Bool in
                     guard s.waiters[id] != nil else { return true }
                     s.waiters[id]?.timer = timer
                     return false
@@ -544,14 +545,14 @@ private final class Flight: Sendable {
     }
 
     private func leave(_ id: Int) {
-        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
+        guard let waiter = state.withLockedValue({ $0.waiters.removeValue(forKey: id) }) else { return }
         waiter.timer?.cancel()
         waiter.continuation.resume(returning: nil)
     }
 
     /// Hands `result` to every waiter still here.
     func finish(_ result: Result<Contact, LookupError>) {
-        let waiters = state.withLock { s in
+        let waiters = state.withLockedValue { s in
             s.result = result
             defer { s.waiters = [:] }
             return Array(s.waiters.values)

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Monotonic seconds for cache ages; injectable so tests move time by hand.
 package struct MonotonicClock: Sendable {
@@ -22,17 +22,17 @@ package struct MonotonicClock: Sendable {
 
 /// A clock that moves only when told; for tests.
 package final class ManualClock: Sendable {
-    private let current = Mutex<Double>(1000)
+    private let current = NIOLockedValueBox<Double>(1000)
 
     package init() {}
 
     /// Moves time forward by `seconds`.
     package func advance(by seconds: Double) {
-        current.withLock { $0 += seconds }
+        current.withLockedValue { $0 += seconds }
     }
 
     /// This clock as a `MonotonicClock`.
     package var clock: MonotonicClock {
-        MonotonicClock { [self] in current.withLock { $0 } }
+        MonotonicClock { [self] in current.withLockedValue { $0 } }
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// A loopback HTTP server that answers `POST /get-contact` like the real API, with switchable faults.
 ///
@@ -81,29 +81,29 @@ public final class FakeContactAPI: Sendable {
 
     /// Sets how the following requests are answered.
     public func setBehavior(_ behavior: Behavior) {
-        core.state.withLock { $0.behavior = behavior }
+        core.state.withLockedValue { $0.behavior = behavior }
     }
 
     /// Answers the next requests with `behaviors`, one each, before the behaviour set by
     /// `setBehavior` applies again.
     public func script(_ behaviors: [Behavior]) {
-        core.state.withLock { $0.script = behaviors }
+        core.state.withLockedValue { $0.script = behaviors }
     }
 
     /// Delays every answer by `delay`.
     public func setDelay(_ delay: TimeAmount) {
-        core.state.withLock { $0.delay = delay }
+        core.state.withLockedValue { $0.delay = delay }
     }
 
     /// Changes the token the fake accepts (`nil`: any).
     public func setExpectedToken(_ token: String?) {
-        core.state.withLock { $0.expectedToken = token }
+        core.state.withLockedValue { $0.expectedToken = token }
     }
 
     /// Adds or replaces a contact.
     public func addContact(_ raw: String) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else { return }
-        core.state.withLock { state in
+        core.state.withLockedValue { state in
             if let id = object["id"] as? String { state.contacts["id:" + id] = raw }
             if let phone = object["phone_number"] as? String { state.contacts["phone:" + phone] = raw }
         }
@@ -111,12 +111,12 @@ public final class FakeContactAPI: Sendable {
 
     /// Parks every answer until `release()`; requests are still counted as they arrive.
     public func hold() {
-        core.state.withLock { $0.held = true }
+        core.state.withLockedValue { $0.held = true }
     }
 
     /// Sends every parked answer and stops parking.
     public func release() {
-        let responders = core.state.withLock { state in
+        let responders = core.state.withLockedValue { state in
             state.held = false
             defer { state.heldResponders = [] }
             return state.heldResponders
@@ -125,19 +125,19 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// Requests received so far.
-    public var calls: Int { core.state.withLock { $0.calls } }
+    public var calls: Int { core.state.withLockedValue { $0.calls } }
 
     /// Requests received for a key: `"phone:+1…"` or `"id:…"`.
-    public func calls(for key: String) -> Int { core.state.withLock { $0.callsByKey[key] ?? 0 } }
+    public func calls(for key: String) -> Int { core.state.withLockedValue { $0.callsByKey[key] ?? 0 } }
 
     /// The most requests that were being answered at one time.
-    public var maxInFlight: Int { core.state.withLock { $0.maxInFlight } }
+    public var maxInFlight: Int { core.state.withLockedValue { $0.maxInFlight } }
 
     /// The most requests for one key that were being answered at one time.
-    public var maxInFlightPerKey: Int { core.state.withLock { $0.maxInFlightPerKey } }
+    public var maxInFlightPerKey: Int { core.state.withLockedValue { $0.maxInFlightPerKey } }
 
     /// Every `Authorization` header received, in order (tests check the token sent).
-    public var authorizationHeaders: [String] { core.state.withLock { $0.authorizationHeaders } }
+    public var authorizationHeaders: [String] { core.state.withLockedValue { $0.authorizationHeaders } }
 
     /// Waits until at least `count` requests have arrived (polling the counter every 5 ms).
     public func waitForCalls(_ count: Int) async throws {
@@ -167,11 +167,11 @@ final class FakeAPICore: Sendable {
         var authorizationHeaders: [String] = []
     }
 
-    let state: Mutex<State>
+    let state: NIOLockedValueBox<State>
     let generate: (@Sendable (String) -> String?)?
 
     init(_ initial: State, generate: (@Sendable (String) -> String?)?) {
-        state = Mutex(initial)
+        state = NIOLockedValueBox(initial)
         self.generate = generate
     }
 
@@ -185,7 +185,7 @@ final class FakeAPICore: Sendable {
         head: HTTPRequestHead,
         body: ByteBuffer
     ) -> (answer: Answer, delay: TimeAmount, held: Bool, key: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.calls += 1
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
@@ -242,7 +242,7 @@ final class FakeAPICore: Sendable {
     }
 
     func finished(key: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.inFlight -= 1
             state.inFlightByKey[key, default: 1] -= 1
             if state.inFlightByKey[key] == 0 { state.inFlightByKey[key] = nil }
@@ -250,7 +250,7 @@ final class FakeAPICore: Sendable {
     }
 
     func park(_ responder: @escaping @Sendable () -> Void) -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.held else { return false }
             state.heldResponders.append(responder)
             return true

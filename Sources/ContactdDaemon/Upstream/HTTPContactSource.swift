@@ -3,9 +3,9 @@ import ContactdCore
 import ContactdJSON
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// The get-contact API as a `ContactSource`: `POST {api-url}/get-contact` with the bearer token.
 ///
@@ -18,7 +18,7 @@ package final class HTTPContactSource: ContactSource {
 
     private let client: HTTPClient
     private let endpoint: String
-    private let token: Mutex<APIToken>
+    private let token: NIOLockedValueBox<APIToken>
     private let logger: Logger
 
     /// - Parameters:
@@ -26,14 +26,14 @@ package final class HTTPContactSource: ContactSource {
     package init(client: HTTPClient, baseURL: String, token: APIToken, logger: Logger) {
         self.client = client
         self.endpoint = baseURL + "/get-contact"
-        self.token = Mutex(token)
+        self.token = NIOLockedValueBox(token)
         self.logger = logger
     }
 
     /// Uses `token` from the next call on; returns whether it differs from the one in use.
     @discardableResult
     package func replaceToken(_ token: APIToken) -> Bool {
-        self.token.withLock { current in
+        self.token.withLockedValue { current in
             defer { current = token }
             return current.secret != token.secret
         }
@@ -42,7 +42,7 @@ package final class HTTPContactSource: ContactSource {
     package func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer " + token.withLock { $0.secret })
+        request.headers.add(name: "Authorization", value: "Bearer " + token.withLockedValue { $0.secret })
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "contactd/\(ContactdVersion.current)")
         request.headers.add(name: "Accept", value: "application/json")
