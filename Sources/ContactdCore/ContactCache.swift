@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What the cache holds for a key: a contact, or the API's word that there is none.
 package enum CachedValue: Sendable, Hashable {
@@ -47,28 +47,31 @@ package struct CacheRead: Sendable, Equatable {
 /// contact's own normalised `phone_number` and its `id`; a not-found entry is indexed by the key
 /// asked for only. All operations take one short lock; none allocates on a hit.
 package final class ContactCache: Sendable {
-    private let state: Mutex<LRUState>
+    private let state: NIOLockedValueBox<LRUState>
     package let configuration: CacheConfiguration
     private let clock: MonotonicClock
 
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
         self.configuration = configuration
         self.clock = clock
-        self.state = Mutex(LRUState())
+        self.state = NIOLockedValueBox(LRUState())
     }
 
     /// Estimated heap bytes of an entry: the JSON, its keys, and the bookkeeping around them.
     ///
-    /// 96 bytes per entry covers the node, the array headers and the timestamps; 64 per key covers
-    /// the dictionary slot and the key's string storage beyond its characters.
+    /// 96 bytes per entry covers the 88-byte slab node and the JSON array's header beyond its
+    /// bytes; 24 per key covers its index bucket (8 bytes at a load between ¼ and ½), and a key
+    /// longer than 15 bytes (too long to be stored inline) adds its own string storage.
     package static func cost(of value: CachedValue, keys: [ContactKey]) -> Int {
         var total = 96
-        if case .contact(let contact) = value { total += contact.json.count }
+        if case .contact(let contact) = value { total += contact.json.count + 32 }
         for key in keys {
+            let length: Int
             switch key {
-            case .phone(let p): total += 64 + p.e164.utf8.count
-            case .id(let i): total += 64 + i.rawValue.utf8.count
+            case .phone(let p): length = p.e164.utf8.count
+            case .id(let i): length = i.rawValue.utf8.count
             }
+            total += 24 + (length > 15 ? 32 + length : 0)
         }
         return total
     }
@@ -76,8 +79,8 @@ package final class ContactCache: Sendable {
     /// Looks `key` up and, if found, marks its entry most recently used and counts the read.
     package func read(_ key: ContactKey) -> CacheRead? {
         let now = clock.now()
-        return state.withLock { state -> CacheRead? in
-            guard let index = state.index[key] else { return nil }
+        return state.withLockedValue { state -> CacheRead? in
+            guard let index = state.slot(for: key) else { return nil }
             state.moveToFront(index)
             state.nodes[index].entry.reads &+= 1
             let entry = state.nodes[index].entry
@@ -87,7 +90,7 @@ package final class ContactCache: Sendable {
             case .contact: ttl = configuration.ttl
             case .notFound: ttl = configuration.negativeTTL
             }
-            return CacheRead(value: entry.value, age: age, reads: entry.reads, isFresh: age < ttl)
+            return CacheRead(value: entry.value, age: age, reads: Int(entry.reads), isFresh: age < ttl)
         }
     }
 
@@ -109,9 +112,9 @@ package final class ContactCache: Sendable {
         }
         let cost = Self.cost(of: value, keys: keys)
         let now = clock.now()
-        state.withLock { state in
+        state.withLockedValue { state in
             for key in keys {
-                if let old = state.index[key] { state.remove(old) }
+                if let old = state.slot(for: key) { state.remove(old) }
             }
             guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return }
             state.add(CacheEntry(value: value, storedAt: now, requestedKey: requestedKey, cost: cost))
@@ -125,8 +128,8 @@ package final class ContactCache: Sendable {
 
     /// Removes the entry reachable by `key` (under all its keys); returns how many entries went (0 or 1).
     package func remove(_ key: ContactKey) -> Int {
-        state.withLock { state in
-            guard let index = state.index[key] else { return 0 }
+        state.withLockedValue { state in
+            guard let index = state.slot(for: key) else { return 0 }
             state.remove(index)
             return 1
         }
@@ -135,11 +138,11 @@ package final class ContactCache: Sendable {
     /// Removes every not-found entry (they belong to the token they were learned with); returns
     /// how many there were.
     package func removeNotFound() -> Int {
-        state.withLock { state in
+        state.withLockedValue { state in
             var removed = 0
             var index = state.head
             while index >= 0 {
-                let next = state.nodes[index].next
+                let next = Int(state.nodes[index].next)
                 if state.nodes[index].entry.value == .notFound {
                     state.remove(index)
                     removed += 1
@@ -152,7 +155,7 @@ package final class ContactCache: Sendable {
 
     /// Removes every entry; returns how many there were.
     package func removeAll() -> Int {
-        state.withLock { state in
+        state.withLockedValue { state in
             let count = state.count
             let evictions = state.evictions
             state = LRUState()
@@ -163,17 +166,17 @@ package final class ContactCache: Sendable {
 
     /// Entry count, byte total and evictions so far.
     package var counts: (entries: Int, bytes: Int, evictions: Int) {
-        state.withLock { ($0.count, $0.bytes, $0.evictions) }
+        state.withLockedValue { ($0.count, $0.bytes, $0.evictions) }
     }
 
     /// The keys in order from most to least recently used entry (first key of each); for tests.
     package var recencyOrder: [ContactKey] {
-        state.withLock { state in
+        state.withLockedValue { state in
             var keys: [ContactKey] = []
             var index = state.head
             while index >= 0 {
                 keys.append(state.nodes[index].entry.requestedKey)
-                index = state.nodes[index].next
+                index = Int(state.nodes[index].next)
             }
             return keys
         }
@@ -186,9 +189,16 @@ package final class ContactCache: Sendable {
 private struct CacheEntry {
     var value: CachedValue
     var storedAt: Double
+    var cost: UInt32
+    var reads: UInt32 = 0
     var requestedKey: ContactKey
-    var cost: Int
-    var reads = 0
+
+    init(value: CachedValue, storedAt: Double, requestedKey: ContactKey, cost: Int) {
+        self.value = value
+        self.storedAt = storedAt
+        self.cost = UInt32(clamping: cost)
+        self.requestedKey = requestedKey
+    }
 
     /// Calls `body` with each key of the entry once.
     func forEachKey(_ body: (ContactKey) -> Void) {
@@ -198,12 +208,23 @@ private struct CacheEntry {
         if id != requestedKey { body(id) }
         if let phone = contact.phoneNumber.map(ContactKey.phone), phone != requestedKey { body(phone) }
     }
+
+    /// Whether `key` is one of the entry's keys.
+    func has(_ key: ContactKey) -> Bool {
+        if key == requestedKey { return true }
+        guard case .contact(let contact) = value else { return false }
+        switch key {
+        case .id(let id): return id == contact.id
+        case .phone(let phone): return phone == contact.phoneNumber
+        }
+    }
 }
 
+/// A slab node: 88 bytes (the entry's fields ordered so that padding is small, 32-bit links).
 private struct Node {
     var entry: CacheEntry
-    var previous: Int
-    var next: Int
+    var previous: Int32
+    var next: Int32
 }
 
 /// An intrusive doubly linked list over a slab of nodes, plus the key index.
@@ -212,56 +233,71 @@ private struct Node {
 /// hit path, and freed slots are reused.
 private struct LRUState {
     var nodes: [Node] = []
-    var freeSlots: [Int] = []
-    var index: [ContactKey: Int] = [:]
+    var freeSlots: [Int32] = []
+    var index = KeyIndex()
     var head = -1
     var tail = -1
     var count = 0
     var bytes = 0
     var evictions = 0
 
+    /// The slot of the entry that has `key`.
+    func slot(for key: ContactKey) -> Int? {
+        index.find(hash: key.hashValue) { nodes[$0].entry.has(key) }
+    }
+
     mutating func add(_ entry: CacheEntry) {
-        let node = Node(entry: entry, previous: -1, next: head)
+        let node = Node(entry: entry, previous: -1, next: Int32(head))
         let slot: Int
         if let free = freeSlots.popLast() {
-            slot = free
+            slot = Int(free)
             nodes[slot] = node
         } else {
             slot = nodes.count
             nodes.append(node)
         }
-        if head >= 0 { nodes[head].previous = slot }
+        if head >= 0 { nodes[head].previous = Int32(slot) }
         head = slot
         if tail < 0 { tail = slot }
-        entry.forEachKey { index[$0] = slot }
         count += 1
-        bytes += entry.cost
+        bytes += Int(entry.cost)
+        var keys = 0
+        entry.forEachKey { _ in keys += 1 }
+        if index.needsGrowth(adding: keys) {
+            // Rebuild from the entries: the index keeps no keys, only where to find them.
+            index = KeyIndex(capacityFor: (index.count + keys) * 2)
+            var live = head
+            while live >= 0 {
+                nodes[live].entry.forEachKey { index.insert(hash: $0.hashValue, slot: live) }
+                live = Int(nodes[live].next)
+            }
+        } else {
+            entry.forEachKey { index.insert(hash: $0.hashValue, slot: slot) }
+        }
     }
 
     mutating func unlink(_ slot: Int) {
-        let previous = nodes[slot].previous
-        let next = nodes[slot].next
-        if previous >= 0 { nodes[previous].next = next } else { head = next }
-        if next >= 0 { nodes[next].previous = previous } else { tail = previous }
+        let previous = Int(nodes[slot].previous)
+        let next = Int(nodes[slot].next)
+        if previous >= 0 { nodes[previous].next = Int32(next) } else { head = next }
+        if next >= 0 { nodes[next].previous = Int32(previous) } else { tail = previous }
     }
 
     mutating func moveToFront(_ slot: Int) {
         guard head != slot else { return }
         unlink(slot)
         nodes[slot].previous = -1
-        nodes[slot].next = head
-        if head >= 0 { nodes[head].previous = slot }
+        nodes[slot].next = Int32(head)
+        if head >= 0 { nodes[head].previous = Int32(slot) }
         head = slot
         if tail < 0 { tail = slot }
     }
 
     mutating func remove(_ slot: Int) {
         unlink(slot)
-        nodes[slot].entry.forEachKey { key in
-            if index[key] == slot { index[key] = nil }
-        }
+        nodes[slot].entry.forEachKey { index.remove(hash: $0.hashValue, slot: slot) }
         count -= 1
-        bytes -= nodes[slot].entry.cost
+        bytes -= Int(nodes[slot].entry.cost)
         // Drop the contact bytes now rather than when the slot is reused.
         nodes[slot].entry = CacheEntry(
             value: .notFound,
@@ -269,6 +305,92 @@ private struct LRUState {
             requestedKey: nodes[slot].entry.requestedKey,
             cost: 0
         )
-        freeSlots.append(slot)
+        freeSlots.append(Int32(slot))
+    }
+}
+
+/// The key → slot index: open addressing with linear probing over 8-byte buckets.
+///
+/// A bucket holds the upper 32 bits of the key's hash (a tag, whose low bits are also the key's
+/// home position, so that a bucket can be moved without its key) and the slot number plus one
+/// (0 is empty); the key itself lives in the slab entry and is compared only when the tag matches. A
+/// Swift `Dictionary<ContactKey, Int>` spent 32 bytes a bucket (a 17-byte key padded to 24, and
+/// the value) and needed 4,194,304 buckets for 1,000,000 contacts × 2 keys: about 134 bytes per
+/// contact, against 34 here — the step that took the 1,000,000-contact memory run under Redis
+/// (docs/benchmarks.md). Deletion shifts later buckets back (no tombstones), so probe lengths
+/// stay those of the current load, at most one half.
+private struct KeyIndex {
+    private var buckets: [UInt64]
+    private var mask: Int
+    private(set) var count = 0
+
+    init(capacityFor keys: Int = 0) {
+        var size = 16
+        while size < keys * 2 { size <<= 1 }
+        buckets = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    func needsGrowth(adding keys: Int) -> Bool {
+        (count + keys) * 2 > buckets.count
+    }
+
+    private static func tag(_ hash: Int) -> UInt64 {
+        UInt64(truncatingIfNeeded: hash) & 0xFFFF_FFFF_0000_0000
+    }
+
+    /// Where a key whose bucket (or tag) is `bits` starts its probe.
+    private func home(_ bits: UInt64) -> Int {
+        Int(truncatingIfNeeded: bits >> 32) & mask
+    }
+
+    /// The slot whose entry `matches`, among those filed under `hash`.
+    func find(hash: Int, matches: (Int) -> Bool) -> Int? {
+        let tag = Self.tag(hash)
+        var position = home(Self.tag(hash))
+        while true {
+            let bucket = buckets[position]
+            if bucket == 0 { return nil }
+            if bucket & 0xFFFF_FFFF_0000_0000 == tag {
+                let slot = Int(bucket & 0xFFFF_FFFF) - 1
+                if matches(slot) { return slot }
+            }
+            position = (position + 1) & mask
+        }
+    }
+
+    /// Files `slot` under `hash`; the caller makes sure there is room and the key is not present.
+    mutating func insert(hash: Int, slot: Int) {
+        var position = home(Self.tag(hash))
+        while buckets[position] != 0 { position = (position + 1) & mask }
+        buckets[position] = Self.tag(hash) | UInt64(slot + 1)
+        count += 1
+    }
+
+    /// Removes the bucket filing `slot` under `hash`, if there is one.
+    mutating func remove(hash: Int, slot: Int) {
+        let wanted = Self.tag(hash) | UInt64(slot + 1)
+        var position = home(Self.tag(hash))
+        while buckets[position] != wanted {
+            if buckets[position] == 0 { return }
+            position = (position + 1) & mask
+        }
+        // Backward-shift deletion: move later buckets of the run into the hole when their home
+        // position allows it, so that every lookup still finds its key before an empty bucket.
+        var hole = position
+        var next = (hole + 1) & mask
+        while buckets[next] != 0 {
+            let start = home(buckets[next])
+            // `next` may move to `hole` unless its home lies cyclically in (hole, next].
+            let distanceToHole = (next - start) & mask
+            let distanceToNext = (next - hole) & mask
+            if distanceToHole >= distanceToNext {
+                buckets[hole] = buckets[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        buckets[hole] = 0
+        count -= 1
     }
 }
