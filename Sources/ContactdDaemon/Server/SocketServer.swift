@@ -133,25 +133,16 @@ package final class SocketServer: Sendable {
                         )
                         return
                     }
-                    if limits.idleTimeout > 0 {
-                        try channel.pipeline.syncOperations.addHandler(
-                            IdleStateHandler(readTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9)))
-                        )
-                    }
-                    if limits.partialLineTimeout > 0 {
-                        try channel.pipeline.syncOperations.addHandler(
-                            PartialLineGuard(timeout: .nanoseconds(Int64(limits.partialLineTimeout * 1e9)))
-                        )
-                    }
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(LineFramer(maxLineBytes: limits.maxLineBytes))
-                    )
                     try channel.pipeline.syncOperations.addHandler(
                         ConnectionHandler(
                             dispatcher: dispatcher,
                             maxLineBytes: limits.maxLineBytes,
                             maxBatch: limits.maxBatch,
-                            maxInFlight: limits.maxInFlightPerConnection
+                            maxInFlight: limits.maxInFlightPerConnection,
+                            timeouts: .init(
+                                idle: .nanoseconds(Int64(limits.idleTimeout * 1e9)),
+                                partialLine: .nanoseconds(Int64(limits.partialLineTimeout * 1e9))
+                            )
                         )
                     )
                 }
