@@ -82,15 +82,13 @@ package final class ContactCache: Sendable {
         return state.withLockedValue { state -> CacheRead? in
             guard let index = state.slot(for: key) else { return nil }
             state.moveToFront(index)
+            // Field by field: copying the whole entry out would retain and release all it holds.
             state.nodes[index].entry.reads &+= 1
-            let entry = state.nodes[index].entry
-            let age = max(0, now - entry.storedAt)
-            let ttl: Double
-            switch entry.value {
-            case .contact: ttl = configuration.ttl
-            case .notFound: ttl = configuration.negativeTTL
-            }
-            return CacheRead(value: entry.value, age: age, reads: Int(entry.reads), isFresh: age < ttl)
+            let value = state.nodes[index].entry.value
+            let reads = Int(state.nodes[index].entry.reads)
+            let age = max(0, now - state.nodes[index].entry.storedAt)
+            let ttl = value == .notFound ? configuration.negativeTTL : configuration.ttl
+            return CacheRead(value: value, age: age, reads: reads, isFresh: age < ttl)
         }
     }
 
