@@ -34,4 +34,22 @@ import Testing
     func rejectsMalformed(input: String) {
         #expect(ContactID(input) == nil)
     }
+
+    /// The already-normalised shortcut and the general path agree: 20,000 random strings over
+    /// `+0-9 -()x`, checked against the rule written out plainly.
+    @Test func shortcutAgreesWithTheRule() {
+        var random = SplitMix64(seed: 7)
+        let alphabet = Array("+0123456789 -().x")
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0..<19, using: &random)
+            var text = String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &random)] })
+            if Bool.random(using: &random) { text = "+" + text.filter(\.isNumber) }
+            let kept = text.filter { !" -.()".contains($0) }
+            let digits = kept.dropFirst()
+            let valid =
+                kept.first == "+" && (2...15).contains(digits.count) && digits.allSatisfy(\.isASCII)
+                && digits.allSatisfy(\.isNumber) && digits.first != "0"
+            #expect(PhoneNumber(text)?.e164 == (valid ? kept : nil), "\(text)")
+        }
+    }
 }
