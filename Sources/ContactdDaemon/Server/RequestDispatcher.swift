@@ -186,7 +186,11 @@ package final class RequestDispatcher: Sendable {
     /// Appends the success object for `found` (no newline) to `out`: a `[UInt8]`, or a
     /// connection's output `ByteBuffer` directly, which saves a copy and an allocation per hit.
     static func writeContact(id: JSONValue, _ found: LookupResult, into out: inout some ReplySink) {
-        out.append(#"{"jsonrpc":"2.0","id":"#)
+        // Static pieces and digits written directly: with one `String` per piece, the envelope
+        // took 8.6% of the daemon's CPU at 50 connections × 16 (perf), more than copying the
+        // contact's 470 bytes (6.3%).
+        out.reserve(found.contact.json.count + 128)
+        out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
         switch id {
         case .number(let digits): out.append(digits)
         default:
@@ -194,18 +198,20 @@ package final class RequestDispatcher: Sendable {
             id.write(into: &bytes)
             out.append(bytes)
         }
-        out.append(#","result":{"contact":"#)
+        out.append(#","result":{"contact":"# as StaticString)
         out.append(found.contact.json)
-        out.append(#","cache":{"status":""#)
-        out.append(found.status.rawValue)
-        out.append(#"","age":"#)
-        out.append(String(Int(found.age)))
-        if let reason = found.staleReason {
-            out.append(#","stale_reason":""#)
-            out.append(reason.rawValue)
-            out.append("\"")
+        switch found.status {
+        case .hit: out.append(#","cache":{"status":"hit","age":"# as StaticString)
+        case .miss: out.append(#","cache":{"status":"miss","age":"# as StaticString)
+        case .stale: out.append(#","cache":{"status":"stale","age":"# as StaticString)
         }
-        out.append("}}}")
+        out.appendDecimal(Int(found.age))
+        if let reason = found.staleReason {
+            out.append(#","stale_reason":""# as StaticString)
+            out.append(reason.rawValue)
+            out.append("\"" as StaticString)
+        }
+        out.append("}}}" as StaticString)
     }
 
     static func errorObject(id: JSONValue, _ error: RPCError) -> [UInt8] {
@@ -253,17 +259,46 @@ package final class RequestDispatcher: Sendable {
 /// Where a reply is assembled: a byte array or a NIO buffer.
 protocol ReplySink {
     mutating func append(_ text: String)
+    mutating func append(_ text: StaticString)
     mutating func append(_ bytes: [UInt8])
+    mutating func append(_ bytes: UnsafeRawBufferPointer)
+    /// Makes room for `count` more bytes.
+    mutating func reserve(_ count: Int)
+}
+
+extension ReplySink {
+    /// Appends `value` in decimal (what `String(value)` would spell, without making the string).
+    mutating func appendDecimal(_ value: Int) {
+        if value < 0 { append("-" as StaticString) }
+        var rest = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            append(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[start...]))
+        }
+    }
 }
 
 extension Array: ReplySink where Element == UInt8 {
     mutating func append(_ text: String) { append(contentsOf: text.utf8) }
+    mutating func append(_ text: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
     mutating func append(_ bytes: [UInt8]) { append(contentsOf: bytes) }
+    mutating func append(_ bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
+    mutating func reserve(_ count: Int) { reserveCapacity(self.count + count) }
 }
 
 extension ByteBuffer: ReplySink {
     mutating func append(_ text: String) { writeString(text) }
+    mutating func append(_ text: StaticString) { writeStaticString(text) }
     mutating func append(_ bytes: [UInt8]) { writeBytes(bytes) }
+    mutating func append(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
+    mutating func reserve(_ count: Int) { reserveCapacity(minimumWritableBytes: count) }
 }
 
 extension RPCError {
