@@ -484,6 +484,9 @@ import Testing
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.maxConcurrent = 1
                 c.policy.queueLimit = 1
+                // The API is held until all 200 requests have arrived; under ThreadSanitizer that
+                // took longer than the default 5 s deadline, and a timed-out fetch is retried.
+                c.upstream.timeout = 60
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 api.hold()
