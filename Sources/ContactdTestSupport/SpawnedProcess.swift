@@ -32,6 +32,17 @@ package func runProduct(
     try await runCommand(builtProductURL(name), arguments, environment: environment)
 }
 
+/// What a spawned product starts with: a fixed `PATH`, plus the sanitizer options of this test
+/// process (scripts/sanitizers turns LeakSanitizer off for Foundation's `Process`; an instrumented
+/// child needs the same, or it exits 1 over the same toolchain allocations).
+private let baseEnvironment: [String: String] = {
+    var environment = ["PATH": "/usr/bin:/bin"]
+    for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"] {
+        if let value = ProcessInfo.processInfo.environment[name] { environment[name] = value }
+    }
+    return environment
+}()
+
 /// Runs any executable to completion without blocking a thread of the concurrency pool
 /// (`Process.waitUntilExit` would: on 2 cores, two such waits stall every other test).
 package func runCommand(
@@ -42,7 +53,7 @@ package func runCommand(
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
-    process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+    process.environment = baseEnvironment.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -82,7 +93,9 @@ package final class SpawnedDaemon: @unchecked Sendable {
         process = Process()
         process.executableURL = try builtProductURL("contactd")
         process.arguments = arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments
-        process.environment = ["PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notify.path].merging(environment) { $1 }
+        var base = baseEnvironment
+        base["NOTIFY_SOCKET"] = notify.path
+        process.environment = base.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardError = log
