@@ -129,23 +129,24 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
     }
 
     /// The cache's own index (open addressing, backward-shift deletion, rebuilt as it grows)
-    /// against a plain model: 8,000 random inserts, reads and removals over 3,000 keys, with
+    /// against a plain model: 4,000 random inserts, reads and removals over 1,500 keys, with
     /// aliases (a contact asked for by a number that is not its own), not-found entries, LRU
-    /// eviction at 400 entries and growth from empty; after each step every touched key must
-    /// answer as the model says, and periodically every key.
-    @Test func indexAgreesWithAModelUnderRandomOperations() {
+    /// eviction at 200 entries and growth from empty; after each step every touched key must
+    /// answer as the model says, and periodically every key. It yields now and then: a test that
+    /// holds one of the two cooperative threads for seconds starves the timing tests beside it.
+    @Test func indexAgreesWithAModelUnderRandomOperations() async {
         struct Model {
             var entries: [(keys: [ContactKey], value: CachedValue)] = []  // most recent first
             func find(_ key: ContactKey) -> Int? { entries.firstIndex { $0.keys.contains(key) } }
         }
         var random = SplitMix64(seed: 0x5EED)
-        let limit = 400
+        let limit = 200
         let (cache, _) = makeCache(maxEntries: limit, maxBytes: Int.max)
         var model = Model()
         func number(_ i: Int) -> String { "+1415555" + String(String(10_000 + i).dropFirst()) }
-        let contacts = (0..<1_000).map { makeContact("m\($0)", phone: number($0)) }
+        let contacts = (0..<500).map { makeContact("m\($0)", phone: number($0)) }
         func phoneKey(_ i: Int) -> ContactKey { phone(number(i)) }
-        let universe = (0..<2_000).map(phoneKey) + (0..<1_000).map { cid("m\($0)") }
+        let universe = (0..<1_000).map(phoneKey) + (0..<500).map { cid("m\($0)") }
 
         func check(_ key: ContactKey) {
             let expected = model.find(key).map { model.entries[$0].value }
@@ -153,13 +154,14 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
             if let at = model.find(key) { model.entries.insert(model.entries.remove(at: at), at: 0) }
         }
 
-        for step in 0..<8_000 {
+        for step in 0..<4_000 {
+            if step % 100 == 0 { await Task.yield() }
             let roll = Int.random(in: 0..<10, using: &random)
-            let i = Int.random(in: 0..<1_000, using: &random)
+            let i = Int.random(in: 0..<500, using: &random)
             switch roll {
             case 0..<4:
-                // A contact, asked for by its own number, its id, or an alias number (1000–1999).
-                let asked = [phoneKey(i), cid("m\(i)"), phoneKey(1_000 + i)][Int.random(in: 0..<3, using: &random)]
+                // A contact, asked for by its own number, its id, or an alias number (500–999).
+                let asked = [phoneKey(i), cid("m\(i)"), phoneKey(500 + i)][Int.random(in: 0..<3, using: &random)]
                 let contact = contacts[i]
                 cache.insert(.contact(contact), for: asked)
                 var keys = [asked]
@@ -168,7 +170,7 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
                 model.entries.insert((keys, .contact(contact)), at: 0)
                 if model.entries.count > limit { model.entries.removeLast(model.entries.count - limit) }
             case 4:
-                let asked = phoneKey(Int.random(in: 0..<2_000, using: &random))
+                let asked = phoneKey(Int.random(in: 0..<1_000, using: &random))
                 cache.insert(.notFound, for: asked)
                 model.entries.removeAll { $0.keys.contains(asked) }
                 model.entries.insert(([asked], .notFound), at: 0)
@@ -183,7 +185,7 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
                 check(universe[Int.random(in: 0..<universe.count, using: &random)])
             }
             #expect(cache.counts.entries == model.entries.count)
-            if step % 2_000 == 0 {
+            if step % 1_000 == 0 {
                 // Reading every key reorders both the same way, so the check stays exact.
                 for key in universe { check(key) }
                 #expect(cache.recencyOrder.count == model.entries.count)
