@@ -1,3 +1,4 @@
+import Glibc
 import NIOConcurrencyHelpers
 
 /// Monotonic seconds for cache ages; injectable so tests move time by hand.
@@ -9,15 +10,19 @@ package struct MonotonicClock: Sendable {
         self.now = now
     }
 
-    /// The system's monotonic clock (`CLOCK_MONOTONIC` via `ContinuousClock`).
+    /// The system's monotonic clock, `CLOCK_MONOTONIC`, read directly: every cache read asks it,
+    /// and going through `ContinuousClock` and `Duration`'s 128-bit arithmetic cost about twice
+    /// the `clock_gettime` itself (perf, 50 × 16).
     package static let system: MonotonicClock = {
-        let clock = ContinuousClock()
-        let start = clock.now
-        return MonotonicClock {
-            let elapsed = start.duration(to: clock.now)
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        }
+        let start = monotonicSeconds()
+        return MonotonicClock { monotonicSeconds() - start }
     }()
+
+    private static func monotonicSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
 }
 
 /// A clock that moves only when told; for tests.
