@@ -130,7 +130,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ContactdCoreTests", dependencies: ["ContactdCore", "ContactdJSON"]),
+        .testTarget(name: "ContactdCoreTests", dependencies: ["ContactdCore", "ContactdJSON", "ContactdTestSupport"]),
         .testTarget(
             name: "ContactdProtocolTests",
             dependencies: [

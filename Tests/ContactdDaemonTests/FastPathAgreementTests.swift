@@ -2,6 +2,7 @@ import ContactdCore
 import ContactdDaemon
 import ContactdJSON
 import ContactdProtocol
+import ContactdTestSupport
 import Logging
 import NIOCore
 import Testing
@@ -30,7 +31,7 @@ import Testing
 
     /// Lines like clients send, and many that are slightly or badly off.
     static func corpus(count: Int) -> [String] {
-        var rng = SplitMix(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         let ids = [
             "7", "0", "42", "123456789012345", "1234567890123456", "007", "-1", "1.5", "1e3", "2E1", #""abc""#,
             #""a-b:c.d_9""#, #""with space""#, #""esc\nape""#, #""ünï""#, #""""#, "null", "true", "{}", "[1]",
@@ -164,18 +165,4 @@ import Testing
 enum DemoContactsForTests {
     static let john =
         #"{"id": "c1d2e3f4-5678-9abc-def0-123456789abc", "phone_number": "+14155551234", "name": "John Smith", "n": 1.50}"#
-}
-
-/// A small seeded generator so the corpus is the same on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }

@@ -1,0 +1,18 @@
+/// A small seeded random number generator (SplitMix64), so a generated test input is the same on
+/// every run and a failing one can be replayed.
+package struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    package init(seed: UInt64) { state = seed }
+
+    package mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in `0..<bound`.
+    package mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+}
