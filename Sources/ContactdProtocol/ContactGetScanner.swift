@@ -103,10 +103,7 @@ public struct ContactGetScanner {
                 guard let name = key(), consume(UInt8(ascii: ":")) else { return nil }
                 switch name {
                 case _ where Self.is(name, "jsonrpc"):
-                    guard !sawVersion, let value = plainString(maxBytes: 3, { _ in true }),
-                        Self.is(value, "2.0")
-                    else { return nil }
-                    sawVersion = true
+                    guard fixedValue("2.0", once: &sawVersion) else { return nil }
                 case _ where Self.is(name, "id"):
                     guard id == nil else { return nil }
                     skipWhitespace()
@@ -118,10 +115,7 @@ public struct ContactGetScanner {
                         id = .number(String(decoding: digits, as: UTF8.self))
                     }
                 case _ where Self.is(name, "method"):
-                    guard !sawMethod, let value = plainString(maxBytes: 11, { _ in true }),
-                        Self.is(value, "contact.get")
-                    else { return nil }
-                    sawMethod = true
+                    guard fixedValue("contact.get", once: &sawMethod) else { return nil }
                 case _ where Self.is(name, "params"):
                     guard params == nil, let parsed = self.params() else { return nil }
                     params = parsed
@@ -133,6 +127,15 @@ public struct ContactGetScanner {
             skipWhitespace()
             guard index == bytes.count else { return nil }
             return Request(id: id, key: params.key, maxAge: params.maxAge)
+        }
+
+        /// A member value that must be the string `literal`, in a member not seen before.
+        mutating func fixedValue(_ literal: StaticString, once seen: inout Bool) -> Bool {
+            guard !seen, let value = plainString(maxBytes: literal.utf8CodeUnitCount, { _ in true }),
+                Self.is(value, literal)
+            else { return false }
+            seen = true
+            return true
         }
 
         mutating func params() -> (key: Request.Key, maxAge: Double?)? {
