@@ -251,6 +251,8 @@ struct LoadRedis: AsyncParsableCommand {
     var socket: String
     @Option(help: "How many keys.")
     var count = 1000
+    @Flag(help: "Store each contact's JSON (what contactd caches) instead of contactd's whole reply.")
+    var contactBytes = false
 
     func run() throws {
         let connection = try BenchConnection(.unix(socket))
@@ -258,7 +260,7 @@ struct LoadRedis: AsyncParsableCommand {
         var acknowledged = 0
         while acknowledged < count {
             while sent < count && sent - acknowledged < 1000 {
-                let value = Array(Self.reply(for: sent).utf8)
+                let value = Array((contactBytes ? BenchContacts.contact(sent) : Self.reply(for: sent)).utf8)
                 connection.output.append(contentsOf: "*3\r\n$3\r\nSET\r\n$12\r\n".utf8)
                 appendPhone(sent, to: &connection.output)
                 connection.output.append(contentsOf: "\r\n$\(value.count)\r\n".utf8)
