@@ -43,6 +43,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var framer: LineFramer
     /// Bytes of an unfinished line, kept until its newline arrives.
     private var partial: ByteBuffer?
+    /// Bytes of storage held for an unfinished line; for tests.
+    var partialLineCapacity: Int { partial?.capacity ?? 0 }
     /// When the connection last delivered bytes (or was opened).
     private var lastRead = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
@@ -85,6 +87,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         let lastNewline = bytes.readableBytesView.lastIndex(of: UInt8(ascii: "\n"))
         if var partial {
             self.partial = nil
+            // Drop the lines already handled first: a client whose reads keep ending mid-line
+            // would otherwise grow this buffer by everything it ever sent.
+            partial.discardReadBytes()
             partial.writeBuffer(&bytes)
             bytes = partial
         }

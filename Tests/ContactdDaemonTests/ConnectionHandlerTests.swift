@@ -1,0 +1,46 @@
+import ContactdCore
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import ContactdDaemon
+
+/// The connection handler alone, on an embedded channel.
+@Suite struct ConnectionHandlerTests {
+    func makeHandler() -> ConnectionHandler {
+        let cache = ContactCache(configuration: CacheConfiguration())
+        let dispatcher = RequestDispatcher(
+            lookup: ContactLookup(cache: cache, source: FastPathAgreementTests.NoSource()),
+            status: DaemonStatus(),
+            logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        return ConnectionHandler(
+            dispatcher: dispatcher,
+            maxLineBytes: 4096,
+            maxBatch: 10,
+            maxInFlight: 10,
+            timeouts: .init(idle: .zero, partialLine: .zero)
+        )
+    }
+
+    /// 2,000 reads that each finish one request and start the next (200 KB in all): every ping
+    /// is answered, and what is held for the unfinished line stays the size of a read or two.
+    @Test func readsEndingMidLineDoNotAccumulate() throws {
+        let handler = makeHandler()
+        let channel = EmbeddedChannel(handler: handler)
+        var received = 0
+        try channel.writeInbound(ByteBuffer(string: #"{"jsonrpc":"2.0","id":0,"method":"daem"#))
+        for id in 1...2_000 {
+            let read = #"on.ping"}"# + "\n" + #"{"jsonrpc":"2.0","id":\#(id),"method":"daem"#
+            try channel.writeInbound(ByteBuffer(string: read))
+            while var reply = try channel.readOutbound(as: ByteBuffer.self) {
+                received += reply.readString(length: reply.readableBytes)!.split(separator: "\n").count
+            }
+        }
+        #expect(received == 2_000)
+        #expect(handler.partialLineCapacity > 0)
+        #expect(handler.partialLineCapacity <= 4_096, "holds \(handler.partialLineCapacity) bytes")
+        _ = try channel.finish()
+    }
+}
