@@ -125,7 +125,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                     writeLine(refusal)
                     return
                 }
-                if output == nil { output = context.channel.allocator.buffer(capacity: 2048) }
+                prepareOutput(context, room: 0)
                 if !dispatcher.writeHit(for: request, key: key, into: &output!) {
                     // writeHit just asked the cache; go straight to the fetch.
                     let pending = RequestDispatcher.PendingLookup(id: request.id, key: key, maxAge: request.maxAge)
@@ -336,9 +336,14 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func writeLine(_ object: [UInt8]) {
         guard let context, !object.isEmpty else { return }
-        if output == nil { output = context.channel.allocator.buffer(capacity: max(2048, object.count + 1)) }
+        prepareOutput(context, room: object.count + 1)
         output!.writeBytes(object)
         output!.writeInteger(UInt8(ascii: "\n"))
+    }
+
+    /// Makes sure there is an output buffer (kept across read cycles, see `flushIfNeeded`).
+    private func prepareOutput(_ context: ChannelHandlerContext, room: Int) {
+        if output == nil { output = context.channel.allocator.buffer(capacity: max(2048, room)) }
     }
 
     private func flushIfNeeded() {

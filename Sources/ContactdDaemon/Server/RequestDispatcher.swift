@@ -175,7 +175,6 @@ package final class RequestDispatcher: Sendable {
         switch result {
         case .success(let found):
             var out: [UInt8] = []
-            out.reserveCapacity(found.contact.json.count + 96)
             writeContact(id: id, found, into: &out)
             return out
         case .failure(let error):
