@@ -33,6 +33,13 @@ package struct Contact: Sendable, Hashable {
         self.json = JSONParser.removingWhitespace(body)
     }
 
+    /// A contact from parts already validated (the cache's copy of one).
+    package init(json: [UInt8], id: ContactID, phoneNumber: PhoneNumber?) {
+        self.json = json
+        self.id = id
+        self.phoneNumber = phoneNumber
+    }
+
     /// The keys this contact is reachable by, besides the one it was asked for.
     package var ownKeys: [ContactKey] {
         var keys: [ContactKey] = [.id(id)]

@@ -1,3 +1,4 @@
+import Glibc
 import NIOConcurrencyHelpers
 
 /// What the cache holds for a key: a contact, or the API's word that there is none.
@@ -41,11 +42,29 @@ package struct CacheRead: Sendable, Equatable {
     package let isFresh: Bool
 }
 
+/// A cache entry seen in place, under the cache's lock (see `ContactCache.read(_:_:)`).
+package struct CacheView {
+    /// The contact's compact JSON, or `nil` for a not-found entry. Valid only inside the closure.
+    package let json: UnsafeRawBufferPointer?
+    /// Seconds since the entry was stored.
+    package let age: Double
+    /// Reads of the entry since it was stored, this one included.
+    package let reads: Int
+    /// Whether `age` is within the entry's TTL.
+    package let isFresh: Bool
+}
+
 /// An LRU cache of contacts bounded by entry count and by bytes, with one entry under several keys.
 ///
 /// A contact fetched by phone number is stored once and indexed by the number asked for, the
 /// contact's own normalised `phone_number` and its `id`; a not-found entry is indexed by the key
 /// asked for only. All operations take one short lock; none allocates on a hit.
+///
+/// An entry is a 32-byte node (LRU links, age, reads) and one record in a `RecordSlab`: its keys
+/// and its contact bytes side by side, no Swift object per entry. With a `[UInt8]` and two
+/// `String`s per entry (an 88-byte node) the 1,000,000-contact memory run took 709 bytes per
+/// contact in the daemon, over Redis's 611 (docs/benchmarks.md): the array header, malloc's
+/// chunk header and the heap fragmentation around 1,000,000 separate 512-byte allocations.
 package final class ContactCache: Sendable {
     private let state: NIOLockedValueBox<LRUState>
     package let configuration: CacheConfiguration
@@ -57,38 +76,48 @@ package final class ContactCache: Sendable {
         self.state = NIOLockedValueBox(LRUState())
     }
 
-    /// Estimated heap bytes of an entry: the JSON, its keys, and the bookkeeping around them.
-    ///
-    /// 96 bytes per entry covers the 88-byte slab node and the JSON array's header beyond its
-    /// bytes; 24 per key covers its index bucket (8 bytes at a load between ¼ and ½), and a key
-    /// longer than 15 bytes (too long to be stored inline) adds its own string storage.
+    /// Heap bytes of an entry for `value` under `keys` (the key asked for first).
     package static func cost(of value: CachedValue, keys: [ContactKey]) -> Int {
-        var total = 96
-        if case .contact(let contact) = value { total += contact.json.count + 32 }
-        for key in keys {
-            let length: Int
-            switch key {
-            case .phone(let p): length = p.e164.utf8.count
-            case .id(let i): length = i.rawValue.utf8.count
-            }
-            total += 24 + (length > 15 ? 32 + length : 0)
-        }
-        return total
+        guard let requestedKey = keys.first else { return 0 }
+        return cost(recordLength: Record.Layout(value, requestedKey: requestedKey).length, keys: keys.count)
+    }
+
+    /// Heap bytes of an entry: its node, its record's slab chunk, and an index bucket per key (8
+    /// bytes at a load between ¼ and ½, counted as 24).
+    fileprivate static func cost(recordLength: Int, keys: Int) -> Int {
+        MemoryLayout<Node>.size + RecordSlab.chunkBytes(recordLength) + 24 * keys
+    }
+
+    /// Looks `key` up and, if found, marks its entry most recently used, counts the read and
+    /// calls `body` with the entry in place, under the cache's lock: `body` must be short and
+    /// must not call into the cache or take a lock that is held while calling into it.
+    ///
+    /// The hit path writes its reply from here: copying the contact out would allocate.
+    package func read<Result>(_ key: ContactKey, _ body: (CacheView) -> Result) -> Result? {
+        withEntry(key) { _, view in body(view) }
     }
 
     /// Looks `key` up and, if found, marks its entry most recently used and counts the read.
     package func read(_ key: ContactKey) -> CacheRead? {
+        withEntry(key) { record, view in
+            CacheRead(value: record.value, age: view.age, reads: view.reads, isFresh: view.isFresh)
+        }
+    }
+
+    private func withEntry<Result>(_ key: ContactKey, _ body: (Record, CacheView) -> Result) -> Result? {
         let now = clock.now()
-        return state.withLockedValue { state -> CacheRead? in
-            guard let index = state.slot(for: key) else { return nil }
-            state.moveToFront(index)
-            // Field by field: copying the whole entry out would retain and release all it holds.
-            state.nodes[index].entry.reads &+= 1
-            let value = state.nodes[index].entry.value
-            let reads = Int(state.nodes[index].entry.reads)
-            let age = max(0, now - state.nodes[index].entry.storedAt)
-            let ttl = value == .notFound ? configuration.negativeTTL : configuration.ttl
-            return CacheRead(value: value, age: age, reads: reads, isFresh: age < ttl)
+        return KeyBytes.with(key) { key in
+            state.withLockedValue { state -> Result? in
+                guard let slot = state.slot(for: key) else { return nil }
+                state.moveToFront(slot)
+                state.nodes[slot].reads &+= 1
+                let node = state.nodes[slot]
+                let record = Record(node)
+                let age = max(0, now - node.storedAt)
+                let ttl = record.isContact ? configuration.ttl : configuration.negativeTTL
+                let view = CacheView(json: record.json, age: age, reads: Int(node.reads), isFresh: age < ttl)
+                return body(record, view)
+            }
         }
     }
 
@@ -108,14 +137,17 @@ package final class ContactCache: Sendable {
         if case .contact(let contact) = value {
             for key in contact.ownKeys where !keys.contains(key) { keys.append(key) }
         }
-        let cost = Self.cost(of: value, keys: keys)
+        let layout = Record.Layout(value, requestedKey: requestedKey)
+        let cost = Self.cost(recordLength: layout.length, keys: keys.count)
         let now = clock.now()
         state.withLockedValue { state in
             for key in keys {
-                if let old = state.slot(for: key) { state.remove(old) }
+                KeyBytes.with(key) { key in
+                    if let old = state.slot(for: key) { state.remove(old) }
+                }
             }
             guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return }
-            state.add(CacheEntry(value: value, storedAt: now, requestedKey: requestedKey, cost: cost))
+            state.add(layout, storedAt: now)
             while state.count > configuration.maxEntries || state.bytes > configuration.maxBytes {
                 guard state.tail >= 0 else { break }
                 state.remove(state.tail)
@@ -126,10 +158,12 @@ package final class ContactCache: Sendable {
 
     /// Removes the entry reachable by `key` (under all its keys); returns how many entries went (0 or 1).
     package func remove(_ key: ContactKey) -> Int {
-        state.withLockedValue { state in
-            guard let index = state.slot(for: key) else { return 0 }
-            state.remove(index)
-            return 1
+        KeyBytes.with(key) { key in
+            state.withLockedValue { state in
+                guard let slot = state.slot(for: key) else { return 0 }
+                state.remove(slot)
+                return 1
+            }
         }
     }
 
@@ -138,14 +172,14 @@ package final class ContactCache: Sendable {
     package func removeNotFound() -> Int {
         state.withLockedValue { state in
             var removed = 0
-            var index = state.head
-            while index >= 0 {
-                let next = Int(state.nodes[index].next)
-                if state.nodes[index].entry.value == .notFound {
-                    state.remove(index)
+            var slot = state.head
+            while slot >= 0 {
+                let next = Int(state.nodes[slot].next)
+                if !Record(state.nodes[slot]).isContact {
+                    state.remove(slot)
                     removed += 1
                 }
-                index = next
+                slot = next
             }
             return removed
         }
@@ -167,72 +201,326 @@ package final class ContactCache: Sendable {
         state.withLockedValue { ($0.count, $0.bytes, $0.evictions) }
     }
 
-    /// The keys in order from most to least recently used entry (first key of each); for tests.
+    /// Bytes of slab pages and oversized records the cache holds (used or free); for benchmarks.
+    package var slabBytes: Int {
+        state.withLockedValue { $0.slab.heldBytes }
+    }
+
+    /// The keys in order from most to least recently used entry (the key each was asked for); for tests.
     package var recencyOrder: [ContactKey] {
         state.withLockedValue { state in
             var keys: [ContactKey] = []
-            var index = state.head
-            while index >= 0 {
-                keys.append(state.nodes[index].entry.requestedKey)
-                index = Int(state.nodes[index].next)
+            var slot = state.head
+            while slot >= 0 {
+                keys.append(Record(state.nodes[slot]).requestedKey)
+                slot = Int(state.nodes[slot].next)
             }
             return keys
         }
     }
 }
 
-/// One cached value. Its keys are not stored as an array: they are the key it was asked for plus,
-/// for a contact, the contact's own id and phone number, which the contact already holds. (An
-/// array per entry cost about 100 bytes of heap per contact in the 1,000,000-entry memory run.)
-private struct CacheEntry {
-    var value: CachedValue
-    var storedAt: Double
-    var cost: UInt32
-    var reads: UInt32 = 0
-    var requestedKey: ContactKey
+/// A key as the index sees it: its kind and its UTF-8 bytes, hashed the same way whether they come
+/// from a `ContactKey` or from a record.
+private struct KeyBytes {
+    static let id: UInt8 = 0
+    static let phone: UInt8 = 1
 
-    init(value: CachedValue, storedAt: Double, requestedKey: ContactKey, cost: Int) {
-        self.value = value
-        self.storedAt = storedAt
-        self.cost = UInt32(clamping: cost)
-        self.requestedKey = requestedKey
+    let kind: UInt8
+    let bytes: UnsafeRawBufferPointer
+
+    var hash: Int {
+        var hasher = Hasher()
+        hasher.combine(kind)
+        hasher.combine(bytes: bytes)
+        return hasher.finalize()
     }
 
-    /// Calls `body` with each key of the entry once.
-    func forEachKey(_ body: (ContactKey) -> Void) {
-        body(requestedKey)
-        guard case .contact(let contact) = value else { return }
-        let id = ContactKey.id(contact.id)
-        if id != requestedKey { body(id) }
-        if let phone = contact.phoneNumber.map(ContactKey.phone), phone != requestedKey { body(phone) }
+    static func == (lhs: KeyBytes, rhs: KeyBytes) -> Bool {
+        lhs.kind == rhs.kind && lhs.bytes.count == rhs.bytes.count
+            && (lhs.bytes.isEmpty || memcmp(lhs.bytes.baseAddress!, rhs.bytes.baseAddress!, lhs.bytes.count) == 0)
+    }
+
+    /// Calls `body` with the bytes of `key` (no copy for a native string; a phone number or a
+    /// short id is held inline in its `String` and is not allocated either).
+    static func with<Result>(_ key: ContactKey, _ body: (KeyBytes) -> Result) -> Result {
+        var text: String
+        let kind: UInt8
+        switch key {
+        case .phone(let phone): (text, kind) = (phone.e164, Self.phone)
+        case .id(let id): (text, kind) = (id.rawValue, Self.id)
+        }
+        return text.withUTF8 { body(KeyBytes(kind: kind, bytes: UnsafeRawBufferPointer($0))) }
+    }
+}
+
+/// An entry's record in its slab chunk: its keys, then the contact's bytes.
+///
+///     flags: bit 0 contact, bit 1 has a phone number, bits 2–3 the key asked for
+///            (0: stored next, 1: the contact's id, 2: the contact's phone number), bit 4 its kind
+///     [key asked for]               when stored next
+///     [id]                          for a contact
+///     [phone number]                for a contact with one
+///     JSON bytes                    for a contact: the rest of the record
+///
+/// A key is a length byte and its bytes (keys are at most 128 bytes, SPEC §3), or, when the same
+/// bytes occur in the contact's JSON (an id or a normalised number almost always does), 0xFF, a
+/// length byte and a 16-bit offset into the JSON: 4 bytes instead of 14 for a 13-byte id, which
+/// took the 1,000,000-contact run's records from 504 to 480 bytes.
+private struct Record {
+    let isContact: Bool
+    let requested: KeyBytes
+    let id: KeyBytes?
+    let phone: KeyBytes?
+    let json: UnsafeRawBufferPointer?
+
+    init(_ node: Node) {
+        let bytes = UnsafeRawBufferPointer(start: node.record, count: Int(node.length))
+        let flags = bytes[0]
+        var offset = 1
+        // Where each key is: (start, length), a start below 0 counting from the JSON's start.
+        func field() -> (start: Int, count: Int) {
+            if bytes[offset] == 0xFF {
+                defer { offset += 4 }
+                let at = Int(bytes[offset + 2]) | Int(bytes[offset + 3]) << 8
+                return (-1 - at, Int(bytes[offset + 1]))
+            }
+            let length = Int(bytes[offset])
+            defer { offset += 1 + length }
+            return (offset + 1, length)
+        }
+        let how = flags >> 2 & 3
+        let separate = how == 0 ? field() : nil
+        isContact = flags & 1 != 0
+        let idField = isContact ? field() : nil
+        let phoneField = flags & 2 != 0 ? field() : nil
+        let jsonStart = offset
+        func key(_ kind: UInt8, _ field: (start: Int, count: Int)) -> KeyBytes {
+            let start = field.start >= 0 ? field.start : jsonStart - 1 - field.start
+            return KeyBytes(kind: kind, bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<start + field.count]))
+        }
+        id = idField.map { key(KeyBytes.id, $0) }
+        phone = phoneField.map { key(KeyBytes.phone, $0) }
+        json = isContact ? UnsafeRawBufferPointer(rebasing: bytes[jsonStart...]) : nil
+        switch how {
+        case 1: requested = id!
+        case 2: requested = phone!
+        default: requested = key(flags >> 4 & 1, separate!)
+        }
     }
 
     /// Whether `key` is one of the entry's keys.
-    func has(_ key: ContactKey) -> Bool {
-        if key == requestedKey { return true }
-        guard case .contact(let contact) = value else { return false }
-        switch key {
-        case .id(let id): return id == contact.id
-        case .phone(let phone): return phone == contact.phoneNumber
+    func has(_ key: KeyBytes) -> Bool {
+        key == requested || (id.map { $0 == key } ?? false) || (phone.map { $0 == key } ?? false)
+    }
+
+    /// Calls `body` with each key of the entry once.
+    func forEachKey(_ body: (KeyBytes) -> Void) {
+        body(requested)
+        if let id, !(id == requested) { body(id) }
+        if let phone, !(phone == requested) { body(phone) }
+    }
+
+    var requestedKey: ContactKey {
+        let text = String(decoding: requested.bytes, as: UTF8.self)
+        return requested.kind == KeyBytes.phone ? .phone(PhoneNumber(text)!) : .id(ContactID(text)!)
+    }
+
+    /// The entry as a value of its own (allocates: for the paths that are not a plain hit).
+    var value: CachedValue {
+        guard let json, let id else { return .notFound }
+        return .contact(
+            Contact(
+                json: Array(json),
+                id: ContactID(String(decoding: id.bytes, as: UTF8.self))!,
+                phoneNumber: phone.map { PhoneNumber(String(decoding: $0.bytes, as: UTF8.self))! }
+            )
+        )
+    }
+
+    /// How the record for a value is laid out: worked out once, outside the cache's lock.
+    struct Layout {
+        let value: CachedValue
+        let requestedKey: ContactKey
+        let flags: UInt8
+        /// Offsets into the JSON of the id's and phone number's bytes, when they occur there.
+        let idInJSON: Int?
+        let phoneInJSON: Int?
+        let length: Int
+
+        init(_ value: CachedValue, requestedKey: ContactKey) {
+            self.value = value
+            self.requestedKey = requestedKey
+            var flags: UInt8 = 0
+            var length = 1
+            var idInJSON: Int?
+            var phoneInJSON: Int?
+            if case .contact(let contact) = value {
+                flags |= 1
+                idInJSON = Self.offset(of: contact.id.rawValue, in: contact.json)
+                length += idInJSON == nil ? 1 + contact.id.rawValue.utf8.count : 4
+                if let phone = contact.phoneNumber {
+                    flags |= 2
+                    phoneInJSON = Self.offset(of: phone.e164, in: contact.json)
+                    length += phoneInJSON == nil ? 1 + phone.e164.utf8.count : 4
+                    if requestedKey == .phone(phone) { flags |= 2 << 2 }
+                }
+                if requestedKey == .id(contact.id) { flags |= 1 << 2 }
+                length += contact.json.count
+            }
+            if flags >> 2 & 3 == 0 {
+                switch requestedKey {
+                case .phone(let phone):
+                    flags |= 1 << 4
+                    length += 1 + phone.e164.utf8.count
+                case .id(let id): length += 1 + id.rawValue.utf8.count
+                }
+            }
+            self.flags = flags
+            self.idInJSON = idInJSON
+            self.phoneInJSON = phoneInJSON
+            self.length = length
+        }
+
+        /// Where `text`'s bytes first occur in `json`, if they start in its first 64 KiB.
+        private static func offset(of text: String, in json: [UInt8]) -> Int? {
+            let needle = Array(text.utf8)
+            guard let first = needle.first, json.count >= needle.count else { return nil }
+            for start in 0...min(json.count - needle.count, 0xFFFF)
+            where json[start] == first && json[start..<start + needle.count].elementsEqual(needle) {
+                return start
+            }
+            return nil
+        }
+
+        /// Writes the record at `start`, which has room for `length` bytes.
+        func write(at start: UnsafeMutableRawPointer) {
+            start.storeBytes(of: flags, as: UInt8.self)
+            var offset = 1
+            func put(_ text: String, inJSON: Int?) {
+                if let inJSON {
+                    start.storeBytes(of: 0xFF, toByteOffset: offset, as: UInt8.self)
+                    start.storeBytes(of: UInt8(text.utf8.count), toByteOffset: offset + 1, as: UInt8.self)
+                    start.storeBytes(of: UInt8(inJSON & 0xFF), toByteOffset: offset + 2, as: UInt8.self)
+                    start.storeBytes(of: UInt8(inJSON >> 8), toByteOffset: offset + 3, as: UInt8.self)
+                    offset += 4
+                    return
+                }
+                var text = text
+                text.withUTF8 { utf8 in
+                    start.storeBytes(of: UInt8(utf8.count), toByteOffset: offset, as: UInt8.self)
+                    (start + offset + 1).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+                    offset += 1 + utf8.count
+                }
+            }
+            if flags >> 2 & 3 == 0 {
+                switch requestedKey {
+                case .phone(let phone): put(phone.e164, inJSON: nil)
+                case .id(let id): put(id.rawValue, inJSON: nil)
+                }
+            }
+            guard case .contact(let contact) = value else { return }
+            put(contact.id.rawValue, inJSON: idInJSON)
+            if let phone = contact.phoneNumber { put(phone.e164, inJSON: phoneInJSON) }
+            contact.json.withUnsafeBytes { json in
+                (start + offset).copyMemory(from: json.baseAddress!, byteCount: json.count)
+            }
         }
     }
 }
 
-/// A slab node: 88 bytes (the entry's fields ordered so that padding is small, 32-bit links).
+/// Memory for the cache's records: 1 MiB pages mapped from the kernel, each cut into chunks of one
+/// size (a multiple of 8 bytes up to 4 KiB), with a free list per size; a bigger record gets an
+/// allocation of its own.
+///
+/// A freed chunk is reused by the next record of its size, and a page stays cut for its size until
+/// the cache is emptied: contacts of one API come in a narrow band of sizes, so this costs little.
+/// A page is resident only as far as it has been cut. Pages come from `mmap`, not `malloc`, so that
+/// the short-lived buffers of a fill are not placed among them: with 64 KiB pages from `malloc`
+/// the daemon's heap still grew about 45 MB more than the cache held over a 1,000,000-contact fill.
+private final class RecordSlab {
+    static let pageBytes = 1 << 20
+    static let largestChunk = 4096
+
+    private var pages: [UnsafeMutableRawPointer] = []
+    private var oversized: Set<UnsafeMutableRawPointer> = []
+    private var oversizedBytes = 0
+    /// Per chunk size (index: size / 8): the first free chunk, whose first 8 bytes point to the next.
+    private var free = [UnsafeMutableRawPointer?](repeating: nil, count: largestChunk / 8 + 1)
+    /// Per chunk size: the page being cut and where its uncut part starts.
+    private var cutting = [(page: UnsafeMutableRawPointer, offset: Int)?](repeating: nil, count: largestChunk / 8 + 1)
+
+    /// Bytes a record of `length` bytes takes.
+    static func chunkBytes(_ length: Int) -> Int {
+        max(8, (length + 7) & ~7)
+    }
+
+    var heldBytes: Int { pages.count * Self.pageBytes + oversizedBytes }
+
+    func allocate(_ length: Int) -> UnsafeMutableRawPointer {
+        let size = Self.chunkBytes(length)
+        guard size <= Self.largestChunk else {
+            let record = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+            oversized.insert(record)
+            oversizedBytes += size
+            return record
+        }
+        let sizeClass = size >> 3
+        if let chunk = free[sizeClass] {
+            free[sizeClass] = chunk.load(as: UnsafeMutableRawPointer?.self)
+            return chunk
+        }
+        if let (page, offset) = cutting[sizeClass], offset + size <= Self.pageBytes {
+            cutting[sizeClass] = (page, offset + size)
+            return page + offset
+        }
+        guard
+            let page = mmap(nil, Self.pageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            page != UnsafeMutableRawPointer(bitPattern: -1)
+        else { fatalError("contactd: cannot map \(Self.pageBytes) bytes for the cache: errno \(errno)") }
+        pages.append(page)
+        cutting[sizeClass] = (page, size)
+        return page
+    }
+
+    func deallocate(_ record: UnsafeMutableRawPointer, length: Int) {
+        let size = Self.chunkBytes(length)
+        guard size <= Self.largestChunk else {
+            oversized.remove(record)
+            oversizedBytes -= size
+            record.deallocate()
+            return
+        }
+        record.storeBytes(of: free[size >> 3], as: UnsafeMutableRawPointer?.self)
+        free[size >> 3] = record
+    }
+
+    deinit {
+        for page in pages { munmap(page, Self.pageBytes) }
+        for record in oversized { record.deallocate() }
+    }
+}
+
+/// An entry's node: 32 bytes (its record, age, reads and 32-bit LRU links).
 private struct Node {
-    var entry: CacheEntry
+    var record: UnsafeMutableRawPointer?
+    var storedAt: Double
+    var length: UInt32
+    var reads: UInt32
     var previous: Int32
     var next: Int32
 }
 
-/// An intrusive doubly linked list over a slab of nodes, plus the key index.
+/// An intrusive doubly linked list over a slab of nodes, the key index, and the records.
 ///
 /// Slab indices instead of class references: no per-entry object, no reference counting on the
-/// hit path, and freed slots are reused.
-private struct LRUState {
+/// hit path, and freed slots are reused. Only ever used under `ContactCache`'s lock, hence
+/// `@unchecked Sendable` for the raw record pointers.
+private struct LRUState: @unchecked Sendable {
     var nodes: [Node] = []
     var freeSlots: [Int32] = []
     var index = KeyIndex()
+    var slab = RecordSlab()
     var head = -1
     var tail = -1
     var count = 0
@@ -240,12 +528,22 @@ private struct LRUState {
     var evictions = 0
 
     /// The slot of the entry that has `key`.
-    func slot(for key: ContactKey) -> Int? {
-        index.find(hash: key.hashValue) { nodes[$0].entry.has(key) }
+    func slot(for key: KeyBytes) -> Int? {
+        index.find(hash: key.hash) { Record(nodes[$0]).has(key) }
     }
 
-    mutating func add(_ entry: CacheEntry) {
-        let node = Node(entry: entry, previous: -1, next: Int32(head))
+    mutating func add(_ layout: Record.Layout, storedAt: Double) {
+        let length = layout.length
+        let record = slab.allocate(length)
+        layout.write(at: record)
+        let node = Node(
+            record: record,
+            storedAt: storedAt,
+            length: UInt32(length),
+            reads: 0,
+            previous: -1,
+            next: Int32(head)
+        )
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = Int(free)
@@ -257,20 +555,20 @@ private struct LRUState {
         if head >= 0 { nodes[head].previous = Int32(slot) }
         head = slot
         if tail < 0 { tail = slot }
-        count += 1
-        bytes += Int(entry.cost)
         var keys = 0
-        entry.forEachKey { _ in keys += 1 }
+        Record(node).forEachKey { _ in keys += 1 }
+        count += 1
+        bytes += ContactCache.cost(recordLength: length, keys: keys)
         if index.needsGrowth(adding: keys) {
             // Rebuild from the entries: the index keeps no keys, only where to find them.
-            index = KeyIndex(capacityFor: (index.count + keys) * 2)
+            index = KeyIndex(capacityFor: index.count + keys)
             var live = head
             while live >= 0 {
-                nodes[live].entry.forEachKey { index.insert(hash: $0.hashValue, slot: live) }
+                Record(nodes[live]).forEachKey { index.insert(hash: $0.hash, slot: live) }
                 live = Int(nodes[live].next)
             }
         } else {
-            entry.forEachKey { index.insert(hash: $0.hashValue, slot: slot) }
+            Record(node).forEachKey { index.insert(hash: $0.hash, slot: slot) }
         }
     }
 
@@ -293,16 +591,16 @@ private struct LRUState {
 
     mutating func remove(_ slot: Int) {
         unlink(slot)
-        nodes[slot].entry.forEachKey { index.remove(hash: $0.hashValue, slot: slot) }
+        let node = nodes[slot]
+        var keys = 0
+        Record(node).forEachKey {
+            index.remove(hash: $0.hash, slot: slot)
+            keys += 1
+        }
         count -= 1
-        bytes -= Int(nodes[slot].entry.cost)
-        // Drop the contact bytes now rather than when the slot is reused.
-        nodes[slot].entry = CacheEntry(
-            value: .notFound,
-            storedAt: 0,
-            requestedKey: nodes[slot].entry.requestedKey,
-            cost: 0
-        )
+        bytes -= ContactCache.cost(recordLength: Int(node.length), keys: keys)
+        slab.deallocate(node.record!, length: Int(node.length))
+        nodes[slot].record = nil
         freeSlots.append(Int32(slot))
     }
 }
@@ -311,7 +609,7 @@ private struct LRUState {
 ///
 /// A bucket holds the upper 32 bits of the key's hash (a tag, whose low bits are also the key's
 /// home position, so that a bucket can be moved without its key) and the slot number plus one
-/// (0 is empty); the key itself lives in the slab entry and is compared only when the tag matches. A
+/// (0 is empty); the key itself lives in the entry's record and is compared only when the tag matches. A
 /// Swift `Dictionary<ContactKey, Int>` spent 32 bytes a bucket (a 17-byte key padded to 24, and
 /// the value) and needed 4,194,304 buckets for 1,000,000 contacts × 2 keys: about 134 bytes per
 /// contact, against 34 here — the step that took the 1,000,000-contact memory run under Redis

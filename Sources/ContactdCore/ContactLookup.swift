@@ -148,6 +148,47 @@ package final class ContactLookup: Sendable {
         return .success(LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason))
     }
 
+    /// What `writeHit(_:maxAge:_:)` found.
+    package enum InPlaceHit: Sendable, Equatable {
+        /// A fresh contact, handed to the writer.
+        case wrote
+        /// A fresh not-found entry: the answer is `.failure(.notFound)`.
+        case notFound
+        /// Nothing `cached(_:maxAge:)` would answer from at once with a plain hit: ask it.
+        case none
+    }
+
+    /// Hands a fresh cached contact for `key` to `write` in place, as `cached(_:maxAge:)` would
+    /// answer it with status hit, without copying it out of the cache.
+    ///
+    /// `write` runs under the cache's lock and must only copy the bytes. Absent, expired and
+    /// too-old (`maxAge`) entries give `.none`; the caller then asks `cached(_:maxAge:)`, which
+    /// reads the entry again. This is the hit path: `cached` copies the contact into an array
+    /// (the cache keeps no Swift object per contact), which cost an allocation per hit.
+    package func writeHit(
+        _ key: ContactKey,
+        maxAge: Double?,
+        _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
+    ) -> InPlaceHit {
+        let refreshAt = policy.refreshAhead > 0 ? cache.configuration.ttl * policy.refreshAhead : .infinity
+        let refreshReads = policy.refreshAheadReads
+        var refresh = false
+        let found =
+            cache.read(key) { entry -> InPlaceHit in
+                if let maxAge, maxAge <= 0 || entry.age > maxAge { return .none }
+                guard entry.isFresh else { return .none }
+                guard let json = entry.json else { return .notFound }
+                write(json, entry.age)
+                refresh = entry.reads >= refreshReads && entry.age >= refreshAt
+                return .wrote
+            } ?? .none
+        if found != .none { counters.hits.add(1, ordering: .relaxed) }
+        // Not under the cache's lock: starting a refresh takes the flights lock, which `get`
+        // holds while it probes the cache.
+        if refresh { refreshAhead(key) }
+        return found
+    }
+
     /// The contact for `key`, from the cache when it can, else from one shared fetch.
     ///
     /// Waits at most `policy.deadline` seconds. When the fetch fails with `upstream_unavailable`,

@@ -54,6 +54,25 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
         #expect(cache.probe(cid("x0")) == .absent)
     }
 
+    @Test func recordMemoryIsReusedNotGrownByChurn() {
+        // 50 entries at a time, 20,000 inserted: evicted records' chunks must be reused. A leak
+        // of one chunk per eviction would hold 5,000 × (40 + 930 + 3,030) bytes, 20 of the slab's
+        // 1 MiB pages.
+        let (cache, _) = makeCache(maxEntries: 50, maxBytes: Int.max)
+        let sizes = [10, 900, 3_000, 5_000]
+        for i in 0..<20_000 {
+            let key = "c\(100_000 + i)"  // one length: the records come in three sizes
+            cache.insert(.contact(makeContact(key, padding: sizes[i % sizes.count])), for: cid(key))
+        }
+        #expect(cache.counts.entries == 50)
+        // A page for each of the three small sizes, and 12–13 records of their own.
+        #expect(cache.slabBytes <= (3 << 20) + 13 * 5_200)
+        let oversized = cache.read(cid("c119999")) { $0.json?.count }
+        #expect(oversized == makeContact("c119999", padding: 5_000).json.count)
+        #expect(cache.removeAll() == 50)
+        #expect(cache.slabBytes == 0)
+    }
+
     @Test func doesNotStoreAnEntryLargerThanTheWholeBound() {
         let (cache, _) = makeCache(maxBytes: 500)
         cache.insert(.contact(makeContact("big", padding: 1000)), for: cid("big"))
@@ -145,13 +164,29 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
         let (cache, _) = makeCache(maxEntries: limit, maxBytes: Int.max)
         var model = Model()
         func number(_ i: Int) -> String { "+1415555" + String(String(10_000 + i).dropFirst()) }
-        let contacts = (0..<500).map { makeContact("m\($0)", phone: number($0)) }
+        // Ids past 15 bytes (not inline in a `String`), and sizes from a few bytes to past the
+        // slab's largest chunk (4 KiB: an allocation of its own).
+        func ident(_ i: Int) -> String { i % 7 == 0 ? "m\(i)-" + String(repeating: "l", count: 20 + i % 100) : "m\(i)" }
+        let paddings = [0, 1, 9, 100, 470, 2_000, 4_100]
+        // Some numbers spelled with spaces in the JSON: their normalised bytes are not in it, so
+        // the record must hold them itself.
+        func spelled(_ i: Int) -> String { i % 5 == 0 ? "+1 415 555 " + number(i).dropFirst(8) : number(i) }
+        let contacts = (0..<500).map {
+            makeContact(ident($0), phone: spelled($0), padding: paddings[$0 % paddings.count])
+        }
         func phoneKey(_ i: Int) -> ContactKey { phone(number(i)) }
-        let universe = (0..<1_000).map(phoneKey) + (0..<500).map { cid("m\($0)") }
+        let universe = (0..<1_000).map(phoneKey) + (0..<500).map { cid(ident($0)) }
 
         func check(_ key: ContactKey) {
             let expected = model.find(key).map { model.entries[$0].value }
             #expect(cache.read(key)?.value == expected, "key \(key)")
+            // The hit path's view in place agrees.
+            let json = cache.read(key) { $0.json.map { Array($0) } ?? [] }
+            switch expected {
+            case .contact(let contact): #expect(json == contact.json)
+            case .notFound: #expect(json == [])
+            case nil: #expect(json == nil)
+            }
             if let at = model.find(key) { model.entries.insert(model.entries.remove(at: at), at: 0) }
         }
 
@@ -162,7 +197,7 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
             switch roll {
             case 0..<4:
                 // A contact, asked for by its own number, its id, or an alias number (500–999).
-                let asked = [phoneKey(i), cid("m\(i)"), phoneKey(500 + i)][Int.random(in: 0..<3, using: &random)]
+                let asked = [phoneKey(i), cid(ident(i)), phoneKey(500 + i)][Int.random(in: 0..<3, using: &random)]
                 let contact = contacts[i]
                 cache.insert(.contact(contact), for: asked)
                 var keys = [asked]
@@ -189,7 +224,7 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
             if step % 1_000 == 0 {
                 // Reading every key reorders both the same way, so the check stays exact.
                 for key in universe { check(key) }
-                #expect(cache.recencyOrder.count == model.entries.count)
+                #expect(cache.recencyOrder == model.entries.map { $0.keys[0] })
             }
         }
         for key in universe { check(key) }
