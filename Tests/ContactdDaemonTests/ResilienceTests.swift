@@ -502,7 +502,13 @@ import Testing
 
     @Test func aThousandConcurrentMissesForOneKeyCostOneAPICall() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api) { daemon, _ async throws in
+            // On a loaded machine (a benchmark alongside) the held fetch outlived the default 5 s
+            // upstream timeout and the callers' 5 s deadline: errors, and a retry's second call.
+            let configure: (inout DaemonConfiguration) -> Void = { c in
+                c.upstream.timeout = 60
+                c.policy.deadline = 60
+            }
+            try await withResilientDaemon(api: api, configure: configure) { daemon, _ async throws in
                 api.hold()
                 var clients: [RawSocketClient] = []
                 for c in 0..<50 {
