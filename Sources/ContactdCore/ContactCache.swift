@@ -63,8 +63,7 @@ package struct CacheView {
 /// An entry is a 32-byte node (LRU links, age, reads) and one record in a `RecordSlab`: its keys
 /// and its contact bytes side by side, no Swift object per entry. With a `[UInt8]` and two
 /// `String`s per entry (an 88-byte node) the 1,000,000-contact memory run took 709 bytes per
-/// contact in the daemon, over Redis's 611 (docs/benchmarks.md): the array header, malloc's
-/// chunk header and the heap fragmentation around 1,000,000 separate 512-byte allocations.
+/// contact in the daemon, over Redis's 611; 586 with records (docs/benchmarks.md).
 package final class ContactCache: Sendable {
     private let state: NIOLockedValueBox<LRUState>
     package let configuration: CacheConfiguration
@@ -435,9 +434,8 @@ private struct Record {
 ///
 /// A freed chunk is reused by the next record of its size, and a page stays cut for its size until
 /// the cache is emptied: contacts of one API come in a narrow band of sizes, so this costs little.
-/// A page is resident only as far as it has been cut. Pages come from `mmap`, not `malloc`, so that
-/// the short-lived buffers of a fill are not placed among them: with 64 KiB pages from `malloc`
-/// the daemon's heap still grew about 45 MB more than the cache held over a 1,000,000-contact fill.
+/// Pages come from `mmap`, not `malloc`: a page is resident only as far as it has been cut, and no
+/// short-lived heap buffer is placed among the records.
 private final class RecordSlab {
     static let pageBytes = 1 << 20
     static let largestChunk = 4096
