@@ -43,4 +43,43 @@ import Testing
         #expect(handler.partialLineCapacity <= 4_096, "holds \(handler.partialLineCapacity) bytes")
         _ = try channel.finish()
     }
+
+    /// Fires `channelReadComplete` from inside the first flush, as NIO does when a write fails
+    /// on a reset connection (it reads the EOF there and then).
+    final class ReenteringFlush: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var fired = false
+
+        func flush(context: ChannelHandlerContext) {
+            if !fired {
+                fired = true
+                context.fireChannelReadComplete()
+            }
+            context.flush()
+        }
+    }
+
+    /// A flush re-entered from inside itself sends each reply once and leaves the handler able to
+    /// answer the next request (it once sent the bytes twice and then crashed on a missing buffer).
+    @Test func aFlushReenteredFromItsOwnWriteSendsEachReplyOnce() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ReenteringFlush())
+        try channel.pipeline.syncOperations.addHandler(makeHandler())
+        var lines: [Substring] = []
+        func collect() throws {
+            while var reply = try channel.readOutbound(as: ByteBuffer.self) {
+                lines += reply.readString(length: reply.readableBytes)!.split(separator: "\n")
+            }
+        }
+        try channel.writeInbound(ByteBuffer(string: #"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n"))
+        channel.pipeline.fireChannelReadComplete()
+        try collect()
+        try channel.writeInbound(ByteBuffer(string: #"{"jsonrpc":"2.0","id":2,"method":"daemon.ping"}"# + "\n"))
+        channel.pipeline.fireChannelReadComplete()
+        try collect()
+        #expect(lines.count == 2, "\(lines)")
+        #expect(lines.first?.contains(#""id":1"#) == true)
+        #expect(lines.last?.contains(#""id":2"#) == true)
+        _ = try channel.finish()
+    }
 }

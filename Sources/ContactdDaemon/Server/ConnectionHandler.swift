@@ -347,13 +347,20 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func flushIfNeeded() {
-        guard let context, let pending = output?.readableBytes, pending > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(output!), promise: nil)
+        guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
+        // Taken out before writing: a failed write can re-enter this handler (NIO reads EOF on a
+        // reset and fires channelReadComplete from inside writeAndFlush), and the inner call must
+        // neither send these bytes again nor find the buffer gone when this one resumes (the
+        // soak run crashed on exactly that).
+        output = nil
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         // Keep the buffer for the next read cycle. When the kernel took the whole write, NIO has
         // already let go of its copy and `clear()` keeps the storage: one allocation (and free)
         // less per request without pipelining. Otherwise `clear()` allocates afresh and NIO
         // keeps the old storage until it is written. A buffer grown large (a big batch) is let go.
-        if output!.capacity > 64 << 10 { output = nil } else { output!.clear() }
+        guard output == nil, !closing, buffer.capacity <= 64 << 10 else { return }
+        buffer.clear()
+        output = buffer
     }
 
     private func closeIfDone() {
