@@ -131,11 +131,7 @@ package final class ContactLookup: Sendable {
             counters.hits.add(1, ordering: .relaxed)
             switch entry.value {
             case .contact(let contact):
-                if policy.refreshAhead > 0, entry.reads >= policy.refreshAheadReads,
-                    entry.age >= ttl * policy.refreshAhead
-                {
-                    refreshAhead(key)
-                }
+                if refreshAheadDue(reads: entry.reads, age: entry.age) { refreshAhead(key) }
                 return .success(LookupResult(contact: contact, status: .hit, age: entry.age))
             case .notFound:
                 return .failure(.notFound)
@@ -170,8 +166,6 @@ package final class ContactLookup: Sendable {
         maxAge: Double?,
         _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
     ) -> InPlaceHit {
-        let refreshAt = policy.refreshAhead > 0 ? cache.configuration.ttl * policy.refreshAhead : .infinity
-        let refreshReads = policy.refreshAheadReads
         var refresh = false
         let found =
             cache.read(key) { entry -> InPlaceHit in
@@ -179,7 +173,7 @@ package final class ContactLookup: Sendable {
                 guard entry.isFresh else { return .none }
                 guard let json = entry.json else { return .notFound }
                 write(json, entry.age)
-                refresh = entry.reads >= refreshReads && entry.age >= refreshAt
+                refresh = refreshAheadDue(reads: entry.reads, age: entry.age)
                 return .wrote
             } ?? .none
         if found != .none { counters.hits.add(1, ordering: .relaxed) }
@@ -201,7 +195,8 @@ package final class ContactLookup: Sendable {
             if let flight = flights[key] { return flight }
             // Re-check under the flights lock: a fetch that just finished filled the cache before
             // it left `flights`, so this sees either its flight or its result, never neither.
-            if maxAge == nil, case .fresh = cache.probe(key) { return nil }
+            // (Looked at in place: `probe` would copy the contact out, under the flights lock.)
+            if maxAge == nil, cache.read(key, { $0.isFresh }) == true { return nil }
             return startFlight(key, in: &flights, background: false)
         }
         guard let flight else {
@@ -248,6 +243,13 @@ package final class ContactLookup: Sendable {
     }
 
     /// Starts a background refresh of a hot entry unless one runs or the API should be left alone.
+    /// Whether a fresh entry read `reads` times at `age` seconds is hot and near enough its TTL to
+    /// be refreshed ahead (`cached` and `writeHit` decide alike).
+    private func refreshAheadDue(reads: Int, age: Double) -> Bool {
+        policy.refreshAhead > 0 && reads >= policy.refreshAheadReads
+            && age >= cache.configuration.ttl * policy.refreshAhead
+    }
+
     private func refreshAhead(_ key: ContactKey) {
         let now = clock.now()
         let heldBack = health.withLockedValue { health in
