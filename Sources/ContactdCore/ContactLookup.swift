@@ -288,12 +288,16 @@ package final class ContactLookup: Sendable {
         let flight = Flight()
         flights[key] = flight
         if background { counters.refreshes.add(1, ordering: .relaxed) }
-        Task { await self.run(flight, key: key, generation: generation, background: background) }
+        // The fetch's deadline counts from here, not from when its task first runs: the waiters'
+        // deadlines start now too, and on a loaded machine a task can start later than the
+        // fetch's 0.1 s margin (a test saw waiters time out before the fetch gave its answer).
+        let started = MonotonicClock.system.now()
+        Task { await self.run(flight, key: key, generation: generation, background: background, started: started) }
         return flight
     }
 
-    private func run(_ flight: Flight, key: ContactKey, generation: Int, background: Bool) async {
-        let result = await fetch(key, generation: generation)
+    private func run(_ flight: Flight, key: ContactKey, generation: Int, background: Bool, started: Double) async {
+        let result = await fetch(key, generation: generation, started: started)
         settle(key, result, generation: generation, background: background)
         flights.withLockedValue { flights in
             if flights[key] === flight { flights[key] = nil }
@@ -303,11 +307,11 @@ package final class ContactLookup: Sendable {
 
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
     /// breaker and holding a budget slot.
-    private func fetch(_ key: ContactKey, generation: Int) async -> Result<Contact, LookupError> {
+    private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Result<Contact, LookupError> {
         // Deadlines are real time (they bound real waits), not the cache's injectable clock.
         let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
-        let deadline = real.now() + policy.deadline - min(0.1, policy.deadline * 0.1)
+        let deadline = started + policy.deadline - min(0.1, policy.deadline * 0.1)
         // An attempt with less time than this left is not worth starting (nor queueing for).
         let shortest = min(0.25, policy.deadline * 0.25)
         var attempt = 0
