@@ -47,6 +47,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // epoll, eventfd and accept4, which Swift's Glibc module leaves out (the fast lane).
+        .systemLibrary(name: "CLinux"),
         // Swift face of libsystemd; knows no contactd types.
         .target(
             name: "Systemd",
@@ -71,6 +73,7 @@ let package = Package(
             dependencies: [
                 "ContactdCore",
                 "ContactdProtocol",
+                "CLinux",
                 "Systemd",
                 "FakeContactAPI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -87,6 +87,8 @@ struct ContactdCommand: AsyncParsableCommand {
     var idleTimeout: String?
     @Option(help: "Close a connection whose started line is not finished this long after; 0 = never. Default 10s.")
     var partialLineTimeout: String?
+    @Option(help: "Serve plain cache hits on hand-written epoll loops (on/off). Default on.")
+    var fastPath: String?
     @Option(
         help:
             "Allow peers with this uid (SO_PEERCRED); repeatable or comma-separated. Default: anyone the socket's mode lets in."
@@ -172,7 +174,7 @@ struct ContactdCommand: AsyncParsableCommand {
             ("max-connections", maxConnections), ("max-line-bytes", maxLineBytes), ("max-batch", maxBatch),
             ("shutdown-timeout", shutdownTimeout), ("log-level", logLevel),
             ("max-requests-per-connection", maxRequestsPerConnection), ("idle-timeout", idleTimeout),
-            ("partial-line-timeout", partialLineTimeout),
+            ("partial-line-timeout", partialLineTimeout), ("fast-path", fastPath),
             ("allow-uid", allowUid.isEmpty ? nil : allowUid.joined(separator: ",")),
             ("allow-gid", allowGid.isEmpty ? nil : allowGid.joined(separator: ",")),
         ]

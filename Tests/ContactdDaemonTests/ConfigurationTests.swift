@@ -22,6 +22,23 @@ import Testing
         #expect(c.shutdownTimeout == 10)
         #expect(c.logLevel == .info)
         #expect(c.demo == false)
+        #expect(c.fastPath == true)
+    }
+
+    @Test func theFastPathIsTurnedOffByFlagOrEnvironmentAndABadValueNamesTheFlag() throws {
+        #expect(try DaemonConfiguration.load(arguments: ["fast-path": "off"], environment: [:]).fastPath == false)
+        #expect(
+            try DaemonConfiguration.load(arguments: [:], environment: ["CONTACTD_FAST_PATH": "0"]).fastPath == false
+        )
+        #expect(
+            try DaemonConfiguration.load(arguments: ["fast-path": "on"], environment: ["CONTACTD_FAST_PATH": "off"])
+                .fastPath == true
+        )
+        #expect {
+            try DaemonConfiguration.load(arguments: ["fast-path": "sometimes"], environment: [:])
+        } throws: { error in
+            "\(error)".contains("--fast-path")
+        }
     }
 
     @Test func resilienceDefaultsAreTheDocumentedOnes() throws {

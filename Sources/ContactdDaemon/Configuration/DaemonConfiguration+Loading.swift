@@ -62,6 +62,7 @@ extension DaemonConfiguration {
         Setting("partial-line-timeout") { c, v in
             c.limits.partialLineTimeout = try parseDuration(v, flag: "partial-line-timeout")
         },
+        Setting("fast-path") { c, v in c.fastPath = try parseBool(v, flag: "fast-path") },
         Setting("allow-uid") { c, v in c.socket.allowUIDs = try parseIDs(v, flag: "allow-uid") },
         Setting("allow-gid") { c, v in c.socket.allowGIDs = try parseIDs(v, flag: "allow-gid") },
         Setting("log-personal-data") { c, v in c.logPersonalData = try parseBool(v, flag: "log-personal-data") },

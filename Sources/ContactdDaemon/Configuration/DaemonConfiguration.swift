@@ -57,6 +57,8 @@ package struct DaemonConfiguration: Sendable {
     package var limits = Limits()
     /// Longest drain on SIGTERM, in seconds. Default 10.
     package var shutdownTimeout: Double = 10
+    /// Serve plain cache hits on hand-written epoll loops beside NIO (`FastLane`). Default on.
+    package var fastPath = true
     /// Lowest level logged. Default `info`.
     package var logLevel: Logger.Level = .info
     /// Serve bundled sample contacts through an in-process fake API. Default off.

@@ -155,7 +155,7 @@ struct SocketServerService: Service, CustomStringConvertible {
         } catch {
             // Cancelled, not asked to stop gracefully: close everything now.
             await server.stopAccepting(listener)
-            server.closeAllConnections()
+            await server.closeAllConnections()
             return
         }
         status.markDraining()

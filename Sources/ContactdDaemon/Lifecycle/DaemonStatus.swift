@@ -10,6 +10,12 @@ package final class DaemonStatus: Sendable {
     private let drainingFlag = Atomic<Bool>(false)
     /// Open client connections.
     package let connections = Atomic<Int>(0)
+    /// Whether plain hits are served on the fast lane (`--fast-path`).
+    package let fastPathEnabled = Atomic<Bool>(false)
+    /// Open connections still on the fast lane (part of `connections`).
+    package let fastPathConnections = Atomic<Int>(0)
+    /// Connections the fast lane has handed to NIO since start.
+    package let handedOver = Atomic<Int>(0)
 
     package init() {}
 
@@ -47,6 +53,11 @@ package final class DaemonStatus: Sendable {
             "pid": .int(Int(ProcessInfo.processInfo.processIdentifier)),
             "uptime": .double(uptime),
             "connections": .int(connections.load(ordering: .relaxed)),
+            "fast_path": .object([
+                "enabled": .bool(fastPathEnabled.load(ordering: .relaxed)),
+                "connections": .int(fastPathConnections.load(ordering: .relaxed)),
+                "handed_over": .int(handedOver.load(ordering: .relaxed)),
+            ]),
             "ready": .bool(ready),
             "draining": .bool(draining),
             "cache": .object([

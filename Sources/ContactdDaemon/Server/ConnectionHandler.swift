@@ -55,8 +55,18 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// about 430k req/s (docs/benchmarks.md).
     private var output: ByteBuffer?
     private var context: ChannelHandlerContext?
+    /// What the fast lane had not finished when it gave this connection up (`FastLane`).
+    private var handedOver: (output: ByteBuffer, input: ByteBuffer)?
 
-    init(dispatcher: RequestDispatcher, maxLineBytes: Int, maxBatch: Int, maxInFlight: Int, timeouts: Timeouts) {
+    init(
+        dispatcher: RequestDispatcher,
+        maxLineBytes: Int,
+        maxBatch: Int,
+        maxInFlight: Int,
+        timeouts: Timeouts,
+        handedOver: (output: ByteBuffer, input: ByteBuffer)? = nil
+    ) {
+        self.handedOver = handedOver
         self.dispatcher = dispatcher
         self.maxLineBytes = maxLineBytes
         self.maxBatch = maxBatch
@@ -80,9 +90,34 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        if var handedOver {
+            // A connection from the fast lane: its unwritten replies go first, then the bytes it
+            // had not handled are read as if they had just arrived.
+            self.handedOver = nil
+            if handedOver.output.readableBytes > 0 {
+                prepareOutput(context, room: handedOver.output.readableBytes)
+                output!.writeBuffer(&handedOver.output)
+            }
+            if handedOver.input.readableBytes > 0 { receive(handedOver.input) }
+            // Handed over while the daemon drains: the drain event may have gone out before this
+            // channel was registered.
+            if dispatcher.status.draining {
+                draining = true
+                closeIfDone()
+            }
+            flushIfNeeded()
+        }
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data))
+    }
+
+    private func receive(_ data: ByteBuffer) {
         guard !closing else { return }
-        var bytes = unwrapInboundIn(data)
+        var bytes = data
         if timeouts.idle.nanoseconds > 0 { lastRead = .now() }
         let lastNewline = bytes.readableBytesView.lastIndex(of: UInt8(ascii: "\n"))
         if var partial {

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 
@@ -58,6 +59,27 @@ struct SocketFile {
         }
     }
 
+    /// Creates a non-blocking listening socket bound to `path` (which `prepare()` made free).
+    func bindListener(backlog: Int32) throws(ConfigurationError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ConfigurationError("--socket: cannot create a socket (errno \(errno))") }
+        guard var address = Self.address(path) else {
+            close(fd)
+            throw ConfigurationError("--socket: \(path) is too long for a Unix socket path")
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
+            let error = errno
+            close(fd)
+            throw ConfigurationError("--socket: cannot listen on \(path) (errno \(error))")
+        }
+        return fd
+    }
+
     /// The inode of the file at `path` now, to recognise our own socket at exit.
     func inode() -> UInt? {
         var info = stat()
@@ -75,18 +97,23 @@ struct SocketFile {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-        }
+        guard var address = address(path) else { return false }
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
         return result == 0
+    }
+
+    private static func address(_ path: String) -> sockaddr_un? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+        }
+        return address
     }
 }

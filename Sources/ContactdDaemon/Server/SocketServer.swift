@@ -1,7 +1,9 @@
 import ContactdProtocol
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The Unix socket listener: binds (or adopts systemd's socket) and hands connections to handlers.
 package final class SocketServer: Sendable {
@@ -17,6 +19,8 @@ package final class SocketServer: Sendable {
     private let dispatcher: RequestDispatcher
     let registry: ConnectionRegistry
     private let logger: Logger
+    /// The hand-written loops serving plain hits, while listening (`FastLane`).
+    private let fastLane = Mutex<FastLane?>(nil)
 
     package init(
         configuration: DaemonConfiguration,
@@ -32,31 +36,79 @@ package final class SocketServer: Sendable {
 
     /// Starts listening: on `inheritedSocket` if systemd passed one, else on a socket file it creates.
     package func listen(inheritedSocket: Int32?) async throws -> Listener {
-        let bootstrap = makeBootstrap()
+        let descriptor: Int32
+        var file: SocketFile?
         if let inheritedSocket {
-            let channel = try await bootstrap.withBoundSocket(inheritedSocket).get()
-            logger.info("listening on inherited socket", metadata: ["socket.fd": "\(inheritedSocket)"])
-            return Listener(channel: channel, createdFile: nil, createdInode: nil)
+            descriptor = inheritedSocket
+        } else {
+            let created = SocketFile(path: configuration.socket.path)
+            try created.prepare()
+            descriptor = try created.bindListener(backlog: 1024)
+            do {
+                try created.applyPermissions(mode: configuration.socket.mode, group: configuration.socket.group)
+            } catch {
+                close(descriptor)
+                created.remove(ifInode: created.inode())
+                throw error
+            }
+            file = created
         }
-        let file = SocketFile(path: configuration.socket.path)
-        try file.prepare()
-        let channel = try await bootstrap.bind(unixDomainSocketPath: file.path, cleanupExistingSocketFile: false).get()
+        // With the fast lane on, NIO's listening channel only owns the socket (and closes it);
+        // the lane's loops accept.
+        let channel: any Channel
         do {
-            try file.applyPermissions(mode: configuration.socket.mode, group: configuration.socket.group)
+            channel = try await makeBootstrap()
+                .serverChannelOption(.autoRead, value: !configuration.fastPath)
+                .withBoundSocket(descriptor).get()
         } catch {
-            try? await channel.close()
-            file.remove(ifInode: file.inode())
+            file?.remove(ifInode: file?.inode())
             throw error
         }
-        logger.info(
-            "listening",
-            metadata: ["socket.path": "\(file.path)", "socket.mode": "\(String(configuration.socket.mode, radix: 8))"]
-        )
-        return Listener(channel: channel, createdFile: file, createdInode: file.inode())
+        if configuration.fastPath {
+            do {
+                let lane = try FastLane(
+                    listener: descriptor,
+                    loopCount: Self.loopCount,
+                    dispatcher: dispatcher,
+                    registry: registry,
+                    configuration: configuration,
+                    handOver: makeHandOver()
+                )
+                fastLane.withLock { $0 = lane }
+                dispatcher.status.fastPathEnabled.store(true, ordering: .relaxed)
+                lane.start()
+            } catch {
+                try? await channel.close()
+                file?.remove(ifInode: file?.inode())
+                throw error
+            }
+        }
+        if let file {
+            logger.info(
+                "listening",
+                metadata: [
+                    "socket.path": "\(file.path)", "socket.mode": "\(String(configuration.socket.mode, radix: 8))",
+                    "fast-path": "\(configuration.fastPath)",
+                ]
+            )
+        } else {
+            logger.info(
+                "listening on inherited socket",
+                metadata: ["socket.fd": "\(descriptor)", "fast-path": "\(configuration.fastPath)"]
+            )
+        }
+        return Listener(channel: channel, createdFile: file, createdInode: file?.inode())
+    }
+
+    /// As many fast-lane loops as NIO has event loops (one per core the daemon may run on).
+    private static var loopCount: Int {
+        MultiThreadedEventLoopGroup.singleton.makeIterator().reduce(0) { count, _ in count + 1 }
     }
 
     /// Stops accepting: closes the listening socket and removes its file if we made it.
     package func stopAccepting(_ listener: Listener) async {
+        // The lane's loops let go of the socket before NIO closes it (its number could be reused).
+        await fastLane.withLock { $0 }?.stopAccepting()
         try? await listener.channel.close()
         listener.createdFile?.remove(ifInode: listener.createdInode)
     }
@@ -64,6 +116,9 @@ package final class SocketServer: Sendable {
     /// Lets every connection finish what it has received, for at most `timeout` seconds, then
     /// closes whatever is left. Returns whether everything finished in time.
     package func drainConnections(timeout: Double) async -> Bool {
+        // Connections on the fast lane owe nothing (a hit is answered before the next read):
+        // they are closed at once.
+        await fastLane.withLock { $0 }?.closeAll()
         registry.drainAll()
         let registry = self.registry
         return await withTaskGroup(of: Bool.self) { group in
@@ -83,7 +138,8 @@ package final class SocketServer: Sendable {
     }
 
     /// Closes every connection now (cancellation, or a second signal).
-    package func closeAllConnections() {
+    package func closeAllConnections() async {
+        await fastLane.withLock { $0 }?.closeAll()
         registry.closeAll()
     }
 
@@ -114,39 +170,83 @@ package final class SocketServer: Sendable {
     }
 
     private func makeBootstrap() -> ServerBootstrap {
+        let initialize = makeInitializer()
+        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in initialize(channel, nil) }
+    }
+
+    /// Gives a connection from the fast lane to NIO. One it had admitted gets a
+    /// `ConnectionHandler` with what the lane had not finished; one it had not goes through the
+    /// same checks as a connection NIO accepted.
+    private func makeHandOver() -> @Sendable (FastLane.HandOver) -> Void {
+        let initialize = makeInitializer()
+        let registry = self.registry
+        let logger = self.logger
+        let status = dispatcher.status
+        return { handed in
+            let adopted = Atomic<Bool>(false)
+            ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelInitializer { channel in
+                    guard handed.admitted else { return initialize(channel, nil) }
+                    registry.adoptFromFastLane(channel)
+                    status.handedOver.add(1, ordering: .relaxed)
+                    adopted.store(true, ordering: .relaxed)
+                    return initialize(channel, (handed.output, handed.input))
+                }
+                .withConnectedSocket(handed.descriptor)
+                .whenFailure { error in
+                    // NIO closes the descriptor when it fails after taking it.
+                    if handed.admitted, !adopted.load(ordering: .relaxed) { registry.releaseFastLane() }
+                    logger.warning("could not hand a connection to NIO", metadata: ["error": "\(error)"])
+                }
+        }
+    }
+
+    /// Sets up an accepted connection: the peer check and the connection limit (skipped for one
+    /// the fast lane admitted and hands over with its unfinished work), then a `ConnectionHandler`.
+    private func makeInitializer()
+        -> @Sendable (any Channel, (output: ByteBuffer, input: ByteBuffer)?) -> EventLoopFuture<Void>
+    {
         let dispatcher = self.dispatcher
         let registry = self.registry
         let limits = configuration.limits
         let peerAllowed = self.peerAllowed
-        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 1024)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
-                peerAllowed(channel).flatMapThrowing { allowed in
-                    guard allowed else {
-                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(error: .forbidden))
-                        return
-                    }
-                    guard registry.admit(channel) else {
-                        try channel.pipeline.syncOperations.addHandler(
-                            RefuseConnectionHandler(error: .overloaded("too many connections"))
-                        )
-                        return
-                    }
-                    try channel.pipeline.syncOperations.addHandler(
-                        ConnectionHandler(
-                            dispatcher: dispatcher,
-                            maxLineBytes: limits.maxLineBytes,
-                            maxBatch: limits.maxBatch,
-                            maxInFlight: limits.maxInFlightPerConnection,
-                            timeouts: .init(
-                                idle: .nanoseconds(Int64(limits.idleTimeout * 1e9)),
-                                partialLine: .nanoseconds(Int64(limits.partialLineTimeout * 1e9))
-                            )
-                        )
-                    )
+        return { channel, handedOver in
+            @Sendable func handler() -> ConnectionHandler {
+                ConnectionHandler(
+                    dispatcher: dispatcher,
+                    maxLineBytes: limits.maxLineBytes,
+                    maxBatch: limits.maxBatch,
+                    maxInFlight: limits.maxInFlightPerConnection,
+                    timeouts: .init(
+                        idle: .nanoseconds(Int64(limits.idleTimeout * 1e9)),
+                        partialLine: .nanoseconds(Int64(limits.partialLineTimeout * 1e9))
+                    ),
+                    handedOver: handedOver
+                )
+            }
+            if handedOver != nil {
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler())
                 }
             }
+            return peerAllowed(channel).flatMapThrowing { allowed in
+                guard allowed else {
+                    try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(error: .forbidden))
+                    return
+                }
+                guard registry.admit(channel) else {
+                    try channel.pipeline.syncOperations.addHandler(
+                        RefuseConnectionHandler(error: .overloaded("too many connections"))
+                    )
+                    return
+                }
+                try channel.pipeline.syncOperations.addHandler(handler())
+            }
+        }
     }
 }
 

@@ -1,0 +1,422 @@
+import CLinux
+import ContactdProtocol
+import Foundation
+import Glibc
+import NIOCore
+import Synchronization
+
+/// Plain cache hits served by hand-written `epoll` loops beside SwiftNIO; everything else is
+/// handed to NIO together with the connection.
+///
+/// Why by hand: with a hit costing contactd about 1 µs of its own work, SwiftNIO's per-event
+/// machinery around it (the readable event, a pipeline hop, `channelReadComplete`, the flush
+/// through `PendingWritesManager`, the channel's lifecycle checks) was most of the rest: at
+/// 50 connections × 1 the daemon spent about 6 µs of CPU per request against Redis's 4.1, half
+/// of it in the kernel's `read` and `write` that both do (docs/benchmarks.md, "Where the time goes").
+/// This loop does only those two system calls, the scan and the cache read per request.
+///
+/// Each loop is a thread with its own epoll set; all of them accept from the listening socket
+/// (`EPOLLEXCLUSIVE` wakes one). A connection stays on its loop while every complete line it sends
+/// is a `contact.get` the cache answers at once (a fresh hit or a cached not-found) and its
+/// replies go out in one write. The first time that does not hold — another method, a miss, a
+/// malformed, unusual or over-long line, a read that ends mid-line, a full socket buffer, a peer
+/// the allow lists refuse, the connection limit, the daemon draining — the descriptor, the replies
+/// not yet written and the bytes not yet handled go to a `ConnectionHandler` on NIO, which serves
+/// the connection from then on exactly as one it accepted itself. So every rule lives in one
+/// place, NIO's, except two that this loop keeps for its own connections: the connection count
+/// (`ConnectionRegistry`) and the idle timeout (swept here). A connection never comes back.
+final class FastLane: Sendable {
+    /// What NIO takes over: the connection's descriptor, replies not yet written, bytes not yet
+    /// handled, and whether the connection already counts against the limit.
+    struct HandOver: Sendable {
+        var descriptor: Int32
+        var output: ByteBuffer
+        var input: ByteBuffer
+        /// `false`: NIO must still check the peer and the connection limit, as for a connection
+        /// it accepted.
+        var admitted: Bool
+    }
+
+    private let loops: [Loop]
+
+    /// - Parameters:
+    ///   - listener: the listening socket (non-blocking); the caller keeps owning it.
+    ///   - handOver: gives a connection to NIO; called on a loop's thread.
+    init(
+        listener: Int32,
+        loopCount: Int,
+        dispatcher: RequestDispatcher,
+        registry: ConnectionRegistry,
+        configuration: DaemonConfiguration,
+        handOver: @escaping @Sendable (HandOver) -> Void
+    ) throws {
+        var loops: [Loop] = []
+        for index in 0..<max(1, loopCount) {
+            loops.append(
+                try Loop(
+                    index: index,
+                    exclusive: loopCount > 1,
+                    listener: listener,
+                    dispatcher: dispatcher,
+                    registry: registry,
+                    configuration: configuration,
+                    handOver: handOver
+                )
+            )
+        }
+        self.loops = loops
+    }
+
+    func start() {
+        for loop in loops {
+            let thread = Thread { loop.run() }
+            thread.name = "contactd-fastlane-\(loop.index)"
+            thread.start()
+        }
+    }
+
+    /// Stops accepting on every loop; returns once none will touch the listening socket again.
+    func stopAccepting() async {
+        for loop in loops { await loop.send(.stopAccepting) }
+    }
+
+    /// Closes every connection still on a loop (they owe no replies: hits are answered before
+    /// the next read) and ends the loops; returns once they have.
+    func closeAll() async {
+        for loop in loops { await loop.send(.closeAll) }
+    }
+}
+
+extension FastLane {
+    fileprivate enum Command: Sendable {
+        case stopAccepting
+        case closeAll
+    }
+
+    /// One loop. Its mutable state is touched only by its own thread (`run()`); other threads
+    /// only `post` commands, which go through a lock and an eventfd.
+    fileprivate final class Loop: @unchecked Sendable {
+        let index: Int
+        private let epollFD: Int32
+        private let wakeFD: Int32
+        private let listener: Int32
+        private let exclusive: Bool
+        private let dispatcher: RequestDispatcher
+        private let registry: ConnectionRegistry
+        private let handOver: @Sendable (HandOver) -> Void
+        private let maxLineBytes: Int
+        private let checksPeers: Bool
+        private let allowUIDs: Set<UInt32>
+        private let allowGIDs: Set<UInt32>
+        /// Idle timeout in nanoseconds; 0 = none.
+        private let idleNanos: Int64
+        private let mailbox = Mutex<Mailbox>(Mailbox())
+
+        private struct Mailbox {
+            var commands: [(Command, CheckedContinuation<Void, Never>)] = []
+            var ended = false
+        }
+
+        // The loop thread's own state.
+        /// Connections on this loop and when each last sent something (monotonic ns).
+        private var lastRead: [Int32: Int64] = [:]
+        private var accepting = true
+        /// Set when accepting failed for want of descriptors or memory: accept again after it.
+        private var acceptPausedUntil: Int64?
+        private var nextSweep: Int64 = 0
+        private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        private var output = ByteBuffer()
+
+        init(
+            index: Int,
+            exclusive: Bool,
+            listener: Int32,
+            dispatcher: RequestDispatcher,
+            registry: ConnectionRegistry,
+            configuration: DaemonConfiguration,
+            handOver: @escaping @Sendable (HandOver) -> Void
+        ) throws {
+            self.index = index
+            self.exclusive = exclusive
+            self.listener = listener
+            self.dispatcher = dispatcher
+            self.registry = registry
+            self.handOver = handOver
+            self.maxLineBytes = configuration.limits.maxLineBytes
+            self.allowUIDs = Set(configuration.socket.allowUIDs)
+            self.allowGIDs = Set(configuration.socket.allowGIDs)
+            self.checksPeers = !configuration.socket.allowUIDs.isEmpty || !configuration.socket.allowGIDs.isEmpty
+            self.idleNanos = Int64(configuration.limits.idleTimeout * 1e9)
+            epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+            wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+            guard epollFD >= 0, wakeFD >= 0 else {
+                if epollFD >= 0 { close(epollFD) }
+                if wakeFD >= 0 { close(wakeFD) }
+                readBuffer.deallocate()
+                throw ConfigurationError("cannot create the fast path's epoll set (errno \(errno))")
+            }
+            watch(wakeFD, events: Events.input)
+            watch(listener, events: Events.input | (exclusive ? Events.exclusive : 0))
+        }
+
+        deinit {
+            readBuffer.deallocate()
+        }
+
+        // MARK: Commands from other threads
+
+        /// Runs `command` on the loop's thread; returns when it is done.
+        func send(_ command: Command) async {
+            await withCheckedContinuation { continuation in post(command, whenDone: continuation) }
+        }
+
+        private func post(_ command: Command, whenDone: CheckedContinuation<Void, Never>) {
+            // The eventfd is written under the lock: the loop closes it under the same lock, so
+            // this never writes to a descriptor number that has since been reused.
+            let ended = mailbox.withLock { mailbox in
+                guard !mailbox.ended else { return true }
+                mailbox.commands.append((command, whenDone))
+                var one: UInt64 = 1
+                _ = write(wakeFD, &one, 8)
+                return false
+            }
+            if ended { whenDone.resume() }
+        }
+
+        // MARK: The loop
+
+        func run() {
+            let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: 64)
+            defer { events.deallocate() }
+            var running = true
+            nextSweep = Self.now() + sweepInterval
+            while running {
+                let count = epoll_wait(epollFD, events, 64, waitMilliseconds())
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    break
+                }
+                let now = Self.now()
+                for i in 0..<Int(count) {
+                    let fd = contactd_epoll_event_fd(events + i)
+                    if fd == wakeFD {
+                        running = handleCommands()
+                        if !running { break }
+                    } else if fd == listener {
+                        if accepting { acceptConnections(now: now) }
+                    } else if lastRead[fd] != nil {
+                        serve(fd, now: now)
+                    }
+                }
+                guard running else { break }
+                if let paused = acceptPausedUntil, now >= paused, accepting {
+                    acceptPausedUntil = nil
+                    watch(listener, events: Events.input | (exclusive ? Events.exclusive : 0))
+                }
+                if idleNanos > 0, now >= nextSweep {
+                    closeIdle(now: now)
+                    nextSweep = now + sweepInterval
+                }
+            }
+            closeConnections()
+            close(epollFD)
+            let waiting = mailbox.withLock { mailbox in
+                mailbox.ended = true
+                close(wakeFD)
+                defer { mailbox.commands = [] }
+                return mailbox.commands
+            }
+            for (_, continuation) in waiting { continuation.resume() }
+        }
+
+        /// Runs the posted commands; `false` when the loop is to end.
+        private func handleCommands() -> Bool {
+            var counter: UInt64 = 0
+            _ = read(wakeFD, &counter, 8)
+            let commands = mailbox.withLock { mailbox in
+                defer { mailbox.commands = [] }
+                return mailbox.commands
+            }
+            var keepRunning = true
+            var finished: [CheckedContinuation<Void, Never>] = []
+            for (command, continuation) in commands {
+                switch command {
+                case .stopAccepting:
+                    if accepting {
+                        accepting = false
+                        if acceptPausedUntil == nil { epoll_ctl(epollFD, EPOLL_CTL_DEL, listener, nil) }
+                        acceptPausedUntil = nil
+                    }
+                    finished.append(continuation)
+                case .closeAll:
+                    // Resumed by run() once the connections are closed.
+                    keepRunning = false
+                    mailbox.withLock { $0.commands.append((command, continuation)) }
+                }
+            }
+            for continuation in finished { continuation.resume() }
+            return keepRunning
+        }
+
+        /// Idle connections are looked for a few times per idle timeout, at most once a second.
+        private var sweepInterval: Int64 { min(max(idleNanos / 4, 10_000_000), 1_000_000_000) }
+
+        private func waitMilliseconds() -> Int32 {
+            var deadline: Int64?
+            if idleNanos > 0 { deadline = nextSweep }
+            if let paused = acceptPausedUntil { deadline = min(deadline ?? paused, paused) }
+            guard let deadline else { return -1 }
+            return Int32(clamping: max(0, (deadline - Self.now() + 999_999) / 1_000_000))
+        }
+
+        // MARK: Accepting
+
+        private func acceptConnections(now: Int64) {
+            for _ in 0..<64 {
+                let fd = contactd_accept(listener)
+                if fd < 0 {
+                    switch errno {
+                    case EINTR, ECONNABORTED: continue
+                    case EAGAIN: return
+                    default:
+                        // Out of descriptors or memory: the pending connection would wake this
+                        // loop at once again. Look again in 100 ms.
+                        epoll_ctl(epollFD, EPOLL_CTL_DEL, listener, nil)
+                        acceptPausedUntil = now + 100_000_000
+                        return
+                    }
+                }
+                guard !checksPeers || peerAllowed(fd), registry.admitFastLane() else {
+                    // NIO checks again, logs and refuses, as for a connection it accepted.
+                    handOver(HandOver(descriptor: fd, output: ByteBuffer(), input: ByteBuffer(), admitted: false))
+                    continue
+                }
+                lastRead[fd] = now
+                watch(fd, events: Events.input | Events.readHangUp)
+            }
+        }
+
+        /// Whether the peer's credentials are on the allow lists (`SocketServer.peerAllowed`'s rule).
+        private func peerAllowed(_ fd: Int32) -> Bool {
+            var peer = PeerCredentials()
+            var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+            guard getsockopt(fd, SOL_SOCKET, PeerCredentials.optionName, &peer, &length) == 0 else { return false }
+            return peer.uid == 0 || allowUIDs.contains(peer.uid) || allowGIDs.contains(peer.gid)
+        }
+
+        // MARK: Serving
+
+        private func serve(_ fd: Int32, now: Int64) {
+            let count = read(fd, readBuffer.baseAddress, readBuffer.count)
+            guard count > 0 else {
+                if count < 0, errno == EAGAIN || errno == EINTR { return }
+                // End of input, a reset or an error: every request read so far is answered.
+                closeConnection(fd)
+                return
+            }
+            lastRead[fd] = now
+            let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[..<count])
+            output.clear()
+            var start = 0
+            while start < count {
+                guard let newline = memchr(bytes.baseAddress! + start, 0x0A, count - start) else { break }
+                let end = bytes.baseAddress!.distance(to: UnsafeRawPointer(newline))
+                // LineFramer's rules: the length (with a trailing \r) against the limit, the \r
+                // dropped, empty lines skipped.
+                var lineEnd = end
+                if lineEnd > start, bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                if lineEnd > start {
+                    guard end - start <= maxLineBytes,
+                        answer(UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]))
+                    else { break }
+                }
+                start = end + 1
+            }
+            if start < count {
+                giveToNIO(fd, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                return
+            }
+            flush(fd)
+        }
+
+        /// Writes the reply to one line into `output`; `false` when it is not a plain hit.
+        private func answer(_ line: UnsafeRawBufferPointer) -> Bool {
+            guard !dispatcher.status.draining,
+                let request = ContactGetScanner.scan(line),
+                let key = RequestDispatcher.key(for: request)
+            else { return false }
+            return dispatcher.writeHit(for: request, key: key, into: &output)
+        }
+
+        private func flush(_ fd: Int32) {
+            let total = output.readableBytes
+            var written = 0
+            while written < total {
+                let result = output.withUnsafeReadableBytes { bytes in
+                    Glibc.send(fd, bytes.baseAddress! + written, total - written, Int32(MSG_NOSIGNAL))
+                }
+                if result > 0 {
+                    written += result
+                } else if result < 0, errno == EINTR {
+                    continue
+                } else if result < 0, errno == EAGAIN {
+                    break
+                } else {
+                    closeConnection(fd)
+                    return
+                }
+            }
+            guard written < total else { return }
+            // The client is not reading fast enough: NIO's back-pressure takes it from here.
+            output.moveReaderIndex(forwardBy: written)
+            giveToNIO(fd, input: UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+
+        private func giveToNIO(_ fd: Int32, input: UnsafeRawBufferPointer) {
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+            lastRead.removeValue(forKey: fd)
+            let handed = HandOver(descriptor: fd, output: output, input: ByteBuffer(bytes: input), admitted: true)
+            output = ByteBuffer()
+            handOver(handed)
+        }
+
+        // MARK: Closing
+
+        private func closeIdle(now: Int64) {
+            let idle = lastRead.compactMap { fd, last in now - last >= idleNanos ? fd : nil }
+            for fd in idle { closeConnection(fd) }
+        }
+
+        private func closeConnection(_ fd: Int32) {
+            guard lastRead.removeValue(forKey: fd) != nil else { return }
+            close(fd)
+            registry.releaseFastLane()
+        }
+
+        private func closeConnections() {
+            for fd in Array(lastRead.keys) { closeConnection(fd) }
+        }
+
+        // MARK: System
+
+        private func watch(_ fd: Int32, events: UInt32) {
+            var event = epoll_event()
+            event.events = events
+            event.data.fd = fd
+            epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        }
+
+        private static func now() -> Int64 {
+            var time = timespec()
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+            return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+        }
+    }
+
+    /// `EPOLL*` bits (`<sys/epoll.h>`).
+    fileprivate enum Events {
+        static let input: UInt32 = 0x001
+        static let readHangUp: UInt32 = 0x2000
+        static let exclusive: UInt32 = 1 << 28
+    }
+}
