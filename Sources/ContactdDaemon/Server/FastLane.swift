@@ -65,6 +65,7 @@ final class FastLane: Sendable {
             )
         }
         self.loops = loops
+        for loop in loops { loop.siblings = loops }
     }
 
     func start() {
@@ -91,6 +92,8 @@ extension FastLane {
     fileprivate enum Command: Sendable {
         case stopAccepting
         case closeAll
+        /// Serve this connection, accepted and admitted by another loop.
+        case adopt(Int32, acceptedAt: Int64)
     }
 
     /// One loop. Its mutable state is touched only by its own thread (`run()`); other threads
@@ -111,9 +114,14 @@ extension FastLane {
         /// Idle timeout in nanoseconds; 0 = none.
         private let idleNanos: Int64
         private let mailbox = Mutex<Mailbox>(Mailbox())
+        /// All loops, this one included; set before they start, read-only after.
+        fileprivate var siblings: [Loop] = []
+        /// The loop the next accepted connection goes to (round robin, so that a burst of
+        /// connections accepted by one loop is spread over all of them, as NIO spreads its own).
+        private var nextLoop = 0
 
         private struct Mailbox {
-            var commands: [(Command, CheckedContinuation<Void, Never>)] = []
+            var commands: [(Command, CheckedContinuation<Void, Never>?)] = []
             var ended = false
         }
 
@@ -125,7 +133,7 @@ extension FastLane {
         private var acceptPausedUntil: Int64?
         private var nextSweep: Int64 = 0
         private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-        private var output = ByteBuffer()
+        private var output = ReplyBytes(capacity: 64 << 10)
 
         init(
             index: Int,
@@ -152,7 +160,7 @@ extension FastLane {
             guard epollFD >= 0, wakeFD >= 0 else {
                 if epollFD >= 0 { close(epollFD) }
                 if wakeFD >= 0 { close(wakeFD) }
-                readBuffer.deallocate()
+                // The buffers are freed by deinit, which runs for an object this far initialised.
                 throw ConfigurationError("cannot create the fast path's epoll set (errno \(errno))")
             }
             watch(wakeFD, events: Events.input)
@@ -161,6 +169,7 @@ extension FastLane {
 
         deinit {
             readBuffer.deallocate()
+            output.deallocate()
         }
 
         // MARK: Commands from other threads
@@ -170,7 +179,9 @@ extension FastLane {
             await withCheckedContinuation { continuation in post(command, whenDone: continuation) }
         }
 
-        private func post(_ command: Command, whenDone: CheckedContinuation<Void, Never>) {
+        /// Queues `command` for the loop's thread; `false` if the loop has ended (and will not run it).
+        @discardableResult
+        private func post(_ command: Command, whenDone: CheckedContinuation<Void, Never>?) -> Bool {
             // The eventfd is written under the lock: the loop closes it under the same lock, so
             // this never writes to a descriptor number that has since been reused.
             let ended = mailbox.withLock { mailbox in
@@ -180,7 +191,8 @@ extension FastLane {
                 _ = write(wakeFD, &one, 8)
                 return false
             }
-            if ended { whenDone.resume() }
+            if ended { whenDone?.resume() }
+            return !ended
         }
 
         // MARK: The loop
@@ -220,13 +232,20 @@ extension FastLane {
             }
             closeConnections()
             close(epollFD)
+            siblings = []  // the loops refer to each other; this breaks the cycle
             let waiting = mailbox.withLock { mailbox in
                 mailbox.ended = true
                 close(wakeFD)
                 defer { mailbox.commands = [] }
                 return mailbox.commands
             }
-            for (_, continuation) in waiting { continuation.resume() }
+            for (command, continuation) in waiting {
+                if case .adopt(let fd, _) = command {
+                    close(fd)
+                    registry.releaseFastLane()
+                }
+                continuation?.resume()
+            }
         }
 
         /// Runs the posted commands; `false` when the loop is to end.
@@ -247,7 +266,10 @@ extension FastLane {
                         if acceptPausedUntil == nil { epoll_ctl(epollFD, EPOLL_CTL_DEL, listener, nil) }
                         acceptPausedUntil = nil
                     }
-                    finished.append(continuation)
+                    if let continuation { finished.append(continuation) }
+                case .adopt(let fd, let acceptedAt):
+                    lastRead[fd] = acceptedAt
+                    watch(fd, events: Events.input | Events.readHangUp)
                 case .closeAll:
                     // Resumed by run() once the connections are closed.
                     keepRunning = false
@@ -291,8 +313,15 @@ extension FastLane {
                     handOver(HandOver(descriptor: fd, output: ByteBuffer(), input: ByteBuffer(), admitted: false))
                     continue
                 }
-                lastRead[fd] = now
-                watch(fd, events: Events.input | Events.readHangUp)
+                let target = siblings[nextLoop]
+                nextLoop = (nextLoop + 1) % siblings.count
+                if target === self {
+                    lastRead[fd] = now
+                    watch(fd, events: Events.input | Events.readHangUp)
+                } else if !target.post(.adopt(fd, acceptedAt: now), whenDone: nil) {
+                    close(fd)
+                    registry.releaseFastLane()
+                }
             }
         }
 
@@ -315,8 +344,12 @@ extension FastLane {
                 return
             }
             lastRead[fd] = now
+            // Moved out of the loop object for the read: replies are then appended to a local
+            // value, with no exclusivity check on the object per write.
+            var out = output
+            defer { output = out }
+            out.clear()
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[..<count])
-            output.clear()
             var start = 0
             while start < count {
                 guard let newline = memchr(bytes.baseAddress! + start, 0x0A, count - start) else { break }
@@ -327,34 +360,36 @@ extension FastLane {
                 if lineEnd > start, bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
                 if lineEnd > start {
                     guard end - start <= maxLineBytes,
-                        answer(UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]))
+                        answer(UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]), into: &out)
                     else { break }
                 }
                 start = end + 1
             }
             if start < count {
-                giveToNIO(fd, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                giveToNIO(fd, output: out.bytes, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
                 return
             }
-            flush(fd)
+            flush(fd, out.bytes)
         }
 
-        /// Writes the reply to one line into `output`; `false` when it is not a plain hit.
-        private func answer(_ line: UnsafeRawBufferPointer) -> Bool {
+        /// Appends the reply to one line to `out`; `false` when it is not a plain hit.
+        private func answer(_ line: UnsafeRawBufferPointer, into out: inout ReplyBytes) -> Bool {
             guard !dispatcher.status.draining,
                 let request = ContactGetScanner.scan(line),
                 let key = RequestDispatcher.key(for: request)
             else { return false }
-            return dispatcher.writeHit(for: request, key: key, into: &output)
+            return dispatcher.writeHit(for: request, key: key, appendingTo: &out)
         }
 
-        private func flush(_ fd: Int32) {
-            let total = output.readableBytes
+        private func flush(_ fd: Int32, _ replies: UnsafeRawBufferPointer) {
             var written = 0
-            while written < total {
-                let result = output.withUnsafeReadableBytes { bytes in
-                    Glibc.send(fd, bytes.baseAddress! + written, total - written, Int32(MSG_NOSIGNAL))
-                }
+            while written < replies.count {
+                let result = Glibc.send(
+                    fd,
+                    replies.baseAddress! + written,
+                    replies.count - written,
+                    Int32(MSG_NOSIGNAL)
+                )
                 if result > 0 {
                     written += result
                 } else if result < 0, errno == EINTR {
@@ -366,18 +401,26 @@ extension FastLane {
                     return
                 }
             }
-            guard written < total else { return }
+            guard written < replies.count else { return }
             // The client is not reading fast enough: NIO's back-pressure takes it from here.
-            output.moveReaderIndex(forwardBy: written)
-            giveToNIO(fd, input: UnsafeRawBufferPointer(start: nil, count: 0))
+            giveToNIO(
+                fd,
+                output: UnsafeRawBufferPointer(rebasing: replies[written...]),
+                input: UnsafeRawBufferPointer(start: nil, count: 0)
+            )
         }
 
-        private func giveToNIO(_ fd: Int32, input: UnsafeRawBufferPointer) {
+        private func giveToNIO(_ fd: Int32, output: UnsafeRawBufferPointer, input: UnsafeRawBufferPointer) {
             epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
             lastRead.removeValue(forKey: fd)
-            let handed = HandOver(descriptor: fd, output: output, input: ByteBuffer(bytes: input), admitted: true)
-            output = ByteBuffer()
-            handOver(handed)
+            handOver(
+                HandOver(
+                    descriptor: fd,
+                    output: ByteBuffer(bytes: output),
+                    input: ByteBuffer(bytes: input),
+                    admitted: true
+                )
+            )
         }
 
         // MARK: Closing

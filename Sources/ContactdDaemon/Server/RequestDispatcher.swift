@@ -73,6 +73,13 @@ package final class RequestDispatcher: Sendable {
     /// A hit for a line `ContactGetScanner` recognised, written straight into `out` (with its
     /// newline); `false` when it is not a hit and `respond(to:key:)` must handle it.
     package func writeHit(for request: ContactGetScanner.Request, key: ContactKey, into out: inout ByteBuffer) -> Bool {
+        writeHit(for: request, key: key, appendingTo: &out)
+    }
+
+    /// `writeHit(for:key:into:)` into any reply sink (the fast lane's `ReplyBytes`).
+    func writeHit(for request: ContactGetScanner.Request, key: ContactKey, appendingTo out: inout some ReplySink)
+        -> Bool
+    {
         let found = lookup.writeHit(key, maxAge: request.maxAge) { json, age in
             Self.writeContact(id: request.id, json: json, status: .hit, age: age, staleReason: nil, into: &out)
         }
@@ -81,10 +88,10 @@ package final class RequestDispatcher: Sendable {
         case .notFound:
             var bytes: [UInt8] = []
             RPCResponse.failure(id: request.id, error: RPCError(LookupError.notFound), into: &bytes)
-            out.writeBytes(bytes)
+            out.append(bytes)
         case .none: return false
         }
-        out.writeInteger(UInt8(ascii: "\n"))
+        out.append("\n" as StaticString)
         return true
     }
 

@@ -141,6 +141,7 @@ package final class SocketServer: Sendable {
     package func closeAllConnections() async {
         await fastLane.withLock { $0 }?.closeAll()
         registry.closeAll()
+        await registry.waitForAllClosed()
     }
 
     /// Whether the peer's credentials (SO_PEERCRED) are on the allow lists; true when there are
