@@ -1,4 +1,5 @@
 import ContactdJSON
+import Glibc
 
 /// The common request line, recognised without the JSON parser:
 /// `{"jsonrpc":"2.0","id":7,"method":"contact.get","params":{"phone_number":"+14155551234"}}`.
@@ -166,10 +167,12 @@ public struct ContactGetScanner {
 
         /// Whether `name` (a member name or a value) is `literal`, compared as bytes (a `String`
         /// per name to switch on, and comparisons with `String.UTF8View`, were 3–4% of the
-        /// daemon's CPU at 50 × 16).
+        /// daemon's CPU at 50 × 16; `elementsEqual` over the bytes still 3.9% on the fast lane,
+        /// hence `memcmp`).
         static func `is`(_ name: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-            name.count == literal.utf8CodeUnitCount
-                && name.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+            guard name.count == literal.utf8CodeUnitCount else { return false }
+            guard let base = name.baseAddress else { return literal.utf8CodeUnitCount == 0 }
+            return memcmp(base, literal.utf8Start, name.count) == 0
         }
 
         static func isPhoneByte(_ byte: UInt8) -> Bool {
