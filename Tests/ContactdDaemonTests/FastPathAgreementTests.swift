@@ -143,6 +143,55 @@ import Testing
         #expect(hits > 300, "only \(hits) fast-path hits")
     }
 
+    /// Lines in the canonical shape (what contactd's client sends), with the ids and keys of the
+    /// corpus, and a byte changed, added or removed in some.
+    static func canonicalCorpus(count: Int) -> [String] {
+        var rng = SplitMix64(seed: 0xCA40)
+        let ids = [
+            "7", "0", "42", "123456789012345", "1234567890123456", "007", "-1", "1.5", "1e3", #""abc""#,
+            #""a-b:c.d_9""#, #""with space""#, #""esc\nape""#, #""ünï""#, #""""#,
+            "\"" + String(repeating: "i", count: 64) + "\"", "\"" + String(repeating: "i", count: 65) + "\"", "null",
+        ]
+        let keys = [
+            #""phone_number":"+14155551234""#, #""phone_number":"+1 (415) 555-1234""#,
+            #""phone_number":"+15550000000""#, #""phone_number":"+0123""#, #""phone_number":"""#,
+            #""phone_number":"+1415abc""#, #""phone_number":"+1\u0034155551234""#, #""phone_number":14155551234"#,
+            #""contact_id":"c1d2e3f4-5678-9abc-def0-123456789abc""#, #""contact_id":"bad id""#,
+            #""contact_id":""# + String(repeating: "y", count: 128) + "\"",
+            #""contact_id":""# + String(repeating: "y", count: 129) + "\"",
+            #""phone_number":"+14155551234","max_age":5"#,
+        ]
+        var lines: [String] = []
+        for _ in 0..<count {
+            let line =
+                #"{"jsonrpc":"2.0","id":"# + ids[rng.next(ids.count)] + #","method":"contact.get","params":{"#
+                + keys[rng.next(keys.count)] + "}}"
+            var bytes = Array(line.utf8)
+            switch rng.next(6) {
+            case 0: bytes.remove(at: rng.next(bytes.count))
+            case 1: bytes.insert([0x20, 0x22, 0x7D, 0x2C, 0x30][rng.next(5)], at: rng.next(bytes.count + 1))
+            case 2: bytes[rng.next(bytes.count)] = UInt8(truncatingIfNeeded: rng.next(128))
+            default: break
+            }
+            lines.append(String(decoding: bytes, as: UTF8.self))
+        }
+        return lines
+    }
+
+    @Test func theCanonicalShortcutReadsWhatTheFullScannerReads() {
+        var taken = 0
+        for line in Self.canonicalCorpus(count: 30_000) + Self.corpus(count: 30_000) {
+            let bytes = Array(line.utf8)
+            let general = bytes.withUnsafeBytes { ContactGetScanner.scanAnyOrder($0) }
+            guard let shortcut = bytes.withUnsafeBytes({ ContactGetScanner.scanCanonical($0) }) else { continue }
+            taken += 1
+            #expect(shortcut == general, "the shortcut reads \(line) differently")
+        }
+        // The shortcut must be exercised, and must not take everything.
+        #expect(taken > 3000, "only \(taken) lines took the shortcut")
+        #expect(taken < 50_000)
+    }
+
     @Test func plainLinesTakeTheFastPath() {
         let lines = [
             #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"#,

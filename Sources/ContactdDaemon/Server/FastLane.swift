@@ -2,8 +2,8 @@ import CLinux
 import ContactdProtocol
 import Foundation
 import Glibc
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// Plain cache hits served by hand-written `epoll` loops beside SwiftNIO; everything else is
 /// handed to NIO together with the connection.
@@ -113,7 +113,8 @@ extension FastLane {
         private let allowGIDs: Set<UInt32>
         /// Idle timeout in nanoseconds; 0 = none.
         private let idleNanos: Int64
-        private let mailbox = Mutex<Mailbox>(Mailbox())
+        // A pthread mutex (not `Synchronization.Mutex`, which ThreadSanitizer does not model; security.md).
+        private let mailbox = NIOLockedValueBox(Mailbox())
         /// All loops, this one included; set before they start, read-only after.
         fileprivate var siblings: [Loop] = []
         /// The loop the next accepted connection goes to (round robin, so that a burst of
@@ -184,7 +185,7 @@ extension FastLane {
         private func post(_ command: Command, whenDone: CheckedContinuation<Void, Never>?) -> Bool {
             // The eventfd is written under the lock: the loop closes it under the same lock, so
             // this never writes to a descriptor number that has since been reused.
-            let ended = mailbox.withLock { mailbox in
+            let ended = mailbox.withLockedValue { mailbox in
                 guard !mailbox.ended else { return true }
                 mailbox.commands.append((command, whenDone))
                 var one: UInt64 = 1
@@ -233,7 +234,7 @@ extension FastLane {
             closeConnections()
             close(epollFD)
             siblings = []  // the loops refer to each other; this breaks the cycle
-            let waiting = mailbox.withLock { mailbox in
+            let waiting = mailbox.withLockedValue { mailbox in
                 mailbox.ended = true
                 close(wakeFD)
                 defer { mailbox.commands = [] }
@@ -252,7 +253,7 @@ extension FastLane {
         private func handleCommands() -> Bool {
             var counter: UInt64 = 0
             _ = read(wakeFD, &counter, 8)
-            let commands = mailbox.withLock { mailbox in
+            let commands = mailbox.withLockedValue { mailbox in
                 defer { mailbox.commands = [] }
                 return mailbox.commands
             }
@@ -273,7 +274,7 @@ extension FastLane {
                 case .closeAll:
                     // Resumed by run() once the connections are closed.
                     keepRunning = false
-                    mailbox.withLock { $0.commands.append((command, continuation)) }
+                    mailbox.withLockedValue { $0.commands.append((command, continuation)) }
                 }
             }
             for continuation in finished { continuation.resume() }

@@ -1,6 +1,7 @@
 import ContactdProtocol
 import Glibc
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -20,7 +21,7 @@ package final class SocketServer: Sendable {
     let registry: ConnectionRegistry
     private let logger: Logger
     /// The hand-written loops serving plain hits, while listening (`FastLane`).
-    private let fastLane = Mutex<FastLane?>(nil)
+    private let fastLane = NIOLockedValueBox<FastLane?>(nil)
 
     package init(
         configuration: DaemonConfiguration,
@@ -74,7 +75,7 @@ package final class SocketServer: Sendable {
                     configuration: configuration,
                     handOver: makeHandOver()
                 )
-                fastLane.withLock { $0 = lane }
+                fastLane.withLockedValue { $0 = lane }
                 dispatcher.status.fastPathEnabled.store(true, ordering: .relaxed)
                 lane.start()
             } catch {
@@ -108,7 +109,7 @@ package final class SocketServer: Sendable {
     /// Stops accepting: closes the listening socket and removes its file if we made it.
     package func stopAccepting(_ listener: Listener) async {
         // The lane's loops let go of the socket before NIO closes it (its number could be reused).
-        await fastLane.withLock { $0 }?.stopAccepting()
+        await fastLane.withLockedValue { $0 }?.stopAccepting()
         try? await listener.channel.close()
         listener.createdFile?.remove(ifInode: listener.createdInode)
     }
@@ -118,7 +119,7 @@ package final class SocketServer: Sendable {
     package func drainConnections(timeout: Double) async -> Bool {
         // Connections on the fast lane owe nothing (a hit is answered before the next read):
         // they are closed at once.
-        await fastLane.withLock { $0 }?.closeAll()
+        await fastLane.withLockedValue { $0 }?.closeAll()
         registry.drainAll()
         let registry = self.registry
         return await withTaskGroup(of: Bool.self) { group in
@@ -139,7 +140,7 @@ package final class SocketServer: Sendable {
 
     /// Closes every connection now (cancellation, or a second signal).
     package func closeAllConnections() async {
-        await fastLane.withLock { $0 }?.closeAll()
+        await fastLane.withLockedValue { $0 }?.closeAll()
         registry.closeAll()
         await registry.waitForAllClosed()
     }
