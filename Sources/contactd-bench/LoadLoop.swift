@@ -122,6 +122,40 @@ func monotonicNanos() -> UInt64 {
 }
 
 /// One connection of the load loop: its buffers and the requests awaiting replies.
+/// The requests in flight on one connection, by id.
+///
+/// Why not a `Dictionary`: its hashing on every send and every reply made the load generator's
+/// JSON path dearer than its RESP path (a FIFO), and at 50 connections × 16 the load generator,
+/// not the server, is at the limit (98% of its core; docs/benchmarks.md), so that cost was
+/// charged to contactd. Ids are handed out in order, so a table indexed by the id's low bits
+/// holds nearly all of them; a request still unanswered when its slot comes round again (a slow
+/// miss) goes to the dictionary.
+struct PendingByID {
+    private static let slots = 4096
+    private var ids = [Int](repeating: -1, count: slots)
+    private var values = [(sent: UInt64, key: Int)](repeating: (0, 0), count: slots)
+    private var overflow: [Int: (sent: UInt64, key: Int)] = [:]
+
+    mutating func insert(_ id: Int, _ value: (sent: UInt64, key: Int)) {
+        let slot = id & (Self.slots - 1)
+        if ids[slot] == -1 {
+            ids[slot] = id
+            values[slot] = value
+        } else {
+            overflow[id] = value
+        }
+    }
+
+    mutating func remove(_ id: Int) -> (sent: UInt64, key: Int)? {
+        let slot = id & (Self.slots - 1)
+        if ids[slot] == id {
+            ids[slot] = -1
+            return values[slot]
+        }
+        return overflow.isEmpty ? nil : overflow.removeValue(forKey: id)
+    }
+}
+
 final class BenchConnection {
     let fd: Int32
     private static let capacity = 4 << 20
@@ -131,7 +165,7 @@ final class BenchConnection {
     var output: [UInt8] = []
     var nextID = 1
     /// JSON replies may come back out of order: matched by id.
-    var pendingByID: [Int: (sent: UInt64, key: Int)] = [:]
+    var pendingByID = PendingByID()
     /// RESP and HTTP replies come back in order.
     var pendingFIFO: [(sent: UInt64, key: Int)] = []
     var fifoHead = 0
@@ -315,7 +349,7 @@ struct LoadLoop {
             } else {
                 conn.output.append(contentsOf: "\"}}\n".utf8)
             }
-            conn.pendingByID[id] = (now, key)
+            conn.pendingByID.insert(id, (now, key))
         case .resp:
             conn.output.append(contentsOf: Self.respHead)
             appendPhone(key, to: &conn.output)
@@ -389,7 +423,7 @@ struct LoadLoop {
             id = id * 10 + Int(line[index] - 0x30)
             index += 1
         }
-        guard let pending = conn.pendingByID.removeValue(forKey: id) else { return (length + 1, nil) }
+        guard let pending = conn.pendingByID.remove(id) else { return (length + 1, nil) }
         let isError = index + 8 < length && line[index + 2] == UInt8(ascii: "e")
         let ok = isError || containsPhone(pending.key, in: line)
         return (length + 1, (pending.sent, pending.key, ok, isError))
