@@ -107,7 +107,12 @@ package enum Daemon {
             .init(service: statusService, successTerminationBehavior: .ignore),
         ]
         if let interval = SystemdEnvironment.watchdogInterval() {
-            let watchdog = WatchdogService(intervalMicroseconds: interval, notifier: notifier, logger: logger)
+            let watchdog = WatchdogService(
+                intervalMicroseconds: interval,
+                server: server,
+                notifier: notifier,
+                logger: logger
+            )
             services.append(.init(service: watchdog, successTerminationBehavior: .ignore))
         }
         let group = ServiceGroup(
@@ -223,11 +228,13 @@ struct StatusService: Service, CustomStringConvertible {
     }
 }
 
-/// Sends `WATCHDOG=1` at half the interval systemd asked for, but only after every event loop has
-/// answered a no-op task: a daemon whose loops are wedged stops pinging and systemd restarts it.
+/// Sends `WATCHDOG=1` at half the interval systemd asked for, but only after every event loop and
+/// every fast-lane loop has answered a no-op: a daemon whose loops are wedged stops pinging and
+/// systemd restarts it.
 struct WatchdogService: Service, CustomStringConvertible {
     var description: String { "WatchdogService" }
     let intervalMicroseconds: UInt64
+    let server: SocketServer
     let notifier: SystemdNotifier
     let logger: Logger
 
@@ -236,6 +243,7 @@ struct WatchdogService: Service, CustomStringConvertible {
         logger.info("watchdog enabled", metadata: ["watchdog.usec": "\(intervalMicroseconds)"])
         while true {
             if await Self.eventLoopsAnswer() {
+                await server.fastLaneAnswers()
                 notifier.watchdog()
             } else {
                 logger.error("event loops did not answer the liveness probe; not pinging the watchdog")

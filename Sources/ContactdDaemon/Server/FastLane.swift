@@ -81,6 +81,12 @@ final class FastLane: Sendable {
         for loop in loops { await loop.send(.stopAccepting) }
     }
 
+    /// Returns once every loop has run a no-op command (the watchdog's liveness probe); never, if
+    /// one is wedged.
+    func answer() async {
+        for loop in loops { await loop.send(.ping) }
+    }
+
     /// Closes every connection still on a loop (they owe no replies: hits are answered before
     /// the next read) and ends the loops; returns once they have.
     func closeAll() async {
@@ -92,6 +98,7 @@ extension FastLane {
     fileprivate enum Command: Sendable {
         case stopAccepting
         case closeAll
+        case ping
         /// Serve this connection, accepted and admitted by another loop.
         case adopt(Int32, acceptedAt: Int64)
     }
@@ -267,6 +274,8 @@ extension FastLane {
                         if acceptPausedUntil == nil { epoll_ctl(epollFD, EPOLL_CTL_DEL, listener, nil) }
                         acceptPausedUntil = nil
                     }
+                    if let continuation { finished.append(continuation) }
+                case .ping:
                     if let continuation { finished.append(continuation) }
                 case .adopt(let fd, let acceptedAt):
                     lastRead[fd] = acceptedAt

@@ -138,6 +138,11 @@ package final class SocketServer: Sendable {
         }
     }
 
+    /// Returns once the fast lane's loops have each run a no-op (see `FastLane.answer()`).
+    package func fastLaneAnswers() async {
+        await fastLane.withLockedValue { $0 }?.answer()
+    }
+
     /// Closes every connection now (cancellation, or a second signal).
     package func closeAllConnections() async {
         await fastLane.withLockedValue { $0 }?.closeAll()
