@@ -197,16 +197,20 @@ package final class SocketServer: Sendable {
             ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelInitializer { channel in
+                    adopted.store(true, ordering: .relaxed)
+                    handed.settled()
                     guard handed.admitted else { return initialize(channel, nil) }
                     registry.adoptFromFastLane(channel)
                     status.handedOver.add(1, ordering: .relaxed)
-                    adopted.store(true, ordering: .relaxed)
                     return initialize(channel, (handed.output, handed.input))
                 }
                 .withConnectedSocket(handed.descriptor)
                 .whenFailure { error in
                     // NIO closes the descriptor when it fails after taking it.
-                    if handed.admitted, !adopted.load(ordering: .relaxed) { registry.releaseFastLane() }
+                    if !adopted.load(ordering: .relaxed) {
+                        handed.settled()
+                        if handed.admitted { registry.releaseFastLane() }
+                    }
                     logger.warning("could not hand a connection to NIO", metadata: ["error": "\(error)"])
                 }
         }
