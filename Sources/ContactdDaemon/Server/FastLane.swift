@@ -163,9 +163,6 @@ extension FastLane {
         private var nextSweep: Int64 = 0
         private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
         private var output = ReplyBytes(capacity: 64 << 10)
-        /// Replies written into `output` during this round of events and not sent yet: the
-        /// connection and its range. They are sent after every ready connection has been read.
-        private var unsent: [(fd: Int32, start: Int, end: Int)] = []
 
         init(
             index: Int,
@@ -243,8 +240,6 @@ extension FastLane {
                     break
                 }
                 let now = Self.now()
-                output.clear()
-                unsent.removeAll(keepingCapacity: true)
                 for i in 0..<Int(count) {
                     let fd = contactd_epoll_event_fd(events + i)
                     if fd == wakeFD {
@@ -256,7 +251,6 @@ extension FastLane {
                         serve(fd, now: now)
                     }
                 }
-                sendReplies()
                 guard running else { break }
                 if let paused = acceptPausedUntil, now >= paused, accepting {
                     acceptPausedUntil = nil
@@ -393,8 +387,7 @@ extension FastLane {
             // value, with no exclusivity check on the object per write.
             var out = output
             defer { output = out }
-            let first = out.count
-            var answered = 0
+            out.clear()
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[..<count])
             var start = 0
             while start < count {
@@ -408,33 +401,14 @@ extension FastLane {
                     guard end - start <= maxLineBytes,
                         answer(UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]), into: &out)
                     else { break }
-                    answered += 1
                 }
                 start = end + 1
             }
             if start < count {
-                let replies = UnsafeRawBufferPointer(rebasing: out.bytes[first...])
-                giveToNIO(fd, output: replies, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                giveToNIO(fd, output: out.bytes, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
                 return
             }
-            guard out.count > first else { return }
-            // A single reply waits until every ready connection has been read, so the clients
-            // are woken in one burst (as Redis writes in `beforeSleep`): at 50 connections × 1,
-            // A/B medians of 3, p50 159 → 128 µs and 310k → 319k req/s. Pipelined replies go at
-            // once: deferring them too cost 50 × 16 5% and 100 µs of p50.
-            if answered > 1 {
-                flush(fd, UnsafeRawBufferPointer(rebasing: out.bytes[first...]))
-            } else {
-                unsent.append((fd, first, out.count))
-            }
-        }
-
-        /// Sends the replies of this round, one `send` per connection.
-        private func sendReplies() {
-            let all = output.bytes
-            for (fd, start, end) in unsent {
-                flush(fd, UnsafeRawBufferPointer(rebasing: all[start..<end]))
-            }
+            flush(fd, out.bytes)
         }
 
         /// Appends the reply to one line to `out`; `false` when it is not a plain hit.
