@@ -24,8 +24,9 @@ import Synchronization
 /// the allow lists refuse, the connection limit, the daemon draining — the descriptor, the replies
 /// not yet written and the bytes not yet handled go to a `ConnectionHandler` on NIO, which serves
 /// the connection from then on exactly as one it accepted itself. So every rule lives in one
-/// place, NIO's, except two that this loop keeps for its own connections: the connection count
-/// (`ConnectionRegistry`) and the idle timeout (swept here). A connection never comes back.
+/// place, NIO's, except three that this loop keeps for its own connections: the connection count
+/// (`ConnectionRegistry`), the peer allow lists (checked on accept) and the idle timeout (swept
+/// here). A connection never comes back.
 final class FastLane: Sendable {
     /// What NIO takes over: the connection's descriptor, replies not yet written, bytes not yet
     /// handled, and whether the connection already counts against the limit.
@@ -47,7 +48,8 @@ final class FastLane: Sendable {
     /// test's "abrupt" clients) were accepted at the lane's pace and queued for NIO: the daemon ran
     /// out of descriptors (20,000 open) within seconds. With a bound of 64, those connections
     /// still filled the connection limit while waiting for their misses, and the other clients'
-    /// hits fell from 27,000 to 7,800 in the soak's mix (release build; SwiftNIO alone: 27,200).
+    /// hits fell from 27,000 to 7,800 with four hit clients and two such (release build; SwiftNIO
+    /// alone: 27,200).
     /// With 4 (about what NIO's own accept takes per loop iteration) it is 20,000–27,400: the lane
     /// then accepts about as NIO itself would when connections leave it.
     fileprivate final class HandOverGauge: Sendable {
@@ -369,7 +371,7 @@ extension FastLane {
             var peer = PeerCredentials()
             var length = socklen_t(MemoryLayout<PeerCredentials>.size)
             guard getsockopt(fd, SOL_SOCKET, PeerCredentials.optionName, &peer, &length) == 0 else { return false }
-            return peer.uid == 0 || allowUIDs.contains(peer.uid) || allowGIDs.contains(peer.gid)
+            return peer.isAllowed(uids: allowUIDs, gids: allowGIDs)
         }
 
         // MARK: Serving

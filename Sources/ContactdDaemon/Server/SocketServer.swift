@@ -165,7 +165,7 @@ package final class SocketServer: Sendable {
             name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
         )
         return credentials.map { peer in
-            let allowed = peer.uid == 0 || uids.contains(peer.uid) || gids.contains(peer.gid)
+            let allowed = peer.isAllowed(uids: uids, gids: gids)
             if !allowed {
                 logger.notice(
                     "refused a peer not on the allow lists",
@@ -270,4 +270,9 @@ struct PeerCredentials: Sendable {
 
     /// `SO_PEERCRED` on Linux (asm-generic/socket.h).
     static let optionName: CInt = 17
+
+    /// The allow-list rule: root, or a uid or primary gid on the lists.
+    func isAllowed(uids: some Sequence<UInt32>, gids: some Sequence<UInt32>) -> Bool {
+        uid == 0 || uids.contains(uid) || gids.contains(gid)
+    }
 }
