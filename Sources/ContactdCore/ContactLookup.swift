@@ -185,10 +185,14 @@ package final class ContactLookup: Sendable {
 
     /// The contact for `key`, from the cache when it can, else from one shared fetch.
     ///
-    /// Waits at most `policy.deadline` seconds. When the fetch fails with `upstream_unavailable`,
+    /// Waits at most `policy.deadline` seconds from `since` (when the request was received, on
+    /// `MonotonicClock.system`; now if not given). When the fetch fails with `upstream_unavailable`,
     /// `rate_limited` or `overloaded` and a contact within `staleIfError` is cached (and `maxAge`
     /// allows it), that contact is the answer, marked stale with the reason.
-    package func get(_ key: ContactKey, maxAge: Double?) async -> Result<LookupResult, LookupError> {
+    package func get(_ key: ContactKey, maxAge: Double?, since: Double? = nil) async -> Result<
+        LookupResult, LookupError
+    > {
+        let since = since ?? MonotonicClock.system.now()
         if let answer = cached(key, maxAge: maxAge) { return answer }
         counters.misses.add(1, ordering: .relaxed)
         let flight: Flight? = flights.withLockedValue { flights in
@@ -197,14 +201,14 @@ package final class ContactLookup: Sendable {
             // it left `flights`, so this sees either its flight or its result, never neither.
             // (Looked at in place: `probe` would copy the contact out, under the flights lock.)
             if maxAge == nil, cache.read(key, { $0.isFresh }) == true { return nil }
-            return startFlight(key, in: &flights, background: false)
+            return startFlight(key, in: &flights, background: false, started: since)
         }
         guard let flight else {
             return cached(key, maxAge: maxAge)
                 ?? .failure(.unavailable(detail: "entry vanished", retryAfter: nil))
         }
         let result =
-            await flight.wait(timeout: policy.deadline)
+            await flight.wait(timeout: policy.deadline - (MonotonicClock.system.now() - since))
             ?? .failure(.unavailable(detail: "no answer within the \(policy.deadline)s deadline", retryAfter: nil))
         switch result {
         case .success(let contact):
@@ -237,7 +241,9 @@ package final class ContactLookup: Sendable {
             return .circuitOpen
         }
         flights.withLockedValue { flights in
-            if flights[key] == nil { _ = startFlight(key, in: &flights, background: true) }
+            if flights[key] == nil {
+                _ = startFlight(key, in: &flights, background: true, started: MonotonicClock.system.now())
+            }
         }
         return .refreshing
     }
@@ -259,7 +265,7 @@ package final class ContactLookup: Sendable {
         flights.withLockedValue { flights in
             guard flights[key] == nil else { return }
             counters.refreshAheads.add(1, ordering: .relaxed)
-            _ = startFlight(key, in: &flights, background: true)
+            _ = startFlight(key, in: &flights, background: true, started: MonotonicClock.system.now())
         }
     }
 
@@ -283,15 +289,21 @@ package final class ContactLookup: Sendable {
     // MARK: - Fetching
 
     /// Registers and starts a fetch for `key`; the caller holds the flights lock.
-    private func startFlight(_ key: ContactKey, in flights: inout [ContactKey: Flight], background: Bool) -> Flight {
+    private func startFlight(
+        _ key: ContactKey,
+        in flights: inout [ContactKey: Flight],
+        background: Bool,
+        started: Double
+    ) -> Flight {
         let generation = health.withLockedValue { $0.generation }
         let flight = Flight()
         flights[key] = flight
         if background { counters.refreshes.add(1, ordering: .relaxed) }
-        // The fetch's deadline counts from here, not from when its task first runs: the waiters'
-        // deadlines start now too, and on a loaded machine a task can start later than the
-        // fetch's 0.1 s margin (a test saw waiters time out before the fetch gave its answer).
-        let started = MonotonicClock.system.now()
+        // The fetch's deadline counts from when the request was received (`started`), as the
+        // waiter's does, not from when a task first runs: on a loaded machine a task can start
+        // hundreds of milliseconds later. Tests saw waiters time out before the fetch answered,
+        // and two misses received together start their fetches more than the 0.25 s
+        // "shortest attempt" apart, so the second got the API slot instead of giving up.
         Task { await self.run(flight, key: key, generation: generation, background: background, started: started) }
         return flight
     }

@@ -23,11 +23,19 @@ package final class RequestDispatcher: Sendable {
         package let id: JSONValue?
         package let key: ContactKey
         package let maxAge: Double?
+        /// When the request was read (`MonotonicClock.system`): its deadline counts from here.
+        package let receivedAt: Double
 
         package init(id: JSONValue?, key: ContactKey, maxAge: Double?) {
             self.id = id
             self.key = key
             self.maxAge = maxAge
+            self.receivedAt = MonotonicClock.system.now()
+        }
+
+        /// The same request, whenever it was read.
+        package static func == (lhs: PendingLookup, rhs: PendingLookup) -> Bool {
+            lhs.id == rhs.id && lhs.key == rhs.key && lhs.maxAge == rhs.maxAge
         }
     }
 
@@ -105,7 +113,7 @@ package final class RequestDispatcher: Sendable {
 
     /// Finishes a lookup that needed the API.
     package func fetch(_ pending: PendingLookup) async -> [UInt8]? {
-        let result = await lookup.get(pending.key, maxAge: pending.maxAge)
+        let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
         switch result {
         case .success(let found):
             logger.debug(
