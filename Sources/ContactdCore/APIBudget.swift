@@ -61,6 +61,10 @@ package final class APIBudget: Sendable {
             return s.waiters.count >= queueLimit || timeout <= 0 ? .queueFull : nil
         }
         if let immediate { return immediate }
+        // An instant, not a duration: the timer task may start late on a busy machine, and the
+        // wait must still end when it was due, before the caller's own deadline (a test saw a
+        // queued fetch outlast its waiter's deadline that way).
+        let until = ContinuousClock.now + .seconds(timeout)
         let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLockedValue { s in
                 s.nextID += 1
@@ -68,7 +72,7 @@ package final class APIBudget: Sendable {
                 return s.nextID
             }
             let timer = Task { [self] in
-                try? await Task.sleep(for: .seconds(timeout))
+                try? await Task.sleep(until: until, clock: .continuous)
                 if !Task.isCancelled { expire(id) }
             }
             let orphan = state.withLockedValue { s -> Bool in

@@ -572,6 +572,8 @@ private final class Flight: Sendable {
     /// The fetch's result, or `nil` when `timeout` seconds pass first or the caller is cancelled.
     /// Leaving early never cancels the fetch.
     func wait(timeout: Double) async -> Result<Contact, LookupError>? {
+        // An instant, fixed now: a timer task that starts late must not stretch the wait.
+        let until = ContinuousClock.now + .seconds(timeout)
         let id = state.withLockedValue { s in
             s.nextID += 1
             return s.nextID
@@ -588,7 +590,7 @@ private final class Flight: Sendable {
                     return
                 }
                 let timer = Task { [self] in
-                    try? await Task.sleep(for: .seconds(timeout))
+                    try? await Task.sleep(until: until, clock: .continuous)
                     if !Task.isCancelled { leave(id) }
                 }
                 let gone = state.withLockedValue { s -> Bool in

@@ -12,7 +12,13 @@ import Testing
         _ attack: @escaping @Sendable (String) async throws -> Void
     ) async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.maxLineBytes = maxLineBytes }) { daemon in
+            let configure: (inout DaemonConfiguration) -> Void = { c in
+                c.limits.maxLineBytes = maxLineBytes
+                // The bystander's lookup is held for the whole attack; under a loaded machine some
+                // attacks outlasted the default 5 s deadline, which is not what is tested here.
+                c.upstream.timeout = 60
+            }
+            try await withDaemon(api: api, configure: configure) { daemon in
                 let bystander = try await RawSocketClient.connect(daemon.socketPath)
                 api.hold()
                 try await bystander.send(getPhone(johnPhone, id: 77) + "\n")

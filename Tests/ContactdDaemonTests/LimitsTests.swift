@@ -24,15 +24,16 @@ import Testing
 
     @Test func steadilyCompletedLinesAreNeverCutOff() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 1 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 3 }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 // Each send finishes the previous request and starts the next: a line is left
-                // unfinished for all of 2 s, but lines complete every 100 ms (10x inside the
-                // 1 s limit, so a loaded machine or a sanitizer build does not flake it), so
-                // the guard's clock keeps restarting.
+                // unfinished for all of 3.5 s, past the 3 s limit, but lines complete every
+                // 250 ms, so the guard's clock keeps restarting. The limit is 12x the interval:
+                // with the whole suite running at once on a loaded 2-core machine, 1 s limits
+                // saw gaps of over a second between a sleep's end and the daemon's read.
                 try await client.send(#"{"id":0,"method":"daemon."#)
-                for id in 1...20 {
-                    try await Task.sleep(for: .milliseconds(100))
+                for id in 1...14 {
+                    try await Task.sleep(for: .milliseconds(250))
                     try await client.send("ping\"}\n" + #"{"id":\#(id),"method":"daemon."#)
                     #expect(try await client.readLine()?.contains("pong") == true)
                 }
