@@ -1,7 +1,8 @@
 #ifndef CONTACTD_CLINUX_SHIM_H
 #define CONTACTD_CLINUX_SHIM_H
 
-// Linux calls Swift's Glibc module leaves out, for the fast lane's epoll loops.
+// Linux calls Swift's Glibc module leaves out, for the fast lane's epoll loops
+// and the load generator's.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
