@@ -103,20 +103,30 @@ package final class ContactCache: Sendable {
         }
     }
 
+    /// `read(_:_:)` for a key given as bytes (what `ContactKey.withBytes` gives): the fast lane
+    /// looks a request's key up without making a `ContactKey`.
+    package func read<Result>(kind: ContactKey.Kind, bytes: UnsafeRawBufferPointer, _ body: (CacheView) -> Result)
+        -> Result?
+    {
+        withEntry(KeyBytes(kind: kind.rawValue, bytes: bytes)) { _, view in body(view) }
+    }
+
     private func withEntry<Result>(_ key: ContactKey, _ body: (Record, CacheView) -> Result) -> Result? {
+        KeyBytes.with(key) { withEntry($0, body) }
+    }
+
+    private func withEntry<Result>(_ key: KeyBytes, _ body: (Record, CacheView) -> Result) -> Result? {
         let now = clock.now()
-        return KeyBytes.with(key) { key in
-            state.withLockedValue { state -> Result? in
-                guard let slot = state.slot(for: key) else { return nil }
-                state.moveToFront(slot)
-                state.nodes[slot].reads &+= 1
-                let node = state.nodes[slot]
-                let record = Record(node)
-                let age = max(0, now - node.storedAt)
-                let ttl = record.isContact ? configuration.ttl : configuration.negativeTTL
-                let view = CacheView(json: record.json, age: age, reads: Int(node.reads), isFresh: age < ttl)
-                return body(record, view)
-            }
+        return state.withLockedValue { state -> Result? in
+            guard let slot = state.slot(for: key) else { return nil }
+            state.moveToFront(slot)
+            state.nodes[slot].reads &+= 1
+            let node = state.nodes[slot]
+            let record = Record(node)
+            let age = max(0, now - node.storedAt)
+            let ttl = record.isContact ? configuration.ttl : configuration.negativeTTL
+            let view = CacheView(json: record.json, age: age, reads: Int(node.reads), isFresh: age < ttl)
+            return body(record, view)
         }
     }
 
@@ -222,8 +232,8 @@ package final class ContactCache: Sendable {
 /// A key as the index sees it: its kind and its UTF-8 bytes, hashed the same way whether they come
 /// from a `ContactKey` or from a record.
 private struct KeyBytes {
-    static let id: UInt8 = 0
-    static let phone: UInt8 = 1
+    static let id = ContactKey.Kind.id.rawValue
+    static let phone = ContactKey.Kind.phone.rawValue
 
     let kind: UInt8
     let bytes: UnsafeRawBufferPointer
@@ -243,13 +253,7 @@ private struct KeyBytes {
     /// Calls `body` with the bytes of `key` (no copy for a native string; a phone number or a
     /// short id is held inline in its `String` and is not allocated either).
     static func with<Result>(_ key: ContactKey, _ body: (KeyBytes) -> Result) -> Result {
-        var text: String
-        let kind: UInt8
-        switch key {
-        case .phone(let phone): (text, kind) = (phone.e164, Self.phone)
-        case .id(let id): (text, kind) = (id.rawValue, Self.id)
-        }
-        return text.withUTF8 { body(KeyBytes(kind: kind, bytes: UnsafeRawBufferPointer($0))) }
+        key.withBytes { kind, bytes in body(KeyBytes(kind: kind.rawValue, bytes: bytes)) }
     }
 }
 

@@ -3,6 +3,37 @@ package enum ContactKey: Sendable, Hashable, CustomStringConvertible {
     case phone(PhoneNumber)
     case id(ContactID)
 
+    /// What a key's bytes are, for lookups by bytes (`ContactCache.read(kind:bytes:_:)`).
+    package enum Kind: UInt8, Sendable {
+        case id = 0
+        case phone = 1
+    }
+
+    /// The key's kind and its bytes (a normalised number, or the id): what the cache indexes.
+    package func withBytes<Result>(_ body: (Kind, UnsafeRawBufferPointer) -> Result) -> Result {
+        var text: String
+        let kind: Kind
+        switch self {
+        case .phone(let phone): (text, kind) = (phone.e164, .phone)
+        case .id(let id): (text, kind) = (id.rawValue, .id)
+        }
+        // No copy for a native string; a phone number or a short id is held inline.
+        return text.withUTF8 { body(kind, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The key whose bytes `withBytes` gives as `kind` and `bytes`; `nil` if they are not valid.
+    package init?(kind: Kind, bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        switch kind {
+        case .phone:
+            guard let phone = PhoneNumber(text), phone.e164 == text else { return nil }
+            self = .phone(phone)
+        case .id:
+            guard let id = ContactID(text) else { return nil }
+            self = .id(id)
+        }
+    }
+
     package var description: String {
         switch self {
         case .phone(let p): "phone:\(p.e164)"
@@ -20,11 +51,8 @@ package struct PhoneNumber: Sendable, Hashable {
     package init?(_ input: String) {
         // Already normalised (what clients almost always send): keep the string as it is. This
         // skips building a digit array, the one allocation left per cache hit (docs/benchmarks.md).
-        let utf8 = input.utf8
-        if utf8.count >= 3, utf8.count <= 16, utf8.first == UInt8(ascii: "+"),
-            utf8.dropFirst().first != UInt8(ascii: "0"),
-            utf8.dropFirst().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        {
+        var input = input
+        if input.withUTF8({ Self.isNormalised(UnsafeRawBufferPointer($0)) }) {
             e164 = input
             return
         }
@@ -47,6 +75,16 @@ package struct PhoneNumber: Sendable, Hashable {
         }
         guard sawPlus, digits.count >= 2 else { return nil }
         e164 = "+" + String(decoding: digits, as: UTF8.self)
+    }
+}
+
+extension PhoneNumber {
+    /// Whether `bytes` are a number in E.164 form already (what `init` keeps as it is).
+    package static func isNormalised(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 3, bytes.count <= 16, bytes[0] == UInt8(ascii: "+"), bytes[1] != UInt8(ascii: "0")
+        else { return false }
+        for byte in bytes.dropFirst() where byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") { return false }
+        return true
     }
 }
 

@@ -166,9 +166,20 @@ package final class ContactLookup: Sendable {
         maxAge: Double?,
         _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
     ) -> InPlaceHit {
+        key.withBytes { kind, bytes in writeHit(kind: kind, bytes: bytes, maxAge: maxAge, write) }
+    }
+
+    /// `writeHit(_:maxAge:_:)` for a key given as bytes, valid as `ContactKey.withBytes` gives
+    /// them (the fast lane has them from the request line).
+    package func writeHit(
+        kind: ContactKey.Kind,
+        bytes: UnsafeRawBufferPointer,
+        maxAge: Double?,
+        _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
+    ) -> InPlaceHit {
         var refresh = false
         let found =
-            cache.read(key) { entry -> InPlaceHit in
+            cache.read(kind: kind, bytes: bytes) { entry -> InPlaceHit in
                 if let maxAge, maxAge <= 0 || entry.age > maxAge { return .none }
                 guard entry.isFresh else { return .none }
                 guard let json = entry.json else { return .notFound }
@@ -179,7 +190,7 @@ package final class ContactLookup: Sendable {
         if found != .none { counters.hits.add(1, ordering: .relaxed) }
         // Not under the cache's lock: starting a refresh takes the flights lock, which `get`
         // holds while it probes the cache.
-        if refresh { refreshAhead(key) }
+        if refresh, let key = ContactKey(kind: kind, bytes: bytes) { refreshAhead(key) }
         return found
     }
 

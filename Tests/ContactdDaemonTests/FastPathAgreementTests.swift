@@ -121,7 +121,7 @@ import Testing
             let full = dispatcher.respond(to: item)
             // The hit path writes straight into a connection buffer: same bytes, plus the newline.
             var buffer = ByteBuffer()
-            if dispatcher.writeHit(for: request, key: key, into: &buffer) {
+            if dispatcher.writeHit(for: request, key: key, appendingTo: &buffer) {
                 guard case .reply(let expected?) = full else {
                     Issue.record("writeHit answered a line the full path does not reply to at once: \(line)")
                     continue
@@ -190,6 +190,50 @@ import Testing
         // The shortcut must be exercised, and must not take everything.
         #expect(taken > 3000, "only \(taken) lines took the shortcut")
         #expect(taken < 50_000)
+    }
+
+    /// The fast lane's hit path, from the canonical line's slices, writes what the string path
+    /// writes, and leaves to it exactly the lines it must.
+    @Test func theRawHitPathWritesWhatTheStringPathWrites() throws {
+        let dispatcher = try makeDispatcher()
+        var wrote = 0
+        var notFound = 0
+        var declined = 0
+        for line in Self.canonicalCorpus(count: 30_000) {
+            let bytes = Array(line.utf8)
+            var rawReply = ByteBuffer()
+            var rawKey = (isPhoneNumber: false, text: "")
+            guard
+                let outcome = bytes.withUnsafeBytes({ line -> RequestDispatcher.RawHit? in
+                    guard let raw = ContactGetScanner.scanCanonicalRaw(line) else { return nil }
+                    rawKey = (raw.isPhoneNumber, String(decoding: raw.key, as: UTF8.self))
+                    return dispatcher.writeHit(raw: raw, appendingTo: &rawReply)
+                })
+            else { continue }
+            let request = try #require(bytes.withUnsafeBytes { ContactGetScanner.scanCanonical($0) })
+            let key = RequestDispatcher.key(for: request)
+            var reply = ByteBuffer()
+            let written = key.map { dispatcher.writeHit(for: request, key: $0, appendingTo: &reply) }
+            switch outcome {
+            case .wrote:
+                #expect(written == true, "the raw path answered \(line), the string path does not")
+                #expect(rawReply == reply, "different bytes for \(line)")
+                if String(buffer: rawReply).contains("not_found") { notFound += 1 } else { wrote += 1 }
+            case .notAHit:
+                #expect(written == false, "the raw path declined \(line), the string path answers it")
+                declined += 1
+            case .unusable:
+                // Only a number still to normalise, or an empty id, goes the string way.
+                if rawKey.isPhoneNumber {
+                    #expect(PhoneNumber(rawKey.text)?.e164 != rawKey.text, "\(line)")
+                } else {
+                    #expect(rawKey.text.isEmpty, "\(line)")
+                }
+            }
+        }
+        #expect(wrote > 1000, "only \(wrote) raw hits")
+        #expect(notFound > 100, "only \(notFound) raw not-found answers")
+        #expect(declined > 100, "only \(declined) lines declined")
     }
 
     @Test func plainLinesTakeTheFastPath() {

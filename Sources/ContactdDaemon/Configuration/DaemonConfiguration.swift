@@ -66,7 +66,7 @@ package struct DaemonConfiguration: Sendable {
     /// Write phone numbers and contact ids in clear in logs. Default off (masked).
     package var logPersonalData = false
     /// The clock behind cache ages, the breaker and the API budget; tests substitute a manual one.
-    package var clock: MonotonicClock = .system
+    package var clock: MonotonicClock = .coarse
 
     package init() {}
 }

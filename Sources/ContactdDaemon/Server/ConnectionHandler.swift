@@ -161,7 +161,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                     return
                 }
                 prepareOutput(context, room: 0)
-                if !dispatcher.writeHit(for: request, key: key, into: &output!) {
+                if !dispatcher.writeHit(for: request, key: key, appendingTo: &output!) {
                     // writeHit just asked the cache; go straight to the fetch.
                     let pending = RequestDispatcher.PendingLookup(id: request.id, key: key, maxAge: request.maxAge)
                     startAsync { dispatcher in await dispatcher.fetch(pending) }

@@ -415,8 +415,15 @@ extension FastLane {
 
         /// Appends the reply to one line to `out`; `false` when it is not a plain hit.
         private func answer(_ line: UnsafeRawBufferPointer, into out: inout ReplyBytes) -> Bool {
-            guard !dispatcher.status.draining,
-                let request = ContactGetScanner.scan(line),
+            guard !dispatcher.status.draining else { return false }
+            if let raw = ContactGetScanner.scanCanonicalRaw(line) {
+                switch dispatcher.writeHit(raw: raw, appendingTo: &out) {
+                case .wrote: return true
+                case .notAHit: return false
+                case .unusable: break
+                }
+            }
+            guard let request = ContactGetScanner.scan(line),
                 let key = RequestDispatcher.key(for: request)
             else { return false }
             return dispatcher.writeHit(for: request, key: key, appendingTo: &out)

@@ -80,14 +80,11 @@ package final class RequestDispatcher: Sendable {
 
     /// A hit for a line `ContactGetScanner` recognised, written straight into `out` (with its
     /// newline); `false` when it is not a hit and `respond(to:key:)` must handle it.
-    package func writeHit(for request: ContactGetScanner.Request, key: ContactKey, into out: inout ByteBuffer) -> Bool {
-        writeHit(for: request, key: key, appendingTo: &out)
-    }
-
-    /// `writeHit(for:key:into:)` into any reply sink (the fast lane's `ReplyBytes`).
-    func writeHit(for request: ContactGetScanner.Request, key: ContactKey, appendingTo out: inout some ReplySink)
-        -> Bool
-    {
+    package func writeHit(
+        for request: ContactGetScanner.Request,
+        key: ContactKey,
+        appendingTo out: inout some ReplySink
+    ) -> Bool {
         let found = lookup.writeHit(key, maxAge: request.maxAge) { json, age in
             Self.writeContact(id: request.id, json: json, status: .hit, age: age, staleReason: nil, into: &out)
         }
@@ -101,6 +98,46 @@ package final class RequestDispatcher: Sendable {
         }
         out.append("\n" as StaticString)
         return true
+    }
+
+    /// What `writeHit(raw:appendingTo:)` did.
+    package enum RawHit {
+        /// The reply is in the sink.
+        case wrote
+        /// Not a plain hit (absent, expired): the lookup must go to NIO.
+        case notAHit
+        /// The key is not in normalised form: take `writeHit(for:key:appendingTo:)`'s path.
+        case unusable
+    }
+
+    /// `writeHit(for:key:appendingTo:)` for a canonical line, from its slices: no string is made
+    /// for the id or the key (the fast lane's hit path).
+    package func writeHit(raw: ContactGetScanner.RawRequest, appendingTo out: inout some ReplySink) -> RawHit {
+        let kind: ContactKey.Kind
+        if raw.isPhoneNumber {
+            // A number to normalise first takes the String path.
+            guard PhoneNumber.isNormalised(raw.key) else { return .unusable }
+            kind = .phone
+        } else {
+            // The scanner let through only bytes an id may hold, at most 128 of them.
+            guard !raw.key.isEmpty else { return .unusable }
+            kind = .id
+        }
+        let found = lookup.writeHit(kind: kind, bytes: raw.key, maxAge: nil) { json, age in
+            Self.writeContact(idToken: raw.id, json: json, status: .hit, age: age, staleReason: nil, into: &out)
+        }
+        switch found {
+        case .wrote: break
+        case .notFound:
+            let token = String(decoding: raw.id, as: UTF8.self)
+            let id: JSONValue = raw.idIsString ? .string(String(token.dropFirst().dropLast())) : .number(token)
+            var bytes: [UInt8] = []
+            RPCResponse.failure(id: id, error: RPCError(LookupError.notFound), into: &bytes)
+            out.append(bytes)
+        case .none: return .notAHit
+        }
+        out.append("\n" as StaticString)
+        return .wrote
     }
 
     /// Handles a line `ContactGetScanner` recognised, as `respond(to:)` would the parsed request.
@@ -223,18 +260,43 @@ package final class RequestDispatcher: Sendable {
         staleReason: StaleReason?,
         into out: inout some ReplySink
     ) {
+        var token: [UInt8] = []
+        switch id {
+        case .number(var digits):
+            // As the client spelled it: nothing to encode.
+            digits.withUTF8 {
+                writeContact(
+                    idToken: UnsafeRawBufferPointer($0),
+                    json: json,
+                    status: status,
+                    age: age,
+                    staleReason: staleReason,
+                    into: &out
+                )
+            }
+            return
+        default: id.write(into: &token)
+        }
+        token.withUnsafeBytes {
+            writeContact(idToken: $0, json: json, status: status, age: age, staleReason: staleReason, into: &out)
+        }
+    }
+
+    /// `writeContact(id:…)` with the id already written as JSON (`idToken`).
+    static func writeContact(
+        idToken: UnsafeRawBufferPointer,
+        json: UnsafeRawBufferPointer,
+        status: CacheStatus,
+        age: Double,
+        staleReason: StaleReason?,
+        into out: inout some ReplySink
+    ) {
         // Static pieces and digits written directly: with one `String` per piece, the envelope
         // took 8.6% of the daemon's CPU at 50 connections × 16 (perf), more than copying the
         // contact's 470 bytes (6.3%).
-        out.reserve(json.count + 128)
+        out.reserve(json.count + idToken.count + 128)
         out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
-        switch id {
-        case .number(let digits): out.append(digits)
-        default:
-            var bytes: [UInt8] = []
-            id.write(into: &bytes)
-            out.append(bytes)
-        }
+        out.append(idToken)
         out.append(#","result":{"contact":"# as StaticString)
         out.append(json)
         switch status {
@@ -294,7 +356,7 @@ package final class RequestDispatcher: Sendable {
 }
 
 /// Where a reply is assembled: a byte array or a NIO buffer.
-protocol ReplySink {
+package protocol ReplySink {
     mutating func append(_ text: String)
     mutating func append(_ text: StaticString)
     mutating func append(_ bytes: [UInt8])
@@ -321,21 +383,21 @@ extension ReplySink {
 }
 
 extension Array: ReplySink where Element == UInt8 {
-    mutating func append(_ text: String) { append(contentsOf: text.utf8) }
-    mutating func append(_ text: StaticString) {
+    package mutating func append(_ text: String) { append(contentsOf: text.utf8) }
+    package mutating func append(_ text: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
-    mutating func append(_ bytes: [UInt8]) { append(contentsOf: bytes) }
-    mutating func append(_ bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
-    mutating func reserve(_ count: Int) { reserveCapacity(self.count + count) }
+    package mutating func append(_ bytes: [UInt8]) { append(contentsOf: bytes) }
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
+    package mutating func reserve(_ count: Int) { reserveCapacity(self.count + count) }
 }
 
 extension ByteBuffer: ReplySink {
-    mutating func append(_ text: String) { writeString(text) }
-    mutating func append(_ text: StaticString) { writeStaticString(text) }
-    mutating func append(_ bytes: [UInt8]) { writeBytes(bytes) }
-    mutating func append(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
-    mutating func reserve(_ count: Int) { reserveCapacity(minimumWritableBytes: count) }
+    package mutating func append(_ text: String) { writeString(text) }
+    package mutating func append(_ text: StaticString) { writeStaticString(text) }
+    package mutating func append(_ bytes: [UInt8]) { writeBytes(bytes) }
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
+    package mutating func reserve(_ count: Int) { reserveCapacity(minimumWritableBytes: count) }
 }
 
 extension RPCError {
