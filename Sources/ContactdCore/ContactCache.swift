@@ -325,8 +325,7 @@ private struct Record {
     }
 
     var requestedKey: ContactKey {
-        let text = String(decoding: requested.bytes, as: UTF8.self)
-        return requested.kind == KeyBytes.phone ? .phone(PhoneNumber(text)!) : .id(ContactID(text)!)
+        ContactKey(kind: ContactKey.Kind(rawValue: requested.kind)!, bytes: requested.bytes)!
     }
 
     /// The entry as a value of its own (allocates: for the paths that are not a plain hit).

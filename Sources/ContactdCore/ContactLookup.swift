@@ -154,23 +154,14 @@ package final class ContactLookup: Sendable {
         case none
     }
 
-    /// Hands a fresh cached contact for `key` to `write` in place, as `cached(_:maxAge:)` would
-    /// answer it with status hit, without copying it out of the cache.
+    /// Hands a fresh cached contact for the key to `write` in place, as `cached(_:maxAge:)` would
+    /// answer it with status hit, without copying it out of the cache. The key is given as
+    /// `ContactKey.withBytes` gives it (the fast lane has those bytes from the request line).
     ///
     /// `write` runs under the cache's lock and must only copy the bytes. Absent, expired and
     /// too-old (`maxAge`) entries give `.none`; the caller then asks `cached(_:maxAge:)`, which
     /// reads the entry again. This is the hit path: `cached` copies the contact into an array
     /// (the cache keeps no Swift object per contact), which cost an allocation per hit.
-    package func writeHit(
-        _ key: ContactKey,
-        maxAge: Double?,
-        _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
-    ) -> InPlaceHit {
-        key.withBytes { kind, bytes in writeHit(kind: kind, bytes: bytes, maxAge: maxAge, write) }
-    }
-
-    /// `writeHit(_:maxAge:_:)` for a key given as bytes, valid as `ContactKey.withBytes` gives
-    /// them (the fast lane has them from the request line).
     package func writeHit(
         kind: ContactKey.Kind,
         bytes: UnsafeRawBufferPointer,

@@ -28,6 +28,18 @@ public struct ContactGetScanner {
         public var id: JSONValue
         public var key: Key
         public var maxAge: Double?
+
+        /// The request a canonical line's slices stand for (makes its strings).
+        package init(_ raw: RawRequest) {
+            let key = String(decoding: raw.key, as: UTF8.self)
+            self.init(id: raw.idValue, key: raw.isPhoneNumber ? .phoneNumber(key) : .contactID(key), maxAge: nil)
+        }
+
+        public init(id: JSONValue, key: Key, maxAge: Double?) {
+            self.id = id
+            self.key = key
+            self.maxAge = maxAge
+        }
     }
 
     /// The request in `line` (no newline), or `nil` when the line is not of the plain shape.
@@ -52,14 +64,7 @@ public struct ContactGetScanner {
     /// (perf). Matching the fixed parts with `memcmp` took the daemon's CPU per request there from
     /// 1.16 to 0.67 µs (medians of 3 alternating runs of 2,000,000 requests; docs/benchmarks.md).
     package static func scanCanonical(_ line: UnsafeRawBufferPointer) -> Request? {
-        guard let raw = scanCanonicalRaw(line) else { return nil }
-        let idText = String(decoding: raw.id, as: UTF8.self)
-        let keyText = String(decoding: raw.key, as: UTF8.self)
-        return Request(
-            id: raw.idIsString ? .string(String(idText.dropFirst().dropLast())) : .number(idText),
-            key: raw.isPhoneNumber ? .phoneNumber(keyText) : .contactID(keyText),
-            maxAge: nil
-        )
+        scanCanonicalRaw(line).map(Request.init)
     }
 
     /// A canonical line's parts as slices of the line, valid while it is.
@@ -71,6 +76,12 @@ public struct ContactGetScanner {
         /// The key's value, no quotes: `phone_number`'s or `contact_id`'s.
         package var key: UnsafeRawBufferPointer
         package var isPhoneNumber: Bool
+
+        /// The id as a value (makes strings).
+        package var idValue: JSONValue {
+            let text = String(decoding: id, as: UTF8.self)
+            return idIsString ? .string(String(text.dropFirst().dropLast())) : .number(text)
+        }
     }
 
     /// `scanCanonical` without making strings: the fast lane answers a hit from these slices

@@ -597,15 +597,6 @@ func appendPhone(_ index: Int, to out: inout [UInt8]) {
     }
 }
 
-func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-    if value < 10 {
-        out.append(UInt8(0x30 + value))
-        return
-    }
-    appendDecimal(value / 10, to: &out)
-    out.append(UInt8(0x30 + value % 10))
-}
-
 /// First occurrence of `needle` in `count` bytes at `haystack` (glibc's memmem needs _GNU_SOURCE,
 /// which Swift's Glibc module does not set).
 func search(_ haystack: UnsafeRawPointer, _ count: Int, _ needle: UnsafeRawPointer, _ needleCount: Int)

@@ -66,6 +66,7 @@ package struct DaemonConfiguration: Sendable {
     /// Write phone numbers and contact ids in clear in logs. Default off (masked).
     package var logPersonalData = false
     /// The clock behind cache ages, the breaker and the API budget; tests substitute a manual one.
+    /// Default `MonotonicClock.coarse` (4 ms steps: these times are seconds long).
     package var clock: MonotonicClock = .coarse
 
     package init() {}

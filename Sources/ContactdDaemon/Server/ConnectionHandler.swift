@@ -29,6 +29,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         var partialLine: TimeAmount
     }
 
+    /// What the fast lane had not finished with a connection it gives to NIO.
+    struct Unfinished: Sendable {
+        /// Replies not yet written: they go out first.
+        var output: ByteBuffer
+        /// Bytes read but not yet handled: read as if they had just arrived.
+        var input: ByteBuffer
+    }
+
     private let dispatcher: RequestDispatcher
     private let maxLineBytes: Int
     private let maxBatch: Int
@@ -56,7 +64,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var output: ByteBuffer?
     private var context: ChannelHandlerContext?
     /// What the fast lane had not finished when it gave this connection up (`FastLane`).
-    private var handedOver: (output: ByteBuffer, input: ByteBuffer)?
+    private var handedOver: Unfinished?
 
     init(
         dispatcher: RequestDispatcher,
@@ -64,7 +72,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         maxBatch: Int,
         maxInFlight: Int,
         timeouts: Timeouts,
-        handedOver: (output: ByteBuffer, input: ByteBuffer)? = nil
+        handedOver: Unfinished? = nil
     ) {
         self.handedOver = handedOver
         self.dispatcher = dispatcher

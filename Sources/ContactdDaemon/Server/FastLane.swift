@@ -32,8 +32,7 @@ final class FastLane: Sendable {
     /// handled, and whether the connection already counts against the limit.
     struct HandOver: Sendable {
         var descriptor: Int32
-        var output: ByteBuffer
-        var input: ByteBuffer
+        var unfinished: ConnectionHandler.Unfinished
         /// `false`: NIO must still check the peer and the connection limit, as for a connection
         /// it accepted.
         var admitted: Bool
@@ -196,8 +195,8 @@ extension FastLane {
                 // The buffers are freed by deinit, which runs for an object this far initialised.
                 throw ConfigurationError("cannot create the fast path's epoll set (errno \(errno))")
             }
-            watch(wakeFD, events: Events.input)
-            watch(listener, events: Events.input | (exclusive ? Events.exclusive : 0))
+            watch(wakeFD, events: EPOLLIN.rawValue)
+            watch(listener, events: EPOLLIN.rawValue | (exclusive ? EPOLLEXCLUSIVE.rawValue : 0))
         }
 
         deinit {
@@ -256,7 +255,7 @@ extension FastLane {
                 guard running else { break }
                 if let paused = acceptPausedUntil, now >= paused, accepting {
                     acceptPausedUntil = nil
-                    watch(listener, events: Events.input | (exclusive ? Events.exclusive : 0))
+                    watch(listener, events: EPOLLIN.rawValue | (exclusive ? EPOLLEXCLUSIVE.rawValue : 0))
                 }
                 if idleNanos > 0, now >= nextSweep {
                     closeIdle(now: now)
@@ -304,7 +303,7 @@ extension FastLane {
                     if let continuation { finished.append(continuation) }
                 case .adopt(let fd, let acceptedAt):
                     lastRead[fd] = acceptedAt
-                    watch(fd, events: Events.input | Events.readHangUp)
+                    watch(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
                 case .closeAll:
                     // Resumed by run() once the connections are closed.
                     keepRunning = false
@@ -358,7 +357,7 @@ extension FastLane {
                 nextLoop = (nextLoop + 1) % siblings.count
                 if target === self {
                     lastRead[fd] = now
-                    watch(fd, events: Events.input | Events.readHangUp)
+                    watch(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
                 } else if !target.post(.adopt(fd, acceptedAt: now), whenDone: nil) {
                     close(fd)
                     registry.releaseFastLane()
@@ -416,16 +415,18 @@ extension FastLane {
         /// Appends the reply to one line to `out`; `false` when it is not a plain hit.
         private func answer(_ line: UnsafeRawBufferPointer, into out: inout ReplyBytes) -> Bool {
             guard !dispatcher.status.draining else { return false }
+            let request: ContactGetScanner.Request
             if let raw = ContactGetScanner.scanCanonicalRaw(line) {
                 switch dispatcher.writeHit(raw: raw, appendingTo: &out) {
                 case .wrote: return true
                 case .notAHit: return false
-                case .unusable: break
+                case .unusable: request = ContactGetScanner.Request(raw)
                 }
+            } else {
+                guard let scanned = ContactGetScanner.scanAnyOrder(line) else { return false }
+                request = scanned
             }
-            guard let request = ContactGetScanner.scan(line),
-                let key = RequestDispatcher.key(for: request)
-            else { return false }
+            guard let key = RequestDispatcher.key(for: request) else { return false }
             return dispatcher.writeHit(for: request, key: key, appendingTo: &out)
         }
 
@@ -466,7 +467,14 @@ extension FastLane {
 
         private func handOver(_ fd: Int32, output: ByteBuffer, input: ByteBuffer, admitted: Bool) {
             gauge.pending.add(1, ordering: .relaxed)
-            handOverToNIO(HandOver(descriptor: fd, output: output, input: input, admitted: admitted, gauge: gauge))
+            handOverToNIO(
+                HandOver(
+                    descriptor: fd,
+                    unfinished: .init(output: output, input: input),
+                    admitted: admitted,
+                    gauge: gauge
+                )
+            )
         }
 
         // MARK: Closing
@@ -502,10 +510,4 @@ extension FastLane {
         }
     }
 
-    /// `EPOLL*` bits (`<sys/epoll.h>`).
-    fileprivate enum Events {
-        static let input: UInt32 = 0x001
-        static let readHangUp: UInt32 = 0x2000
-        static let exclusive: UInt32 = 1 << 28
-    }
 }

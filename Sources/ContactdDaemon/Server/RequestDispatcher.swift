@@ -85,19 +85,13 @@ package final class RequestDispatcher: Sendable {
         key: ContactKey,
         appendingTo out: inout some ReplySink
     ) -> Bool {
-        let found = lookup.writeHit(key, maxAge: request.maxAge) { json, age in
-            Self.writeContact(id: request.id, json: json, status: .hit, age: age, staleReason: nil, into: &out)
+        Self.withIDToken(request.id) { idToken in
+            key.withBytes { kind, bytes in
+                writeHit(kind: kind, key: bytes, maxAge: request.maxAge, idToken: idToken, appendingTo: &out) {
+                    request.id
+                }
+            }
         }
-        switch found {
-        case .wrote: break
-        case .notFound:
-            var bytes: [UInt8] = []
-            RPCResponse.failure(id: request.id, error: RPCError(LookupError.notFound), into: &bytes)
-            out.append(bytes)
-        case .none: return false
-        }
-        out.append("\n" as StaticString)
-        return true
     }
 
     /// What `writeHit(raw:appendingTo:)` did.
@@ -123,21 +117,35 @@ package final class RequestDispatcher: Sendable {
             guard !raw.key.isEmpty else { return .unusable }
             kind = .id
         }
-        let found = lookup.writeHit(kind: kind, bytes: raw.key, maxAge: nil) { json, age in
-            Self.writeContact(idToken: raw.id, json: json, status: .hit, age: age, staleReason: nil, into: &out)
+        let wrote = writeHit(kind: kind, key: raw.key, maxAge: nil, idToken: raw.id, appendingTo: &out) {
+            raw.idValue
+        }
+        return wrote ? .wrote : .notAHit
+    }
+
+    /// Both `writeHit`s: the reply (with its newline) for a key given as bytes, the id given
+    /// written as JSON (`idToken`) and, for the rare not-found reply, as a value (`id`).
+    private func writeHit(
+        kind: ContactKey.Kind,
+        key: UnsafeRawBufferPointer,
+        maxAge: Double?,
+        idToken: UnsafeRawBufferPointer,
+        appendingTo out: inout some ReplySink,
+        id: () -> JSONValue
+    ) -> Bool {
+        let found = lookup.writeHit(kind: kind, bytes: key, maxAge: maxAge) { json, age in
+            Self.writeContact(idToken: idToken, json: json, status: .hit, age: age, staleReason: nil, into: &out)
         }
         switch found {
         case .wrote: break
         case .notFound:
-            let token = String(decoding: raw.id, as: UTF8.self)
-            let id: JSONValue = raw.idIsString ? .string(String(token.dropFirst().dropLast())) : .number(token)
             var bytes: [UInt8] = []
-            RPCResponse.failure(id: id, error: RPCError(LookupError.notFound), into: &bytes)
+            RPCResponse.failure(id: id(), error: RPCError(LookupError.notFound), into: &bytes)
             out.append(bytes)
-        case .none: return .notAHit
+        case .none: return false
         }
         out.append("\n" as StaticString)
-        return .wrote
+        return true
     }
 
     /// Handles a line `ContactGetScanner` recognised, as `respond(to:)` would the parsed request.
@@ -260,26 +268,20 @@ package final class RequestDispatcher: Sendable {
         staleReason: StaleReason?,
         into out: inout some ReplySink
     ) {
-        var token: [UInt8] = []
-        switch id {
-        case .number(var digits):
-            // As the client spelled it: nothing to encode.
-            digits.withUTF8 {
-                writeContact(
-                    idToken: UnsafeRawBufferPointer($0),
-                    json: json,
-                    status: status,
-                    age: age,
-                    staleReason: staleReason,
-                    into: &out
-                )
-            }
-            return
-        default: id.write(into: &token)
-        }
-        token.withUnsafeBytes {
+        withIDToken(id) {
             writeContact(idToken: $0, json: json, status: status, age: age, staleReason: staleReason, into: &out)
         }
+    }
+
+    /// Calls `body` with `id` written as JSON: a number's digits as the client spelled them
+    /// (nothing to encode), anything else encoded.
+    private static func withIDToken<Result>(_ id: JSONValue, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if case .number(var digits) = id {
+            return digits.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+        var token: [UInt8] = []
+        id.write(into: &token)
+        return token.withUnsafeBytes(body)
     }
 
     /// `writeContact(id:…)` with the id already written as JSON (`idToken`).

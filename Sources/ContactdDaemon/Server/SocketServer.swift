@@ -202,7 +202,7 @@ package final class SocketServer: Sendable {
                     guard handed.admitted else { return initialize(channel, nil) }
                     registry.adoptFromFastLane(channel)
                     status.handedOver.add(1, ordering: .relaxed)
-                    return initialize(channel, (handed.output, handed.input))
+                    return initialize(channel, handed.unfinished)
                 }
                 .withConnectedSocket(handed.descriptor)
                 .whenFailure { error in
@@ -219,7 +219,7 @@ package final class SocketServer: Sendable {
     /// Sets up an accepted connection: the peer check and the connection limit (skipped for one
     /// the fast lane admitted and hands over with its unfinished work), then a `ConnectionHandler`.
     private func makeInitializer()
-        -> @Sendable (any Channel, (output: ByteBuffer, input: ByteBuffer)?) -> EventLoopFuture<Void>
+        -> @Sendable (any Channel, ConnectionHandler.Unfinished?) -> EventLoopFuture<Void>
     {
         let dispatcher = self.dispatcher
         let registry = self.registry
