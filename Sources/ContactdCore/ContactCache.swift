@@ -52,6 +52,9 @@ package struct CacheView {
     package let reads: Int
     /// Whether `age` is within the entry's TTL.
     package let isFresh: Bool
+    /// The contact's `id` bytes, or `nil` for a not-found entry: which entry this is, whichever
+    /// of its keys found it. Valid only inside the closure.
+    package let id: UnsafeRawBufferPointer?
 }
 
 /// An LRU cache of contacts bounded by entry count and by bytes, with one entry under several keys.
@@ -125,7 +128,13 @@ package final class ContactCache: Sendable {
             let record = Record(node)
             let age = max(0, now - node.storedAt)
             let ttl = record.isContact ? configuration.ttl : configuration.negativeTTL
-            let view = CacheView(json: record.json, age: age, reads: Int(node.reads), isFresh: age < ttl)
+            let view = CacheView(
+                json: record.json,
+                age: age,
+                reads: Int(node.reads),
+                isFresh: age < ttl,
+                id: record.id?.bytes
+            )
             return body(record, view)
         }
     }

@@ -55,13 +55,22 @@ package final class ContactLookup: Sendable {
     private let source: any ContactSource
     private let clock: MonotonicClock
     private let logger: Logger
-    private let flights = NIOLockedValueBox<[ContactKey: Flight]>([:])
+    private let flights = NIOLockedValueBox(FlightTable())
     private let counters = Counters()
     private let health = NIOLockedValueBox(Health())
     /// API call durations in microseconds.
     private let latency = NIOLockedValueBox(
         Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
     )
+
+    /// Fetches in progress. A first miss is tracked by the key asked for (the daemon cannot know
+    /// yet that two keys are one contact); a background refresh also by the entry it refreshes,
+    /// so an entry read by its number and by its id at once is refreshed by one API call.
+    private struct FlightTable {
+        var byKey: [ContactKey: Flight] = [:]
+        /// Entries (by contact id) with a background refresh in flight.
+        var refreshing: Set<ContactID> = []
+    }
 
     /// Most keys with a remembered hold (429 or failed refresh); older ones are dropped first.
     private static let maximumHolds = 10_000
@@ -131,14 +140,14 @@ package final class ContactLookup: Sendable {
             counters.hits.add(1, ordering: .relaxed)
             switch entry.value {
             case .contact(let contact):
-                if refreshAheadDue(reads: entry.reads, age: entry.age) { refreshAhead(key) }
+                if refreshAheadDue(reads: entry.reads, age: entry.age) { refreshAhead(key, entry: contact.id) }
                 return .success(LookupResult(contact: contact, status: .hit, age: entry.age))
             case .notFound:
                 return .failure(.notFound)
             }
         }
         guard case .contact(let contact) = entry.value, entry.age < ttl + policy.staleTTL,
-            let reason = revalidate(key)
+            let reason = revalidate(key, entry: contact.id)
         else { return nil }
         counters.staleHits.add(1, ordering: .relaxed)
         return .success(LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason))
@@ -168,20 +177,25 @@ package final class ContactLookup: Sendable {
         maxAge: Double?,
         _ write: (_ json: UnsafeRawBufferPointer, _ age: Double) -> Void
     ) -> InPlaceHit {
-        var refresh = false
+        var refreshEntry: ContactID?
         let found =
             cache.read(kind: kind, bytes: bytes) { entry -> InPlaceHit in
                 if let maxAge, maxAge <= 0 || entry.age > maxAge { return .none }
                 guard entry.isFresh else { return .none }
                 guard let json = entry.json else { return .notFound }
                 write(json, entry.age)
-                refresh = refreshAheadDue(reads: entry.reads, age: entry.age)
+                // Rare (once an entry is hot and near its TTL): only then is its id copied out.
+                if refreshAheadDue(reads: entry.reads, age: entry.age), let id = entry.id,
+                    case .id(let contactID)? = ContactKey(kind: .id, bytes: id)
+                {
+                    refreshEntry = contactID
+                }
                 return .wrote
             } ?? .none
         if found != .none { counters.hits.add(1, ordering: .relaxed) }
         // Not under the cache's lock: starting a refresh takes the flights lock, which `get`
         // holds while it probes the cache.
-        if refresh, let key = ContactKey(kind: kind, bytes: bytes) { refreshAhead(key) }
+        if let refreshEntry, let key = ContactKey(kind: kind, bytes: bytes) { refreshAhead(key, entry: refreshEntry) }
         return found
     }
 
@@ -198,12 +212,12 @@ package final class ContactLookup: Sendable {
         if let answer = cached(key, maxAge: maxAge) { return answer }
         counters.misses.add(1, ordering: .relaxed)
         let flight: Flight? = flights.withLockedValue { flights in
-            if let flight = flights[key] { return flight }
+            if let flight = flights.byKey[key] { return flight }
             // Re-check under the flights lock: a fetch that just finished filled the cache before
             // it left `flights`, so this sees either its flight or its result, never neither.
             // (Looked at in place: `probe` would copy the contact out, under the flights lock.)
             if maxAge == nil, cache.read(key, { $0.isFresh }) == true { return nil }
-            return startFlight(key, in: &flights, background: false, started: since)
+            return startFlight(key, in: &flights, refreshing: nil, started: since)
         }
         guard let flight else {
             return cached(key, maxAge: maxAge)
@@ -223,7 +237,7 @@ package final class ContactLookup: Sendable {
 
     /// The reason a stale entry may be served now, starting a background refresh if one is due;
     /// `nil` when it may not (the token is rejected: the caller should hear that).
-    private func revalidate(_ key: ContactKey) -> StaleReason? {
+    private func revalidate(_ key: ContactKey, entry: ContactID) -> StaleReason? {
         let now = clock.now()
         let hold: StaleReason?? = health.withLockedValue { health in
             if health.tokenRejected != nil { return .some(nil) }
@@ -243,9 +257,7 @@ package final class ContactLookup: Sendable {
             return .circuitOpen
         }
         flights.withLockedValue { flights in
-            if flights[key] == nil {
-                _ = startFlight(key, in: &flights, background: true, started: MonotonicClock.system.now())
-            }
+            _ = startRefresh(key, entry: entry, in: &flights)
         }
         return .refreshing
     }
@@ -258,17 +270,24 @@ package final class ContactLookup: Sendable {
             && age >= cache.configuration.ttl * policy.refreshAhead
     }
 
-    private func refreshAhead(_ key: ContactKey) {
+    private func refreshAhead(_ key: ContactKey, entry: ContactID) {
         let now = clock.now()
         let heldBack = health.withLockedValue { health in
             health.tokenRejected != nil || health.globalHoldUntil > now || (health.holds[key]?.until ?? 0) > now
         }
         guard !heldBack, !breaker.isRefusing else { return }
         flights.withLockedValue { flights in
-            guard flights[key] == nil else { return }
-            counters.refreshAheads.add(1, ordering: .relaxed)
-            _ = startFlight(key, in: &flights, background: true, started: MonotonicClock.system.now())
+            if startRefresh(key, entry: entry, in: &flights) { counters.refreshAheads.add(1, ordering: .relaxed) }
         }
+    }
+
+    /// Starts a background refresh of `entry`, fetched by `key`, unless a fetch for that key or
+    /// a refresh of that entry (through any of its keys) is in flight; the caller holds the
+    /// flights lock. Returns whether it started one.
+    private func startRefresh(_ key: ContactKey, entry: ContactID, in flights: inout FlightTable) -> Bool {
+        guard flights.byKey[key] == nil, !flights.refreshing.contains(entry) else { return false }
+        _ = startFlight(key, in: &flights, refreshing: entry, started: MonotonicClock.system.now())
+        return true
     }
 
     private func staleIfError(_ key: ContactKey, maxAge: Double?, error: LookupError) -> LookupResult? {
@@ -290,38 +309,58 @@ package final class ContactLookup: Sendable {
 
     // MARK: - Fetching
 
-    /// Registers and starts a fetch for `key`; the caller holds the flights lock.
+    /// Registers and starts a fetch for `key`, a background refresh when `refreshing` names the
+    /// entry it refreshes; the caller holds the flights lock.
     private func startFlight(
         _ key: ContactKey,
-        in flights: inout [ContactKey: Flight],
-        background: Bool,
+        in flights: inout FlightTable,
+        refreshing entry: ContactID?,
         started: Double
     ) -> Flight {
         let generation = health.withLockedValue { $0.generation }
         let flight = Flight()
-        flights[key] = flight
-        if background { counters.refreshes.add(1, ordering: .relaxed) }
+        flights.byKey[key] = flight
+        if let entry {
+            flights.refreshing.insert(entry)
+            counters.refreshes.add(1, ordering: .relaxed)
+        }
         // The fetch's deadline counts from when the request was received (`started`), as the
         // waiter's does, not from when a task first runs: on a loaded machine a task can start
         // hundreds of milliseconds later. Tests saw waiters time out before the fetch answered,
         // and two misses received together start their fetches more than the 0.25 s
         // "shortest attempt" apart, so the second got the API slot instead of giving up.
-        Task { await self.run(flight, key: key, generation: generation, background: background, started: started) }
+        Task { await self.run(flight, key: key, generation: generation, refreshing: entry, started: started) }
         return flight
     }
 
-    private func run(_ flight: Flight, key: ContactKey, generation: Int, background: Bool, started: Double) async {
-        let result = await fetch(key, generation: generation, started: started)
-        settle(key, result, generation: generation, background: background)
+    private func run(_ flight: Flight, key: ContactKey, generation: Int, refreshing entry: ContactID?, started: Double)
+        async
+    {
+        let fetched = await fetch(key, generation: generation, started: started)
+        settle(key, fetched, generation: generation, background: entry != nil)
         flights.withLockedValue { flights in
-            if flights[key] === flight { flights[key] = nil }
+            if flights.byKey[key] === flight { flights.byKey[key] = nil }
+            if let entry { flights.refreshing.remove(entry) }
         }
-        flight.finish(result)
+        flight.finish(fetched.result)
+    }
+
+    /// How a fetch ended, and the last answer the API itself gave during it.
+    ///
+    /// Only an answer from the API may change what the daemon believes about it (holds, the token,
+    /// the last failure): a fetch refused here (a 429 hold, the circuit, the API budget, a rejected
+    /// token) learned nothing new. Recording a hold's own refusal as a fresh 429 renewed the hold
+    /// on every lookup, so a contact asked for steadily never reached the API again.
+    private struct Fetched {
+        /// What the waiters hear.
+        var result: Result<Contact, LookupError>
+        /// The API's last answer in this fetch; `nil` when it was not called.
+        var apiAnswer: Result<Contact, LookupError>?
     }
 
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
     /// breaker and holding a budget slot.
-    private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Result<Contact, LookupError> {
+    private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Fetched {
         // Deadlines are real time (they bound real waits), not the cache's injectable clock.
         let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
@@ -329,12 +368,14 @@ package final class ContactLookup: Sendable {
         // An attempt with less time than this left is not worth starting (nor queueing for).
         let shortest = min(0.25, policy.deadline * 0.25)
         var attempt = 0
+        var apiAnswer: Result<Contact, LookupError>?
+        func refused(_ error: LookupError) -> Fetched { Fetched(result: .failure(error), apiAnswer: apiAnswer) }
         while true {
-            if let refusal = refusal(for: key) { return .failure(refusal) }
+            if let refusal = refusal(for: key) { return refused(refusal) }
             let permit = breaker.permit()
             if case .refused(let retryAfter) = permit {
                 counters.circuitRefusals.add(1, ordering: .relaxed)
-                return .failure(
+                return refused(
                     .unavailable(detail: "circuit open: the API keeps failing", retryAfter: retryAfter.rounded(.up))
                 )
             }
@@ -344,22 +385,24 @@ package final class ContactLookup: Sendable {
             case .queueFull:
                 breaker.record(.neutral, permit: permit)
                 counters.overloaded.add(1, ordering: .relaxed)
-                return .failure(.overloaded(detail: "too many lookups are waiting for the API"))
+                return refused(.overloaded(detail: "too many lookups are waiting for the API"))
             case .timedOut:
                 breaker.record(.neutral, permit: permit)
                 counters.overloaded.add(1, ordering: .relaxed)
-                return .failure(.overloaded(detail: "no API slot came free within the deadline"))
+                return refused(.overloaded(detail: "no API slot came free within the deadline"))
             }
             let result = await call(key, timeout: max(0.001, deadline - real.now()))
             budget.release()
             breaker.record(Self.breakerOutcome(result), permit: permit)
 
+            apiAnswer = result
+            let answer = Fetched(result: result, apiAnswer: result)
             guard case .failure(let error) = result, error.isRetryable, attempt + 1 < policy.retryAttempts else {
-                return result
+                return answer
             }
             var delay = policy.backoff(attempt: attempt, random: Double.random(in: 0...1))
             if case .unavailable(_, let retryAfter?, _) = error { delay = max(delay, retryAfter) }
-            guard real.now() + delay + shortest < deadline else { return result }
+            guard real.now() + delay + shortest < deadline else { return answer }
             counters.retries.add(1, ordering: .relaxed)
             try? await Task.sleep(for: .seconds(delay))
             attempt += 1
@@ -417,12 +460,8 @@ package final class ContactLookup: Sendable {
     }
 
     /// Records what a finished fetch taught: the cache entry, holds, the token state, health.
-    private func settle(
-        _ key: ContactKey,
-        _ result: Result<Contact, LookupError>,
-        generation: Int,
-        background: Bool
-    ) {
+    private func settle(_ key: ContactKey, _ fetched: Fetched, generation: Int, background: Bool) {
+        guard let result = fetched.apiAnswer else { return }
         let now = clock.now()
         switch result {
         case .success(let contact):
