@@ -20,6 +20,9 @@ public final class FakeContactAPI: Sendable {
         case garbage(String)
         /// Close the connection without answering.
         case drop
+        /// Answer with this status and a short body that echoes the request's `Authorization`
+        /// header, as some APIs and proxies do in their error pages.
+        case echoAuthorization(Int)
         /// For each request at random: after a delay of up to `maxDelay`, mostly `.normal`, else
         /// 500, 503, 429 (Retry-After 1), `.drop` or garbage. For chaos tests.
         case chaos(maxDelay: TimeAmount)
@@ -233,6 +236,9 @@ final class FakeAPICore: Sendable {
                     )
                 case .garbage(let body):
                     answer = .respond(.ok, [("content-type", "application/json")], body)
+                case .echoAuthorization(let code):
+                    let body = #"{"error":"request refused","authorization":""# + auth + #""}"#
+                    answer = .respond(HTTPResponseStatus(statusCode: code), [], body)
                 case .drop, .chaos:
                     answer = .drop
                 }

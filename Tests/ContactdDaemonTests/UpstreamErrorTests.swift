@@ -3,6 +3,7 @@ import ContactdDaemon
 import ContactdJSON
 import ContactdTestSupport
 import FakeContactAPI
+import Foundation
 import NIOCore
 import Testing
 
@@ -105,9 +106,20 @@ import Testing
     }
 
     @Test(arguments: [
-        ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", nil), ("-1", nil), ("x", nil),
+        ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("-1", nil), ("x", nil), ("", nil), ("1.5", nil),
+        // Absurd values are clamped to the documented maximum.
+        ("86400", 3600.0), ("99999999999999999999999", 3600.0),
+        // HTTP-dates, against a fixed now of Wed, 21 Oct 2026 07:28:00 GMT: all three forms.
+        ("Wed, 21 Oct 2026 07:28:07 GMT", 7.0), ("Wednesday, 21-Oct-26 07:28:30 GMT", 30.0),
+        ("Wed Oct 21 07:29:00 2026", 60.0), ("Wed Oct  1 07:29:00 2026", 0.0),
+        // In the past: no wait. Too far ahead: the maximum.
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("Thu, 22 Oct 2026 07:28:00 GMT", 3600.0),
+        ("Wed, 21 Foo 2026 07:28:07 GMT", nil), ("Wed, 21 Oct 2026 25:28:07 GMT", nil),
+        ("Wed, 21 Oct 2026 07:28:07 PST", nil),
     ])
     func retryAfterParsing(header: String, seconds: Double?) {
-        #expect(HTTPContactSource.parseRetryAfter(header) == seconds)
+        let now = RetryAfter.httpDate("Wed, 21 Oct 2026 07:28:00 GMT")!
+        #expect(now.timeIntervalSince1970 == 1_792_567_680)
+        #expect(RetryAfter.seconds(header, now: now) == seconds)
     }
 }

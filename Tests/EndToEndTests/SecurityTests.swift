@@ -69,6 +69,69 @@ import Testing
         }
     }
 
+    /// Issue #12, item 3: at every level, with an API whose error bodies echo the request's
+    /// headers, the token never reaches the logs (plain, hex or base64) or a reply.
+    @Test(arguments: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+    func theTokenNeverReachesTheLogsAtAnyLevel(level: String) async throws {
+        let token = "tok-" + UUID().uuidString  // 40 characters, unique to this run
+        // Any 8 characters of it, plain or hex encoded (a hex dump may cut the token anywhere),
+        // and the whole of it in base64.
+        let characters = Array(token.utf8)
+        var forms = [Data(token.utf8).base64EncodedString()]
+        for start in 0...(characters.count - 8) {
+            let window = characters[start..<start + 8]
+            forms.append(String(decoding: window, as: UTF8.self))
+            forms.append(window.map { String(format: "%02x", $0) }.joined())
+            forms.append(window.map { String(format: "%02X", $0) }.joined())
+        }
+        try await withFakeAPI(expectedToken: token) { api in
+            try await withTemporaryDirectory { dir in
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--log-level", level, "--retry-attempts", "2"],
+                    environment: ["CONTACTD_API_TOKEN": token]
+                )
+                defer { Task { await daemon.stop() } }
+                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                var replies = ""
+                func get(_ key: String) async throws {
+                    let result = try await runProduct(
+                        "contactctl",
+                        ["--socket", daemon.socketPath, "--json", "get", key]
+                    )
+                    replies += result.stdout + result.stderr
+                }
+                for status in [500, 503, 400, 429] {
+                    api.setBehavior(.echoAuthorization(status))
+                    try await get("+1415555\(1000 + status)")
+                }
+                api.setBehavior(.normal)
+                try await get("+14155551234")
+                try await get("c1d2e3f4-5678-9abc-def0-123456789abc")
+                // Last: a 401 puts the daemon in its token-rejected state, which spares the API.
+                api.setBehavior(.echoAuthorization(401))
+                try await get("+14155552401")
+                daemon.signal(SIGTERM)
+                _ = try await daemon.waitForExit()
+                let log = daemon.log
+                #expect(api.authorizationHeaders.contains("Bearer " + token), "the API never saw the token")
+                if level == "trace" {
+                    // The HTTP client's lines are there, with their bodies redacted.
+                    #expect(log.contains("ahc-connection-id"))
+                    #expect(log.contains("ahc-http-part=redacted"))
+                }
+                #expect(api.calls >= 7)
+                let leaked = forms.filter { log.contains($0) }
+                #expect(leaked.isEmpty, "parts of the token are in the \(level) log: \(leaked)")
+                #expect(forms.allSatisfy { !replies.contains($0) }, "part of the token is in a reply")
+                // Contacts are personal data: their bodies stay out of the log too.
+                #expect(!log.contains("John Smith"))
+                #expect(!log.lowercased().contains("4a6f686e20536d697468"))  // "John Smith" in hex
+                #expect(!log.contains("c1d2e3f4-5678"))
+            }
+        }
+    }
+
     @Test func refusesASocketInAWorldWritableNonStickyDirectory() async throws {
         try await withTemporaryDirectory { dir in
             let open = dir + "/open"

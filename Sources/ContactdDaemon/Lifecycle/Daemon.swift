@@ -53,7 +53,8 @@ package enum Daemon {
         )
         let httpClient = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            configuration: clientConfiguration
+            configuration: clientConfiguration,
+            backgroundActivityLogger: HTTPClientLogHandler.logger(writingTo: logger)
         )
 
         let source = HTTPContactSource(

@@ -20,6 +20,8 @@ package final class HTTPContactSource: ContactSource {
     private let endpoint: String
     private let token: NIOLockedValueBox<APIToken>
     private let logger: Logger
+    /// What AsyncHTTPClient logs through: never headers or bodies (`HTTPClientLogHandler`).
+    private let clientLogger: Logger
 
     /// - Parameters:
     ///   - baseURL: the API base, without `/get-contact`.
@@ -28,6 +30,7 @@ package final class HTTPContactSource: ContactSource {
         self.endpoint = baseURL + "/get-contact"
         self.token = NIOLockedValueBox(token)
         self.logger = logger
+        self.clientLogger = HTTPClientLogHandler.logger(writingTo: logger)
     }
 
     /// Uses `token` from the next call on; returns whether it differs from the one in use.
@@ -60,7 +63,7 @@ package final class HTTPContactSource: ContactSource {
             let response = try await client.execute(
                 request,
                 timeout: .nanoseconds(Int64(max(timeout, 0.001) * 1e9)),
-                logger: logger
+                logger: clientLogger
             )
             status = Int(response.status.code)
             retryAfter = response.headers.first(name: "retry-after")
@@ -92,26 +95,18 @@ package final class HTTPContactSource: ContactSource {
             }
         case 404: throw .notFound
         case 401, 403: throw .unauthorized
-        case 429: throw .rateLimited(retryAfter: parseRetryAfter(retryAfter))
+        case 429: throw .rateLimited(retryAfter: RetryAfter.seconds(retryAfter))
         case 400, 422: throw .rejectedByAPI
         case 500...599:
             // 502/503/504 say "try again"; 500 and the rest say the API itself is broken.
             throw .unavailable(
                 detail: "the API answered HTTP \(status)",
-                retryAfter: parseRetryAfter(retryAfter),
+                retryAfter: RetryAfter.seconds(retryAfter),
                 retryable: [502, 503, 504].contains(status)
             )
         default:
             throw .badResponse(detail: "unexpected HTTP status \(status)")
         }
-    }
-
-    /// Seconds from a `Retry-After` header in delta-seconds form; `nil` for absent, dates or junk.
-    package static func parseRetryAfter(_ value: String?) -> Double? {
-        guard let value, let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else {
-            return nil
-        }
-        return Double(min(seconds, 86_400))
     }
 
     /// A short description of a transport error, safe to show (it never holds request headers).
