@@ -43,6 +43,8 @@ package final class RequestDispatcher: Sendable {
     let status: DaemonStatus
     private let logger: Logger
     private let logPersonalData: Bool
+    /// Whether each lookup gets a debug line; read once, so the hit path pays one branch.
+    private let logsLookups: Bool
     private let discoverResult: [UInt8]
 
     package init(lookup: ContactLookup, status: DaemonStatus, logger: Logger, logPersonalData: Bool = false) {
@@ -50,6 +52,7 @@ package final class RequestDispatcher: Sendable {
         self.status = status
         self.logger = logger
         self.logPersonalData = logPersonalData
+        self.logsLookups = logger.logLevel <= .debug
         let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
         // The document is a constant checked by a test; compact it once here.
         self.discoverResult = (try? JSONParser.parse(Array(document.utf8)))?.jsonBytes ?? Array("{}".utf8)
@@ -136,6 +139,9 @@ package final class RequestDispatcher: Sendable {
         let found = lookup.writeHit(kind: kind, bytes: key, maxAge: maxAge) { json, age in
             Self.writeContact(idToken: idToken, json: json, status: .hit, age: age, staleReason: nil, into: &out)
         }
+        if logsLookups, found != .none, let key = ContactKey(kind: kind, bytes: key) {
+            logLookup(key, found == .wrote ? "hit" : "not_found")
+        }
         switch found {
         case .wrote: break
         case .notFound:
@@ -151,6 +157,7 @@ package final class RequestDispatcher: Sendable {
     /// Handles a line `ContactGetScanner` recognised, as `respond(to:)` would the parsed request.
     package func respond(to request: ContactGetScanner.Request, key: ContactKey) -> Outcome {
         if let answer = lookup.cached(key, maxAge: request.maxAge) {
+            if logsLookups { logLookup(key, answer) }
             return .reply(Self.object(id: request.id, answer))
         }
         return .fetch(PendingLookup(id: request.id, key: key, maxAge: request.maxAge))
@@ -159,23 +166,7 @@ package final class RequestDispatcher: Sendable {
     /// Finishes a lookup that needed the API.
     package func fetch(_ pending: PendingLookup) async -> [UInt8]? {
         let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
-        switch result {
-        case .success(let found):
-            logger.debug(
-                "looked up",
-                metadata: [
-                    "contact.key": "\(LogMasking.mask(pending.key, clear: logPersonalData))",
-                    "cache.status": "\(found.status.rawValue)",
-                ]
-            )
-        case .failure(let error):
-            logger.debug(
-                "lookup failed",
-                metadata: [
-                    "contact.key": "\(LogMasking.mask(pending.key, clear: logPersonalData))", "error": "\(error)",
-                ]
-            )
-        }
+        if logsLookups { logLookup(pending.key, result) }
         guard let id = pending.id else { return nil }
         return Self.object(id: id, result)
     }
@@ -188,6 +179,7 @@ package final class RequestDispatcher: Sendable {
         case .contactGet:
             let params = try ContactGetParams(request.params)
             if let answer = lookup.cached(params.key, maxAge: params.maxAge) {
+                if logsLookups { logLookup(params.key, answer) }
                 return .reply(request.id.map { Self.object(id: $0, answer) })
             }
             return .fetch(PendingLookup(id: request.id, key: params.key, maxAge: params.maxAge))
@@ -214,6 +206,22 @@ package final class RequestDispatcher: Sendable {
             RPCResponse.success(id: id, rawResult: discoverResult, into: &out)
             return .reply(out)
         }
+    }
+
+    /// The per-lookup debug line (docs/operations.md, "Logs"), on every path a lookup takes.
+    private func logLookup(_ key: ContactKey, _ result: Result<LookupResult, LookupError>) {
+        switch result {
+        case .success(let found): logLookup(key, found.status.rawValue)
+        case .failure(let error): logLookup(key, RPCError(error).reason, error: "\(error)")
+        }
+    }
+
+    private func logLookup(_ key: ContactKey, _ outcome: String, error: String? = nil) {
+        var metadata: Logger.Metadata = [
+            "contact.key": "\(LogMasking.mask(key, clear: logPersonalData))", "lookup.outcome": "\(outcome)",
+        ]
+        if let error { metadata["error"] = "\(error)" }
+        logger.debug("looked up", metadata: metadata)
     }
 
     private func reply(_ request: RPCRequest, _ result: JSONValue) -> Outcome {
