@@ -80,12 +80,18 @@ extension Contactctl {
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Treat the key as a phone number.") var phone = false
         @Flag(help: "Treat the key as a contact id.") var id = false
-        @Option(help: "Seconds; refetch if the cached entry is older (0 forces a fetch).") var maxAge: Double?
+        // Unconditional, so `--max-age -1` reaches validate() and is named as negative, not taken
+        // for an option.
+        @Option(parsing: .unconditional, help: "Seconds; refetch if the cached entry is older (0 forces a fetch).")
+        var maxAge: Double?
         @Argument(help: "A phone number such as +14155551234, or a contact id.") var key: String
 
         func validate() throws {
             if phone && id { throw ValidationError("--phone and --id exclude each other") }
-            if let maxAge, maxAge < 0 || !maxAge.isFinite { throw ValidationError("--max-age must be >= 0") }
+            if let maxAge, maxAge < 0 {
+                throw ValidationError("--max-age: \(maxAge) is negative; it must be 0 or more")
+            }
+            if let maxAge, !maxAge.isFinite { throw ValidationError("--max-age: must be a finite number of seconds") }
         }
 
         func run() async throws {

@@ -27,67 +27,97 @@ struct ContactdCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Unix socket path. Default /run/contactd/contactd.sock.")
+    @Option(parsing: .unconditional, help: "Unix socket path. Default /run/contactd/contactd.sock.")
     var socket: String?
-    @Option(help: "Permission bits of the socket file, octal. Default 0660.")
+    @Option(parsing: .unconditional, help: "Permission bits of the socket file, octal. Default 0660.")
     var socketMode: String?
-    @Option(help: "Group of the socket file. Default: the daemon's group.")
+    @Option(parsing: .unconditional, help: "Group of the socket file. Default: the daemon's group.")
     var socketGroup: String?
-    @Option(help: "Base URL of the get-contact API. Default https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1.")
+    @Option(
+        parsing: .unconditional,
+        help: "Base URL of the get-contact API. Default https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1."
+    )
     var apiUrl: String?
-    @Option(help: "File holding the API token. Default: none (see below).")
+    @Option(parsing: .unconditional, help: "File holding the API token. Default: none (see below).")
     var tokenFile: String?
-    @Option(help: "Most cached contacts. Default 100000.")
+    @Option(parsing: .unconditional, help: "Most cached contacts. Default 100000.")
     var cacheMaxEntries: String?
-    @Option(help: "Most cached bytes. Default 256M.")
+    @Option(parsing: .unconditional, help: "Most cached bytes. Default 256M.")
     var cacheMaxBytes: String?
-    @Option(help: "How long a contact is fresh. Default 5m.")
+    @Option(parsing: .unconditional, help: "How long a contact is fresh. Default 5m.")
     var ttl: String?
-    @Option(help: "After --ttl, how long a contact is answered at once as stale while one refresh runs. Default 1h.")
+    @Option(
+        parsing: .unconditional,
+        help: "After --ttl, how long a contact is answered at once as stale while one refresh runs. Default 1h."
+    )
     var staleTtl: String?
-    @Option(help: "After --ttl, how long a contact is answered as stale when the API fails. Default 24h.")
+    @Option(
+        parsing: .unconditional,
+        help: "After --ttl, how long a contact is answered as stale when the API fails. Default 24h."
+    )
     var staleIfError: String?
-    @Option(help: "Refresh a hot contact once its age passes this fraction of --ttl; 0 = never. Default 0.8.")
+    @Option(
+        parsing: .unconditional,
+        help: "Refresh a hot contact once its age passes this fraction of --ttl; 0 = never. Default 0.8."
+    )
     var refreshAhead: String?
-    @Option(help: "Reads while fresh that make a contact hot for --refresh-ahead. Default 2.")
+    @Option(parsing: .unconditional, help: "Reads while fresh that make a contact hot for --refresh-ahead. Default 2.")
     var refreshAheadReads: String?
-    @Option(help: "How long a not-found answer is cached. Default 1m.")
+    @Option(parsing: .unconditional, help: "How long a not-found answer is cached. Default 1m.")
     var negativeTtl: String?
-    @Option(help: "One overall deadline per lookup, retries and queueing included. Default 5s.")
+    @Option(
+        parsing: .unconditional,
+        help: "One overall deadline per lookup, retries and queueing included. Default 5s."
+    )
     var upstreamTimeout: String?
-    @Option(help: "API calls per fetch, the first included (transient failures only); 1 = no retries. Default 3.")
+    @Option(
+        parsing: .unconditional,
+        help: "API calls per fetch, the first included (transient failures only); 1 = no retries. Default 3."
+    )
     var retryAttempts: String?
-    @Option(help: "Backoff before retry n: random in [0, min(max, base × 2^n)]. Default 100ms.")
+    @Option(
+        parsing: .unconditional,
+        help: "Backoff before retry n: random in [0, min(max, base × 2^n)]. Default 100ms."
+    )
     var retryBaseDelay: String?
-    @Option(help: "Longest backoff, and the pause before a failed refresh is tried again. Default 2s.")
+    @Option(
+        parsing: .unconditional,
+        help: "Longest backoff, and the pause before a failed refresh is tried again. Default 2s."
+    )
     var retryMaxDelay: String?
-    @Option(help: "Failed API calls in a row that open the circuit. Default 5.")
+    @Option(parsing: .unconditional, help: "Failed API calls in a row that open the circuit. Default 5.")
     var breakerFailures: String?
-    @Option(help: "How long the circuit stays open before one probe. Default 10s.")
+    @Option(parsing: .unconditional, help: "How long the circuit stays open before one probe. Default 10s.")
     var breakerCooldown: String?
-    @Option(help: "Most API requests in flight. Default 16.")
+    @Option(parsing: .unconditional, help: "Most API requests in flight. Default 16.")
     var apiConcurrency: String?
-    @Option(help: "Most API requests started per second; 0 = no limit. Default 0.")
+    @Option(parsing: .unconditional, help: "Most API requests started per second; 0 = no limit. Default 0.")
     var apiRate: String?
-    @Option(help: "API requests the rate limit lets through at once; 0 = the rate. Default 0.")
+    @Option(parsing: .unconditional, help: "API requests the rate limit lets through at once; 0 = the rate. Default 0.")
     var apiBurst: String?
-    @Option(help: "Most fetches waiting for an API slot; more get overloaded. Default 1024.")
+    @Option(parsing: .unconditional, help: "Most fetches waiting for an API slot; more get overloaded. Default 1024.")
     var apiQueue: String?
     @Flag(help: "A 429 holds back calls for every key until Retry-After passes, not only its own key.")
     var rateLimitAllKeys = false
-    @Option(help: "Most open client connections. Default 1024.")
+    @Option(parsing: .unconditional, help: "Most open client connections. Default 1024.")
     var maxConnections: String?
-    @Option(help: "Longest request line. Default 64K.")
+    @Option(parsing: .unconditional, help: "Longest request line. Default 64K.")
     var maxLineBytes: String?
-    @Option(help: "Most requests in one batch. Default 1000.")
+    @Option(parsing: .unconditional, help: "Most requests in one batch. Default 1000.")
     var maxBatch: String?
-    @Option(help: "Most requests waiting for the API on one connection. Default 1024.")
+    @Option(parsing: .unconditional, help: "Most requests waiting for the API on one connection. Default 1024.")
     var maxRequestsPerConnection: String?
-    @Option(help: "Close a connection silent this long with nothing in flight; 0 = never. Default 1h.")
+    @Option(
+        parsing: .unconditional,
+        help: "Close a connection silent this long with nothing in flight; 0 = never. Default 1h."
+    )
     var idleTimeout: String?
-    @Option(help: "Close a connection whose started line is not finished this long after; 0 = never. Default 10s.")
+    @Option(
+        parsing: .unconditional,
+        help: "Close a connection whose started line is not finished this long after; 0 = never. Default 10s."
+    )
     var partialLineTimeout: String?
-    @Option(help: "Serve plain cache hits on hand-written epoll loops (on/off). Default on.")
+    @Option(parsing: .unconditional, help: "Serve plain cache hits on hand-written epoll loops (on/off). Default on.")
     var fastPath: String?
     @Option(
         help:
@@ -98,9 +128,9 @@ struct ContactdCommand: AsyncParsableCommand {
     var allowGid: [String] = []
     @Flag(help: "Log phone numbers and contact ids in clear (masked by default).")
     var logPersonalData = false
-    @Option(help: "Longest drain on SIGTERM. Default 10s.")
+    @Option(parsing: .unconditional, help: "Longest drain on SIGTERM. Default 10s.")
     var shutdownTimeout: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical. Default info.")
+    @Option(parsing: .unconditional, help: "trace, debug, info, notice, warning, error or critical. Default info.")
     var logLevel: String?
     @Flag(help: "Serve bundled sample contacts through an in-process fake API; needs no token or network.")
     var demo = false

@@ -126,6 +126,79 @@ import Testing
         }
     }
 
+    // MARK: Issue #12, item 4: every unit on every size and duration, by flag and by variable
+
+    static let sizeSettings = ["cache-max-bytes", "max-line-bytes"]
+    static let durationSettings = [
+        "ttl", "stale-ttl", "stale-if-error", "negative-ttl", "upstream-timeout", "retry-base-delay",
+        "retry-max-delay", "breaker-cooldown", "idle-timeout", "partial-line-timeout", "shutdown-timeout",
+    ]
+    /// Spellings of one value: with a unit, and the same value in plain bytes or seconds.
+    static let sizeSpellings = [("32K", "32768"), ("1M", "1048576"), ("2m", "2097152"), ("1G", "1073741824")]
+    static let durationSpellings = [("1500ms", "1.5"), ("90s", "90"), ("2m", "120"), ("2h", "7200")]
+
+    /// Everything a setting can change, as text (the configuration holds a clock, so is not Equatable).
+    static func settingsText(_ c: DaemonConfiguration) -> String {
+        "\(c.cache) \(c.policy) \(c.limits) \(c.upstream) \(c.socket) \(c.shutdownTimeout)"
+    }
+
+    static let unitCases: [(String, String, String)] =
+        sizeSettings.flatMap { flag in sizeSpellings.map { (flag, $0.0, $0.1) } }
+        + durationSettings.flatMap { flag in durationSpellings.map { (flag, $0.0, $0.1) } }
+
+    @Test(arguments: unitCases)
+    func everyUnitWorksOnEverySizeAndDurationByFlagAndByVariable(flag: String, withUnit: String, plain: String) throws {
+        let variable = "CONTACTD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+        let byFlag = try DaemonConfiguration.load(arguments: [flag: withUnit], environment: [:])
+        let byVariable = try DaemonConfiguration.load(arguments: [:], environment: [variable: withUnit])
+        let expected = try DaemonConfiguration.load(arguments: [flag: plain], environment: [:])
+        let defaults = try DaemonConfiguration.load(arguments: [:], environment: [:])
+        #expect(Self.settingsText(byFlag) == Self.settingsText(expected))
+        #expect(Self.settingsText(byVariable) == Self.settingsText(expected))
+        #expect(Self.settingsText(expected) != Self.settingsText(defaults), "\(flag) \(plain) changed nothing")
+    }
+
+    @Test func theDocumentedDefaultLineLimitIsAcceptedAsDocumented() throws {
+        #expect(
+            try DaemonConfiguration.load(arguments: ["max-line-bytes": "64K"], environment: [:]).limits.maxLineBytes
+                == 65536
+        )
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: ["max-line-bytes": "255"], environment: [:])
+        } throws: { error in
+            "\(error)" == "--max-line-bytes: '255' is below the least allowed size, 256 bytes"
+        }
+    }
+
+    @Test(arguments: [
+        ("ttl", "-5s"), ("upstream-timeout", "-1"), ("cache-max-bytes", "-64K"), ("max-line-bytes", "-1"),
+    ])
+    func negativeValuesAreNamedAsNegative(flag: String, text: String) {
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: [flag: text], environment: [:])
+        } throws: { error in
+            "\(error)".hasPrefix("--\(flag): '\(text)' is negative")
+        }
+    }
+
+    @Test(arguments: [("ttl", "banana"), ("cache-max-bytes", "lots"), ("fast-path", "maybe"), ("log-level", "loud")])
+    func aBadValueFromTheEnvironmentNamesTheVariable(flag: String, text: String) {
+        let variable = "CONTACTD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: [:], environment: [variable: text])
+        } throws: { error in
+            "\(error)".hasPrefix("\(variable): '\(text)'") && !"\(error)".contains("--\(flag)")
+        }
+    }
+
+    @Test func aBadSwitchValueSaysOnOrOffAsTheHelpDoes() {
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: ["fast-path": "maybe"], environment: [:])
+        } throws: { error in
+            "\(error)" == "--fast-path: 'maybe' is not on or off (true/false, yes/no and 1/0 work too)"
+        }
+    }
+
     @Test func tokenSourcesInOrderWithWhitespaceTrimmed() async throws {
         try await withTemporaryDirectory { dir in
             let file = dir + "/token"

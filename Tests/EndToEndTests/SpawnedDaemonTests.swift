@@ -57,6 +57,30 @@ import Testing
         #expect(result.stderr.contains("--ttl"))
     }
 
+    /// Issue #12, item 4, through the real argument parser: a negative value is named as such, not
+    /// taken for a missing one, and a size is accepted as the help spells it.
+    @Test func negativeValuesAreNamedAndUnitsAreAcceptedOnTheCommandLine() async throws {
+        let ttl = try await runProduct("contactd", ["--demo", "--ttl", "-5s"])
+        #expect(ttl.status == 78)
+        #expect(ttl.stderr.contains("--ttl: '-5s' is negative"), "\(ttl.stderr)")
+        let maxAge = try await runProduct("contactctl", ["get", "--max-age", "-1", "+14155551234"])
+        #expect(maxAge.status == 2)
+        #expect(maxAge.stderr.contains("--max-age: -1.0 is negative"), "\(maxAge.stderr)")
+        let variable = try await runProduct("contactd", ["--demo"], environment: ["CONTACTD_TTL": "banana"])
+        #expect(variable.status == 78)
+        #expect(variable.stderr.contains("CONTACTD_TTL: 'banana'"), "\(variable.stderr)")
+        try await withTemporaryDirectory { dir in
+            let daemon = try SpawnedDaemon(
+                directory: dir,
+                arguments: ["--demo", "--max-line-bytes", "64K", "--cache-max-bytes", "1M", "--ttl", "2m"]
+            )
+            defer { Task { await daemon.stop() } }
+            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit() == 0)
+        }
+    }
+
     @Test func sigtermAnswersRequestsInFlightRefusesNewOnesAndExitsZero() async throws {
         try await withFakeAPI { api in
             try await withTemporaryDirectory { dir in
