@@ -54,6 +54,8 @@ struct Run: AsyncParsableCommand {
     var maxAge: Double?
     @Flag(help: "Skip asking for every key once before the run.")
     var noPrefill = false
+    @Option(help: "Requests in flight while prefilling (over at most 16 connections).")
+    var prefillInFlight = 256
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
     @Option(help: "A label for the report.")
@@ -70,6 +72,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("--connections, --pipeline and --key-count must be at least 1")
         }
         guard (0...1).contains(missRatio) else { throw ValidationError("--miss-ratio is a fraction from 0 to 1") }
+        guard prefillInFlight >= 1 else { throw ValidationError("--prefill-in-flight must be at least 1") }
         guard spawn || socket != nil || port != nil else {
             throw ValidationError("give --socket, --port, or --spawn")
         }
@@ -101,15 +104,23 @@ struct Run: AsyncParsableCommand {
         loop.maxAge = maxAge
         if wire == .json && !noPrefill {
             // Every key once, so that the measured run's hits are hits.
-            let prefill = LoadLoop(wire: .json, endpoint: endpoint, connections: min(16, distinct), depth: 16)
+            let prefillConnections = min(16, distinct, prefillInFlight)
+            let prefill = LoadLoop(
+                wire: .json,
+                endpoint: endpoint,
+                connections: prefillConnections,
+                depth: max(1, prefillInFlight / prefillConnections)
+            )
             let done = try prefill.run(
                 picker: KeyPicker(.sequential(distinct), missRatio: 0, seed: 1, missBase: 0),
                 seconds: 3600,
                 maxRequests: distinct,
                 record: false
             )
-            guard done.completed == distinct, done.wrong == 0 else {
-                throw BenchError("prefill got \(done.completed) of \(distinct) replies, \(done.wrong) wrong")
+            guard done.completed == distinct, done.wrong == 0, done.errorReplies == 0 else {
+                throw BenchError(
+                    "prefill got \(done.completed) of \(distinct) replies, \(done.wrong) wrong, \(done.errorReplies) errors"
+                )
             }
         }
         // Misses ask for indices above 5,000,000, fresh in every run.
@@ -130,6 +141,13 @@ struct Run: AsyncParsableCommand {
         )
         report(result, wire: wire)
         if result.wrong > 0 || result.unanswered > 0 { throw ExitCode(1) }
+        // A run of error replies measures how fast the server says no, not what was asked.
+        if result.errorReplies > 0 {
+            FileHandle.standardError.write(
+                Data("contactd-bench: \(result.errorReplies) of \(result.completed) replies were errors\n".utf8)
+            )
+            throw ExitCode(1)
+        }
     }
 
     private func report(_ r: RunResult, wire: WireProtocol) {
