@@ -1,4 +1,5 @@
 import ContactdTestSupport
+import FakeContactAPI
 import Foundation
 import Testing
 

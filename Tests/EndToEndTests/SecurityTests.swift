@@ -132,6 +132,32 @@ import Testing
         }
     }
 
+    /// Issue #12: every lookup writes one debug line, whichever path served it. The canonical line
+    /// below is what the fast lane answers by itself once the contact is cached.
+    @Test func everyLookupWritesOneDebugLineTheFastLanesHitsIncluded() async throws {
+        try await withTemporaryDirectory { dir in
+            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--log-level", "debug"])
+            defer { Task { await daemon.stop() } }
+            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+            let line = #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"#
+            // A connection per lookup: the first one's miss hands its connection to NIO, so the
+            // next two start on the fast lane and are answered there.
+            for _ in 0..<3 {
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                try await client.send(line + "\n")
+                #expect(try await client.readLine() != nil)
+                await client.close()
+            }
+            daemon.signal(SIGTERM)
+            _ = try await daemon.waitForExit()
+            let lines = daemon.log.split(separator: "\n").filter { $0.contains("looked up") }
+            #expect(lines.count == 3, "\(lines)")
+            #expect(lines.filter { $0.contains("lookup.outcome=miss") }.count == 1)
+            #expect(lines.filter { $0.contains("lookup.outcome=hit") }.count == 2)
+            #expect(lines.allSatisfy { $0.contains("contact.key=phone:+1415*****34") })
+        }
+    }
+
     @Test func refusesASocketInAWorldWritableNonStickyDirectory() async throws {
         try await withTemporaryDirectory { dir in
             let open = dir + "/open"
