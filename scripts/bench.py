@@ -4,7 +4,10 @@
 Servers (contactd, Redis, a do-nothing echo server) are pinned to CPU 0, the load generator to
 CPU 1. Every configuration is run REPS times, alternating the servers, and the medians are
 reported. Writes docs/bench/*.dat and docs/bench/throughput.svg (gnuplot) and prints the tables
-for docs/benchmarks.md. Usage: scripts/bench [--quick] [--skip-memory | --memory-only]
+for docs/benchmarks.md. Usage: scripts/bench [--quick] [--skip-memory | --memory-only | --miss-storm]
+
+--miss-storm: RSS after filling 100,000 and 1,000,000 contacts through misses at 32 and 512 in
+flight, beside Redis holding the same contact bytes, and RSS after `contact.invalidate {"all":true}`.
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -13,6 +16,7 @@ BIN = os.path.join(ROOT, ".build", "release")
 QUICK = "--quick" in sys.argv
 SKIP_MEMORY = "--skip-memory" in sys.argv
 MEMORY_ONLY = "--memory-only" in sys.argv
+MISS_STORM = "--miss-storm" in sys.argv
 REPS = 1 if QUICK else 3
 SECONDS = 2 if QUICK else 5
 KEYS = 1000
@@ -65,7 +69,62 @@ def stop(proc):
         proc.kill()
 
 
+def rpc(sock_path, method, params=None):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock_path)
+    request = {"jsonrpc": "2.0", "id": 1, "method": method}
+    if params is not None:
+        request["params"] = params
+    s.sendall((json.dumps(request) + "\n").encode())
+    reply = b""
+    while not reply.endswith(b"\n"):
+        reply += s.recv(65536)
+    s.close()
+    return json.loads(reply)["result"]
+
+
+def miss_storm():
+    """RSS after a fill through misses at a given concurrency, and after emptying the cache."""
+    api_port = 18000 + os.getpid() % 1000
+    env = dict(os.environ, CONTACTD_API_TOKEN="bench-token")
+    api = subprocess.Popen(["taskset", "-c", CLIENT_CPU, os.path.join(BIN, "contactd-bench"), "fake-api", "--port",
+                            str(api_port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    children.append(api)
+    mib = lambda b: f"{b / 2**20:.1f}"
+    print("| contacts | misses in flight | cache.stats bytes (MiB) | RSS growth (MiB) | RSS bytes per contact "
+          "| Redis bytes per key | RSS above start after invalidating all (MiB) |\n|---|---|---|---|---|---|---|")
+    for count in ([100_000] if QUICK else [100_000, 1_000_000]):
+        sock = os.path.join(work, "redis-storm.sock")
+        redis = start(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
+                       "--appendonly", "no"], log="redis-storm")
+        wait_for_socket(sock)
+        before = rss_kib(redis.pid)
+        subprocess.run([os.path.join(BIN, "contactd-bench"), "load-redis", "--socket", sock, "--count", str(count),
+                        "--contact-bytes"], check=True, stdout=subprocess.DEVNULL)
+        redis_per_key = (rss_kib(redis.pid) - before) * 1024 / count
+        stop(redis)
+        for in_flight in (32, 512):
+            csock = os.path.join(work, f"contactd-storm-{count}-{in_flight}.sock")
+            contactd = start([os.path.join(BIN, "contactd"), "--socket", csock, "--api-url",
+                              f"http://127.0.0.1:{api_port}", "--log-level", "warning", "--cache-max-entries",
+                              "2000000", "--cache-max-bytes", "4G"], env=env, log="contactd-storm")
+            wait_for_socket(csock)
+            time.sleep(0.5)  # let start-up allocations settle before the baseline
+            before = rss_kib(contactd.pid) * 1024
+            bench("--socket", csock, "--key-count", str(count), "--prefill-in-flight", str(in_flight),
+                  "--requests", "1", "--warmup", "0")
+            filled = rss_kib(contactd.pid) * 1024
+            cache_bytes = rpc(csock, "cache.stats")["bytes"]
+            rpc(csock, "contact.invalidate", {"all": True})
+            emptied = rss_kib(contactd.pid) * 1024
+            print(f"| {count:,} | {in_flight} | {mib(cache_bytes)} | {mib(filled - before)} | "
+                  f"{(filled - before) / count:.0f} | {redis_per_key:.0f} | {mib(emptied - before)} |", flush=True)
+            stop(contactd)
+
+
 def main():
+    if MISS_STORM:
+        return miss_storm()
     api_port = 18000 + os.getpid() % 1000
     redis_sock, contactd_sock, echo_sock = (os.path.join(work, n) for n in ("redis.sock", "contactd.sock", "echo.sock"))
     env = dict(os.environ, CONTACTD_API_TOKEN="bench-token")

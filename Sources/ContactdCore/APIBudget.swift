@@ -15,7 +15,7 @@ package final class APIBudget: Sendable {
     private struct Waiter {
         let id: Int
         let continuation: CheckedContinuation<Bool, Never>
-        var timer: Task<Void, Never>?
+        var deadline: DeadlineScheduler.Token?
     }
 
     private struct State {
@@ -61,27 +61,24 @@ package final class APIBudget: Sendable {
             return s.waiters.count >= queueLimit || timeout <= 0 ? .queueFull : nil
         }
         if let immediate { return immediate }
-        // An instant, not a duration: the timer task may start late on a busy machine, and the
-        // wait must still end when it was due, before the caller's own deadline (a test saw a
-        // queued fetch outlast its waiter's deadline that way).
+        // An instant, not a duration: the wait must end when it was due, before the caller's own
+        // deadline (a test saw a queued fetch outlast its waiter's deadline when it was not).
         let until = ContinuousClock.now + .seconds(timeout)
         let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLockedValue { s in
                 s.nextID += 1
-                s.waiters.append(Waiter(id: s.nextID, continuation: continuation, timer: nil))
+                s.waiters.append(Waiter(id: s.nextID, continuation: continuation, deadline: nil))
                 return s.nextID
             }
-            let timer = Task { [self] in
-                try? await Task.sleep(until: until, clock: .continuous)
-                if !Task.isCancelled { expire(id) }
-            }
+            // One shared scheduler, not a sleeping task per waiter (see DeadlineScheduler).
+            let deadline = DeadlineScheduler.shared.schedule(at: until) { [self] in expire(id) }
             let orphan = state.withLockedValue { s -> Bool in
                 guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return true }
-                s.waiters[index].timer = timer
+                s.waiters[index].deadline = deadline
                 return false
             }
-            // Granted (or expired) before the timer was stored: the timer is not needed.
-            if orphan { timer.cancel() }
+            // Granted (or expired) before the deadline was stored: it is not needed.
+            if orphan { DeadlineScheduler.shared.cancel(deadline) }
             // A slot may have come free between the first check and joining the queue.
             wakeWaiters()
         }
@@ -136,7 +133,7 @@ package final class APIBudget: Sendable {
             return woken
         }
         for waiter in woken {
-            waiter.timer?.cancel()
+            if let deadline = waiter.deadline { DeadlineScheduler.shared.cancel(deadline) }
             waiter.continuation.resume(returning: true)
         }
         if let refillIn {

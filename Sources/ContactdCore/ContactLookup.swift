@@ -607,13 +607,13 @@ private final class Flight: Sendable {
 
     private struct Waiter {
         let continuation: CheckedContinuation<Result<Contact, LookupError>?, Never>
-        var timer: Task<Void, Never>?
+        var deadline: DeadlineScheduler.Token?
     }
 
     /// The fetch's result, or `nil` when `timeout` seconds pass first or the caller is cancelled.
     /// Leaving early never cancels the fetch.
     func wait(timeout: Double) async -> Result<Contact, LookupError>? {
-        // An instant, fixed now: a timer task that starts late must not stretch the wait.
+        // An instant, fixed now: however late the scheduler runs, the wait ends when it was due.
         let until = ContinuousClock.now + .seconds(timeout)
         let id = state.withLockedValue { s in
             s.nextID += 1
@@ -623,23 +623,21 @@ private final class Flight: Sendable {
             await withCheckedContinuation { continuation in
                 let done: Result<Contact, LookupError>? = state.withLockedValue { s in
                     if let result = s.result { return result }
-                    s.waiters[id] = Waiter(continuation: continuation, timer: nil)
+                    s.waiters[id] = Waiter(continuation: continuation, deadline: nil)
                     return nil
                 }
                 if let done {
                     continuation.resume(returning: done)
                     return
                 }
-                let timer = Task { [self] in
-                    try? await Task.sleep(until: until, clock: .continuous)
-                    if !Task.isCancelled { leave(id) }
-                }
+                // One shared scheduler, not a sleeping task per waiter (see DeadlineScheduler).
+                let deadline = DeadlineScheduler.shared.schedule(at: until) { [self] in leave(id) }
                 let gone = state.withLockedValue { s -> Bool in
                     guard s.waiters[id] != nil else { return true }
-                    s.waiters[id]?.timer = timer
+                    s.waiters[id]?.deadline = deadline
                     return false
                 }
-                if gone { timer.cancel() }
+                if gone { DeadlineScheduler.shared.cancel(deadline) }
             }
         } onCancel: {
             leave(id)
@@ -648,7 +646,7 @@ private final class Flight: Sendable {
 
     private func leave(_ id: Int) {
         guard let waiter = state.withLockedValue({ $0.waiters.removeValue(forKey: id) }) else { return }
-        waiter.timer?.cancel()
+        if let deadline = waiter.deadline { DeadlineScheduler.shared.cancel(deadline) }
         waiter.continuation.resume(returning: nil)
     }
 
@@ -660,7 +658,7 @@ private final class Flight: Sendable {
             return Array(s.waiters.values)
         }
         for waiter in waiters {
-            waiter.timer?.cancel()
+            if let deadline = waiter.deadline { DeadlineScheduler.shared.cancel(deadline) }
             waiter.continuation.resume(returning: result)
         }
     }

@@ -154,19 +154,6 @@ struct ContactdCommand: AsyncParsableCommand {
         return [chosen.fd]
     }
 
-    /// Fixes glibc's mmap threshold at its default, 128 KiB. Left dynamic, glibc raises it to the
-    /// size of each large block freed (up to 32 MiB), so the cache's node array and key index,
-    /// which double as the cache fills, go on the heap once outgrown and their outgrown copies
-    /// stay resident: with 300,000 contacts cached, 50–70 bytes more RSS per contact
-    /// (docs/benchmarks.md). `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
-    static func keepLargeAllocationsMapped() {
-        guard ProcessInfo.processInfo.environment["MALLOC_MMAP_THRESHOLD_"] == nil else { return }
-        // malloc.h is not in Swift's Glibc module: look the function up. M_MMAP_THRESHOLD is -3.
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        _ = mallopt(-3, 128 << 10)
-    }
-
     /// Sizes SwiftNIO's shared event loop group to the CPUs this process may run on.
     ///
     /// NIO counts online CPUs and cgroup limits but not the affinity mask (taskset, systemd's
@@ -188,7 +175,7 @@ struct ContactdCommand: AsyncParsableCommand {
 
     func run() async throws {
         Self.matchEventLoopsToAffinity()
-        Self.keepLargeAllocationsMapped()
+        GlibcHeap.keepLargeAllocationsMapped()
         var arguments: [String: String] = [:]
         let given: [(String, String?)] = [
             ("socket", socket), ("socket-mode", socketMode), ("socket-group", socketGroup),

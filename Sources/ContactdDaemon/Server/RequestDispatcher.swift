@@ -187,7 +187,10 @@ package final class RequestDispatcher: Sendable {
             let removed: Int
             switch try InvalidateParams(request.params) {
             case .key(let key): removed = lookup.invalidate(key)
-            case .all: removed = lookup.invalidateAll()
+            case .all:
+                removed = lookup.invalidateAll()
+                // The cache's own pages are unmapped already; this returns what it freed on the heap.
+                GlibcHeap.releaseFreeMemory()
             }
             return reply(request, .object(["removed": .int(removed)]))
         case .cacheStats:

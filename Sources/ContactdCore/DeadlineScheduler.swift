@@ -1,0 +1,122 @@
+import NIOConcurrencyHelpers
+
+/// Runs actions at instants from one task, so that a wait with a deadline costs an entry in a
+/// heap rather than a sleeping task of its own.
+///
+/// Why not a task per wait: almost every wait ends early (the API answers), and a `Task.sleep`
+/// cancelled early keeps its allocation until the instant it was sleeping for. With a 5 s
+/// deadline and thousands of misses a second, those sleepers pinned glibc heap pages long after
+/// the burst, and the daemon's RSS stayed tens of MiB above its cache (docs/benchmarks.md,
+/// "Memory after a miss storm").
+///
+/// The loop wakes at the earliest pending instant, or after `tick` at the latest, so an action
+/// scheduled earlier than the one being slept for runs at most `tick` late. It ends when nothing
+/// is pending and starts again with the next `schedule`: an idle daemon has no timer task.
+package final class DeadlineScheduler: Sendable {
+    /// Names a scheduled action, for `cancel(_:)`.
+    package struct Token: Sendable, Hashable {
+        fileprivate let id: UInt64
+    }
+
+    private struct Entry {
+        let at: ContinuousClock.Instant
+        let id: UInt64
+    }
+
+    private struct State {
+        /// A binary min-heap by instant; cancelled entries stay until they come up.
+        var heap: [Entry] = []
+        var actions: [UInt64: @Sendable () -> Void] = [:]
+        var nextID: UInt64 = 0
+        var running = false
+
+        mutating func push(_ entry: Entry) {
+            heap.append(entry)
+            var child = heap.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard heap[child].at < heap[parent].at else { break }
+                heap.swapAt(child, parent)
+                child = parent
+            }
+        }
+
+        mutating func popFirst() -> Entry? {
+            guard !heap.isEmpty else { return nil }
+            heap.swapAt(0, heap.count - 1)
+            let first = heap.removeLast()
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var smallest = parent
+                if left < heap.count, heap[left].at < heap[smallest].at { smallest = left }
+                if right < heap.count, heap[right].at < heap[smallest].at { smallest = right }
+                if smallest == parent { break }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+            return first
+        }
+    }
+
+    /// The one the daemon's waits share.
+    package static let shared = DeadlineScheduler(tick: .milliseconds(10))
+
+    private let state = NIOLockedValueBox(State())
+    private let tick: Duration
+
+    /// - Parameter tick: the longest the loop sleeps while anything is pending.
+    package init(tick: Duration) {
+        self.tick = tick
+    }
+
+    /// Actions waiting to run.
+    package var pending: Int { state.withLockedValue { $0.actions.count } }
+
+    /// Runs `action` at `instant` (or up to `tick` after it), unless cancelled first. The action
+    /// runs on the scheduler's task and must be short.
+    @discardableResult
+    package func schedule(at instant: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
+        let (token, start) = state.withLockedValue { s in
+            s.nextID += 1
+            s.actions[s.nextID] = action
+            s.push(Entry(at: instant, id: s.nextID))
+            defer { s.running = true }
+            return (Token(id: s.nextID), !s.running)
+        }
+        if start { Task { await self.run() } }
+        return token
+    }
+
+    /// Drops a scheduled action; returns whether it had not run yet.
+    @discardableResult
+    package func cancel(_ token: Token) -> Bool {
+        state.withLockedValue { $0.actions.removeValue(forKey: token.id) != nil }
+    }
+
+    private func run() async {
+        var wake = ContinuousClock.now
+        while true {
+            try? await Task.sleep(until: wake, clock: .continuous)
+            let now = ContinuousClock.now
+            let (due, idle) = state.withLockedValue { s -> ([@Sendable () -> Void], Bool) in
+                var due: [@Sendable () -> Void] = []
+                while let first = s.heap.first, first.at <= now {
+                    _ = s.popFirst()
+                    if let action = s.actions.removeValue(forKey: first.id) { due.append(action) }
+                }
+                if s.actions.isEmpty {
+                    // Idle: give the heap's memory back and end; the next schedule starts a loop.
+                    s.heap = []
+                    s.running = false
+                    return (due, true)
+                }
+                wake = min(s.heap.first?.at ?? now + tick, now + tick)
+                return (due, false)
+            }
+            for action in due { action() }
+            if idle { return }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ContactdCore
+import NIOConcurrencyHelpers
+import Testing
+
+@Suite(.timeLimit(.minutes(1))) struct DeadlineSchedulerTests {
+    /// Schedules `count` actions, `spacing` apart in reverse order, and returns the order they ran in.
+    @Test func actionsRunInTheOrderOfTheirInstantsNotOfScheduling() async {
+        let scheduler = DeadlineScheduler(tick: .milliseconds(5))
+        let ran = NIOLockedValueBox<[Int]>([])
+        let start = ContinuousClock.now
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            for i in (0..<5).reversed() {
+                scheduler.schedule(at: start + .milliseconds(20 * (i + 1))) {
+                    let count = ran.withLockedValue {
+                        $0.append(i)
+                        return $0.count
+                    }
+                    if count == 5 { done.resume() }
+                }
+            }
+        }
+        #expect(ran.withLockedValue { $0 } == [0, 1, 2, 3, 4])
+        #expect(ContinuousClock.now - start >= .milliseconds(100))
+    }
+
+    @Test func aCancelledActionNeverRunsAndTheLoopStopsWhenNothingIsPending() async {
+        let scheduler = DeadlineScheduler(tick: .milliseconds(5))
+        let ranCancelled = NIOLockedValueBox(false)
+        let token = scheduler.schedule(at: .now + .milliseconds(10)) { ranCancelled.withLockedValue { $0 = true } }
+        #expect(scheduler.pending == 1)
+        #expect(scheduler.cancel(token))
+        #expect(!scheduler.cancel(token))
+        // A later action that does run proves the loop went past the cancelled one's instant.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            scheduler.schedule(at: .now + .milliseconds(30)) { done.resume() }
+        }
+        #expect(!ranCancelled.withLockedValue { $0 })
+        #expect(scheduler.pending == 0)
+    }
+
+    /// An action scheduled earlier than the one the loop sleeps for runs at most a tick late.
+    @Test func anEarlierActionScheduledWhileTheLoopSleepsRunsAboutOnTime() async {
+        let scheduler = DeadlineScheduler(tick: .milliseconds(10))
+        let late = scheduler.schedule(at: .now + .seconds(30)) {}
+        let start = ContinuousClock.now
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            scheduler.schedule(at: start + .milliseconds(20)) { done.resume() }
+        }
+        // Far less than the 30 s the loop could have slept for; generous for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(2))
+        scheduler.cancel(late)
+    }
+}
