@@ -83,6 +83,21 @@ def rpc(sock_path, method, params=None):
     return json.loads(reply)["result"]
 
 
+def redis_bytes_per_key(count):
+    """RSS per key of a fresh Redis holding `count` contacts' JSON under their phone numbers: the
+    same contact bytes contactd caches (its reply envelope is made per request), not the reply."""
+    sock = os.path.join(work, "redis-mem.sock")
+    redis = start(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
+                   "--appendonly", "no"], log="redis-mem")
+    wait_for_socket(sock)
+    before = rss_kib(redis.pid)
+    subprocess.run([os.path.join(BIN, "contactd-bench"), "load-redis", "--socket", sock, "--count", str(count),
+                    "--contact-bytes"], check=True, stdout=subprocess.DEVNULL)
+    per_key = (rss_kib(redis.pid) - before) * 1024 / count
+    stop(redis)
+    return per_key
+
+
 def miss_storm():
     """RSS after a fill through misses at a given concurrency, and after emptying the cache."""
     api_port = 18000 + os.getpid() % 1000
@@ -94,15 +109,7 @@ def miss_storm():
     print("| contacts | misses in flight | cache.stats bytes (MiB) | RSS growth (MiB) | RSS bytes per contact "
           "| Redis bytes per key | RSS above start after invalidating all (MiB) |\n|---|---|---|---|---|---|---|")
     for count in ([100_000] if QUICK else [100_000, 1_000_000]):
-        sock = os.path.join(work, "redis-storm.sock")
-        redis = start(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
-                       "--appendonly", "no"], log="redis-storm")
-        wait_for_socket(sock)
-        before = rss_kib(redis.pid)
-        subprocess.run([os.path.join(BIN, "contactd-bench"), "load-redis", "--socket", sock, "--count", str(count),
-                        "--contact-bytes"], check=True, stdout=subprocess.DEVNULL)
-        redis_per_key = (rss_kib(redis.pid) - before) * 1024 / count
-        stop(redis)
+        redis_per_key = redis_bytes_per_key(count)
         for in_flight in (32, 512):
             csock = os.path.join(work, f"contactd-storm-{count}-{in_flight}.sock")
             contactd = start([os.path.join(BIN, "contactd"), "--socket", csock, "--api-url",
@@ -214,16 +221,7 @@ def main():
 def memory(api_port, env):
     """RSS per cached contact (reachable by phone and id) against RSS per Redis key, same bytes."""
     print(f"\n### Memory ({MEMORY_KEYS:,} entries)\n")
-    sock = os.path.join(work, "redis-mem.sock")
-    redis = start(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
-                   "--appendonly", "no"], log="redis-mem")
-    wait_for_socket(sock)
-    before = rss_kib(redis.pid)
-    # The same contact bytes contactd caches (its reply envelope is made per request), not the reply.
-    subprocess.run([os.path.join(BIN, "contactd-bench"), "load-redis", "--socket", sock, "--count", str(MEMORY_KEYS),
-                    "--contact-bytes"], check=True, stdout=subprocess.DEVNULL)
-    redis_per_key = (rss_kib(redis.pid) - before) * 1024 / MEMORY_KEYS
-    stop(redis)
+    redis_per_key = redis_bytes_per_key(MEMORY_KEYS)
 
     csock = os.path.join(work, "contactd-mem.sock")
     contactd = start([os.path.join(BIN, "contactd"), "--socket", csock, "--api-url", f"http://127.0.0.1:{api_port}",
