@@ -131,15 +131,23 @@ let package = Package(
         .target(
             name: "ContactdTestSupport",
             dependencies: [
+                "ContactdCore",
                 "ContactdDaemon",
                 "ContactdClient",
                 "FakeContactAPI",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ContactdCoreTests", dependencies: ["ContactdCore", "ContactdJSON", "ContactdTestSupport"]),
+        .testTarget(
+            name: "ContactdCoreTests",
+            dependencies: [
+                "ContactdCore", "ContactdJSON", "ContactdTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ContactdProtocolTests",
             dependencies: [

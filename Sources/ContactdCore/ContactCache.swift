@@ -165,7 +165,7 @@ package final class ContactCache: Sendable {
                 }
             }
             guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return }
-            state.add(layout, storedAt: now)
+            guard state.add(layout, storedAt: now) else { return }
             while state.count > configuration.maxEntries || state.bytes > configuration.maxBytes {
                 guard state.tail >= 0 else { break }
                 state.remove(state.tail)
@@ -467,7 +467,8 @@ private final class RecordSlab {
 
     var heldBytes: Int { pages.count * Self.pageBytes + oversizedBytes }
 
-    func allocate(_ length: Int) -> UnsafeMutableRawPointer {
+    /// A chunk for a record of `length` bytes; `nil` when the kernel has no page to give.
+    func allocate(_ length: Int) -> UnsafeMutableRawPointer? {
         let size = Self.chunkBytes(length)
         guard size <= Self.largestChunk else {
             let record = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
@@ -484,10 +485,12 @@ private final class RecordSlab {
             cutting[sizeClass] = (page, offset + size)
             return page + offset
         }
+        // Out of memory (or over RLIMIT_AS): the entry is not cached, and the lookup that brought
+        // it is still answered. Load must never be able to stop the daemon.
         guard
             let page = mmap(nil, Self.pageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             page != UnsafeMutableRawPointer(bitPattern: -1)
-        else { fatalError("contactd: cannot map \(Self.pageBytes) bytes for the cache: errno \(errno)") }
+        else { return nil }
         pages.append(page)
         cutting[sizeClass] = (page, size)
         return page
@@ -542,9 +545,10 @@ private struct LRUState: @unchecked Sendable {
         index.find(hash: key.hash) { Record(nodes[$0]).has(key) }
     }
 
-    mutating func add(_ layout: Record.Layout, storedAt: Double) {
+    /// Stores an entry at the front; `false` when no memory could be had for its record.
+    mutating func add(_ layout: Record.Layout, storedAt: Double) -> Bool {
         let length = layout.length
-        let record = slab.allocate(length)
+        guard let record = slab.allocate(length) else { return false }
         layout.write(at: record)
         let node = Node(
             record: record,
@@ -580,6 +584,7 @@ private struct LRUState: @unchecked Sendable {
         } else {
             Record(node).forEachKey { index.insert(hash: $0.hash, slot: slot) }
         }
+        return true
     }
 
     mutating func unlink(_ slot: Int) {

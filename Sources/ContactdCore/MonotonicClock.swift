@@ -1,5 +1,4 @@
 import Glibc
-import NIOConcurrencyHelpers
 
 /// Monotonic seconds for cache ages; injectable so tests move time by hand.
 package struct MonotonicClock: Sendable {
@@ -31,22 +30,5 @@ package struct MonotonicClock: Sendable {
         var time = timespec()
         clock_gettime(id, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-    }
-}
-
-/// A clock that moves only when told; for tests.
-package final class ManualClock: Sendable {
-    private let current = NIOLockedValueBox<Double>(1000)
-
-    package init() {}
-
-    /// Moves time forward by `seconds`.
-    package func advance(by seconds: Double) {
-        current.withLockedValue { $0 += seconds }
-    }
-
-    /// This clock as a `MonotonicClock`.
-    package var clock: MonotonicClock {
-        MonotonicClock { [self] in current.withLockedValue { $0 } }
     }
 }

@@ -52,7 +52,6 @@ package func withDaemon<T: Sendable>(
         var configuration = DaemonConfiguration()
         configuration.socket.path = directory + "/contactd.sock"
         configuration.upstream.url = api.baseURL
-        configuration.upstream.timeout = 5
         configure(&configuration)
         let environment = ["CONTACTD_API_TOKEN": token]
         let ready = AsyncStream.makeStream(of: Void.self)

@@ -1,4 +1,5 @@
 import ContactdCore
+import ContactdTestSupport
 import Testing
 
 @Suite struct CircuitBreakerTests {

@@ -16,7 +16,7 @@ import Testing
         #expect(c.cache.ttl == 300)
         #expect(c.policy.staleTTL == 3600)
         #expect(c.cache.negativeTTL == 60)
-        #expect(c.upstream.timeout == 5)
+        #expect(c.policy.deadline == 5)
         #expect(c.limits.maxConnections == 1024)
         #expect(c.limits.maxLineBytes == 64 << 10)
         #expect(c.shutdownTimeout == 10)

@@ -231,7 +231,7 @@ import Testing
         try await withFakeAPI { api in
             api.setDelay(.seconds(3))
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.upstream.timeout = 0.6
+                c.policy.deadline = 0.6
                 c.policy.retryAttempts = 10
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
@@ -441,7 +441,7 @@ import Testing
         try await withFakeAPI { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.maxConcurrent = 1
-                c.upstream.timeout = 1
+                c.policy.deadline = 1
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
                 api.hold()
@@ -486,7 +486,7 @@ import Testing
                 c.policy.queueLimit = 1
                 // The API is held until all 200 requests have arrived; under ThreadSanitizer that
                 // took longer than the default 5 s deadline, and a timed-out fetch is retried.
-                c.upstream.timeout = 60
+                c.policy.deadline = 60
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 api.hold()
@@ -505,7 +505,6 @@ import Testing
             // On a loaded machine (a benchmark alongside) the held fetch outlived the default 5 s
             // upstream timeout and the callers' 5 s deadline: errors, and a retry's second call.
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.upstream.timeout = 60
                 c.policy.deadline = 60
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, _ async throws in
@@ -571,7 +570,7 @@ import Testing
 
     @Test func eachWaiterKeepsItsOwnDeadline() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.upstream.timeout = 0.5 }) {
+            try await withResilientDaemon(api: api, configure: { $0.policy.deadline = 0.5 }) {
                 _,
                 client async throws in
                 api.hold()

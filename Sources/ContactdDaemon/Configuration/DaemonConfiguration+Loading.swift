@@ -46,7 +46,7 @@ extension DaemonConfiguration {
         },
         Setting("negative-ttl") { c, v in c.cache.negativeTTL = try parseDuration(v) },
         Setting("upstream-timeout") { c, v in
-            c.upstream.timeout = try parseDuration(v, allowZero: false)
+            c.policy.deadline = try parseDuration(v, allowZero: false)
         },
         Setting("max-connections") { c, v in
             c.limits.maxConnections = try parseCount(v, minimum: 1)

@@ -25,8 +25,6 @@ package struct DaemonConfiguration: Sendable {
     package struct Upstream: Sendable {
         /// Base URL; requests go to `{url}/get-contact`.
         package var url = "https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1"
-        /// One overall deadline per lookup, in seconds. Default 5.
-        package var timeout: Double = 5
         /// File holding the token, if given with `--token-file`.
         package var tokenFile: String?
     }
@@ -51,8 +49,8 @@ package struct DaemonConfiguration: Sendable {
     package var socket = Socket()
     package var upstream = Upstream()
     package var cache = CacheConfiguration()
-    /// Stale serving, retries, circuit breaker and API budget. Its `deadline` is taken from
-    /// `upstream.timeout` when the daemon starts.
+    /// The overall deadline per lookup (`--upstream-timeout`), stale serving, retries, circuit
+    /// breaker and API budget.
     package var policy = UpstreamPolicy()
     package var limits = Limits()
     /// Longest drain on SIGTERM, in seconds. Default 10.

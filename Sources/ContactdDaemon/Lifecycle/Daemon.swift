@@ -44,7 +44,7 @@ package enum Daemon {
 
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .milliseconds(Int64(min(configuration.upstream.timeout, 5) * 1000)))
+            timeout: .init(connect: .milliseconds(Int64(min(configuration.policy.deadline, 5) * 1000)))
         )
         // Keep as many connections as the API budget lets requests run at once.
         clientConfiguration.connectionPool = .init(
@@ -63,12 +63,10 @@ package enum Daemon {
             token: token,
             logger: logger
         )
-        var policy = configuration.policy
-        policy.deadline = configuration.upstream.timeout
         let lookup = ContactLookup(
             cache: ContactCache(configuration: configuration.cache, clock: configuration.clock),
             source: source,
-            policy: policy,
+            policy: configuration.policy,
             clock: configuration.clock,
             logger: logger
         )
