@@ -1,0 +1,35 @@
+/// How a contact was served.
+package enum CacheStatus: String, Sendable {
+    case hit
+    case miss
+    case stale
+}
+
+/// Why an answer was stale (`cache.stale_reason`), so an outage never hides behind a hit ratio.
+package enum StaleReason: String, Sendable {
+    /// Past its TTL, within `stale_ttl`; a background refresh is running.
+    case refreshing
+    /// The API failed (or failed the last refresh of this entry).
+    case upstreamUnavailable = "upstream_unavailable"
+    /// The API said 429, or contactd's own API budget is spent.
+    case rateLimited = "rate_limited"
+    /// The circuit breaker is open: the API is not being called.
+    case circuitOpen = "circuit_open"
+}
+
+/// A contact and how it was served.
+package struct LookupResult: Sendable, Equatable {
+    package let contact: Contact
+    package let status: CacheStatus
+    /// Seconds since the API sent this contact.
+    package let age: Double
+    /// Set exactly when `status` is `.stale`.
+    package let staleReason: StaleReason?
+
+    package init(contact: Contact, status: CacheStatus, age: Double, staleReason: StaleReason? = nil) {
+        self.contact = contact
+        self.status = status
+        self.age = age
+        self.staleReason = staleReason
+    }
+}
