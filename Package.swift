@@ -121,12 +121,7 @@ let package = Package(
                 "FakeContactAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ],
-            // The load loop keeps its state in classes; checking exclusive access on each of
-            // their properties at run time was 8.5% of the load generator's CPU at 50 × 16
-            // (perf), where it, not the server, is the limit. It is a measuring tool, single-
-            // threaded; the daemon keeps the checks.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+            ]
         ),
         .target(
             name: "ContactdTestSupport",
