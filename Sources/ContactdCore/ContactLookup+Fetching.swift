@@ -93,7 +93,7 @@ extension ContactLookup {
             breaker.record(Self.breakerOutcome(result), permit: permit)
 
             apiAnswer = result
-            let answer = Fetched(result: result, apiAnswer: result)
+            let answer = Fetched(result: result, apiAnswer: apiAnswer)
             guard case .failure(let error) = result, error.isRetryable, attempt + 1 < policy.retryAttempts else {
                 return answer
             }
