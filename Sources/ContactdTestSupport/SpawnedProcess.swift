@@ -43,6 +43,16 @@ private let baseEnvironment: [String: String] = {
     return environment
 }()
 
+/// Starts `process`, one start at a time in this test process.
+///
+/// Foundation's `Process.run()` crashed (a bad read inside its `memcpy`) when many tests started
+/// processes at once; starts are short, so taking them in turn costs the suite nothing visible.
+package func startProcess(_ process: Process) throws {
+    try spawnLock.withLock { try process.run() }
+}
+
+private let spawnLock = NSLock()
+
 /// Runs any executable to completion without blocking a thread of the concurrency pool
 /// (`Process.waitUntilExit` would: on 2 cores, two such waits stall every other test).
 package func runCommand(
@@ -67,7 +77,7 @@ package func runCommand(
             )
         }
         do {
-            try process.run()
+            try startProcess(process)
         } catch {
             continuation.resume(throwing: error)
         }
@@ -105,7 +115,7 @@ package final class SpawnedDaemon: @unchecked Sendable {
             continuation.yield(process.terminationStatus)
             continuation.finish()
         }
-        try process.run()
+        try startProcess(process)
     }
 
     /// Sends `signal` to the daemon.

@@ -30,7 +30,7 @@ import Testing
             let echo = Process()
             echo.executableURL = try builtProductURL("contactd-bench")
             echo.arguments = ["echo", "--socket", dir + "/echo.sock"]
-            try echo.run()
+            try startProcess(echo)
             defer { echo.terminate() }
             while !FileManager.default.fileExists(atPath: dir + "/echo.sock") {
                 try await Task.sleep(for: .milliseconds(10))

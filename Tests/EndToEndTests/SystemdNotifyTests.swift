@@ -76,7 +76,7 @@ import Testing
                 try builtProductURL("contactd").path, "--demo", "--socket", dir + "/unused.sock",
             ]
             activator.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try activator.run()
+            try startProcess(activator)
             defer { if activator.isRunning { kill(activator.processIdentifier, SIGKILL) } }
             // systemd-socket-activate binds before it forks; wait for the file, then connect:
             // the first connection starts contactd, which serves the inherited socket.
