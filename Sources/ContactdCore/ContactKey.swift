@@ -44,6 +44,9 @@ package enum ContactKey: Sendable, Hashable, CustomStringConvertible {
 
 /// A phone number in E.164 form: `+` then 2 to 15 digits, the first not 0.
 package struct PhoneNumber: Sendable, Hashable {
+    /// Longest number accepted as written (spaces and punctuation included), in UTF-8 bytes.
+    package static let maximumInputBytes = 128
+
     /// The normalised number, e.g. `+14155551234`.
     package let e164: String
 

@@ -82,9 +82,58 @@ public struct LineFramer: ByteToMessageDecoder {
             if line.readableBytesView.last == UInt8(ascii: "\r") {
                 line.moveWriterIndex(to: line.writerIndex - 1)
             }
-            let blank = line.readableBytesView.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-            if blank { continue }
+            if line.withUnsafeReadableBytes(Self.isBlank) { continue }
             return .line(line)
         }
     }
+
+    /// Whether a line holds only spaces, tabs and carriage returns (skipped, not answered).
+    public static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+}
+
+/// A connection's input as lines: the framer, and the bytes of a line not finished yet, kept
+/// across reads until its newline arrives.
+public struct LineReader {
+    private var framer: LineFramer
+    /// Bytes read and not yet framed; `nil` when there are none.
+    private var buffered: ByteBuffer?
+
+    public init(maxLineBytes: Int) {
+        framer = LineFramer(maxLineBytes: maxLineBytes)
+    }
+
+    /// Adds one read's bytes.
+    public mutating func append(_ bytes: ByteBuffer) {
+        guard var held = buffered else {
+            buffered = bytes
+            return
+        }
+        buffered = nil
+        // Drop the lines already handled first: a client whose reads keep ending mid-line would
+        // otherwise grow this buffer by everything it ever sent.
+        held.discardReadBytes()
+        var bytes = bytes
+        held.writeBuffer(&bytes)
+        buffered = held
+    }
+
+    /// The next frame, or `nil` until more bytes are appended.
+    public mutating func next() -> LineFrame? {
+        guard var held = buffered else { return nil }
+        buffered = nil
+        let frame = framer.nextFrame(&held)
+        if held.readableBytes > 0 { buffered = held }
+        return frame
+    }
+
+    /// Whether part of a line has been read (its newline not yet).
+    public var hasPartialLine: Bool { buffered != nil }
+
+    /// Forgets the unfinished line (the peer will not finish it).
+    public mutating func dropPartialLine() { buffered = nil }
+
+    /// Bytes of storage held for the unfinished line: what a slow client costs.
+    public var heldCapacity: Int { buffered?.capacity ?? 0 }
 }

@@ -84,36 +84,63 @@ public enum RPCMessage: Sendable, Hashable {
     }
 }
 
-/// Builds response lines (each ends in `\n`).
-public enum RPCResponse {
+/// The JSON-RPC envelope of every reply the daemon writes (no newline; the connection adds it).
+package enum RPCResponse {
+    /// `{"jsonrpc":"2.0","id":ID,"result":` + what `result` writes + `}`, with the id already
+    /// written as JSON (`idToken`): a hit copies the client's id bytes, with no value made.
+    package static func success<Sink: ReplySink>(
+        idToken: UnsafeRawBufferPointer,
+        into out: inout Sink,
+        result: (inout Sink) -> Void
+    ) {
+        out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
+        out.append(idToken)
+        out.append(#","result":"# as StaticString)
+        result(&out)
+        out.append("}" as StaticString)
+    }
+
     /// `{"jsonrpc":"2.0","id":…,"result":…}` with `result` given as compact JSON bytes.
-    public static func success(id: JSONValue, rawResult: some Collection<UInt8>, into out: inout [UInt8]) {
-        out.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
-        id.write(into: &out)
-        out.append(contentsOf: #","result":"#.utf8)
-        out.append(contentsOf: rawResult)
-        out.append(UInt8(ascii: "}"))
+    package static func success(id: JSONValue, rawResult: [UInt8], into out: inout some ReplySink) {
+        withIDToken(id) { token in success(idToken: token, into: &out) { $0.append(rawResult) } }
     }
 
     /// `{"jsonrpc":"2.0","id":…,"result":…}`.
-    public static func success(id: JSONValue, result: JSONValue, into out: inout [UInt8]) {
+    package static func success(id: JSONValue, result: JSONValue, into out: inout some ReplySink) {
         success(id: id, rawResult: result.jsonBytes, into: &out)
     }
 
     /// `{"jsonrpc":"2.0","id":…,"error":{…}}`.
-    public static func failure(id: JSONValue, error: RPCError, into out: inout [UInt8]) {
-        out.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
-        id.write(into: &out)
-        out.append(contentsOf: #","error":"#.utf8)
-        error.json.write(into: &out)
-        out.append(UInt8(ascii: "}"))
+    package static func failure(id: JSONValue, error: RPCError, into out: inout some ReplySink) {
+        out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
+        withIDToken(id) { out.append($0) }
+        out.append(#","error":"# as StaticString)
+        out.append(error.json.jsonBytes)
+        out.append("}" as StaticString)
+    }
+
+    /// The error object for `id` as bytes.
+    package static func failure(id: JSONValue, error: RPCError) -> [UInt8] {
+        var out: [UInt8] = []
+        failure(id: id, error: error, into: &out)
+        return out
     }
 
     /// An error response line for `id`, newline included.
-    public static func failureLine(id: JSONValue, error: RPCError) -> [UInt8] {
-        var out: [UInt8] = []
-        failure(id: id, error: error, into: &out)
+    package static func failureLine(id: JSONValue, error: RPCError) -> [UInt8] {
+        var out = failure(id: id, error: error)
         out.append(UInt8(ascii: "\n"))
         return out
+    }
+
+    /// Calls `body` with `id` written as JSON: a number's digits as the client spelled them
+    /// (nothing to encode), anything else encoded.
+    package static func withIDToken<Result>(_ id: JSONValue, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if case .number(var digits) = id {
+            return digits.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+        var token: [UInt8] = []
+        id.write(into: &token)
+        return token.withUnsafeBytes(body)
     }
 }

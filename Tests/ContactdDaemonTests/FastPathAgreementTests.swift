@@ -1,11 +1,12 @@
 import ContactdCore
-import ContactdDaemon
 import ContactdJSON
 import ContactdProtocol
 import ContactdTestSupport
 import Logging
 import NIOCore
 import Testing
+
+@testable import ContactdDaemon
 
 /// The hand-written `contact.get` scanner must answer exactly as the full JSON-RPC path does.
 @Suite struct FastPathAgreementTests {
@@ -108,34 +109,23 @@ import Testing
         var hits = 0
         for line in Self.corpus(count: 30_000) {
             let bytes = Array(line.utf8)
-            guard
-                let request = bytes.withUnsafeBytes({ ContactGetScanner.scan($0) }),
-                let key = RequestDispatcher.key(for: request)
-            else { continue }
+            // The hit path writes straight into a connection buffer.
+            var buffer = ByteBuffer()
+            let decision = bytes.withUnsafeBytes { dispatcher.hits.answer(line: $0, into: &buffer) }
+            if case .parse = decision { continue }
             accepted += 1
-            let fast = dispatcher.respond(to: request, key: key)
             guard case .single(let item) = RPCMessage.decode(bytes) else {
                 Issue.record("the scanner accepted a line the parser does not take as one request: \(line)")
                 continue
             }
-            let full = dispatcher.respond(to: item)
-            // The hit path writes straight into a connection buffer: same bytes, plus the newline.
-            var buffer = ByteBuffer()
-            if dispatcher.writeHit(for: request, key: key, appendingTo: &buffer) {
-                guard case .reply(let expected?) = full else {
-                    Issue.record("writeHit answered a line the full path does not reply to at once: \(line)")
-                    continue
-                }
-                #expect(Array(buffer.readableBytesView) == expected + [0x0A], "different hit bytes for \(line)")
-            }
-            switch (fast, full) {
-            case (.reply(let a), .reply(let b)):
-                #expect(a == b, "different replies for \(line)")
-                if let a, String(decoding: a, as: UTF8.self).contains(#""status":"hit""#) { hits += 1 }
-            case (.fetch(let a), .fetch(let b)):
+            switch (decision, dispatcher.respond(to: item)) {
+            case (.wrote, .reply(let expected?)):
+                #expect(Array(buffer.readableBytesView) == expected, "different replies for \(line)")
+                if String(buffer: buffer).contains(#""status":"hit""#) { hits += 1 }
+            case (.lookUp(let a), .fetch(let b)):
                 #expect(a == b, "different lookups for \(line)")
             default:
-                Issue.record("one path fetches, the other replies, for \(line)")
+                Issue.record("the two paths disagree on what to do with \(line)")
             }
         }
         // The corpus must exercise the fast path, hits included, not only its refusals.
@@ -178,12 +168,22 @@ import Testing
         return lines
     }
 
+    /// What a scanned line says, as values to compare.
+    static func parts(_ line: ContactGetLine?) -> [String]? {
+        line.map {
+            [
+                String(decoding: $0.idToken, as: UTF8.self), String(decoding: $0.key, as: UTF8.self), "\($0.kind)",
+                "\(String(describing: $0.maxAge))",
+            ]
+        }
+    }
+
     @Test func theCanonicalShortcutReadsWhatTheFullScannerReads() {
         var taken = 0
         for line in Self.canonicalCorpus(count: 30_000) + Self.corpus(count: 30_000) {
             let bytes = Array(line.utf8)
-            let general = bytes.withUnsafeBytes { ContactGetScanner.scanAnyOrder($0) }
-            guard let shortcut = bytes.withUnsafeBytes({ ContactGetScanner.scanCanonical($0) }) else { continue }
+            let general = bytes.withUnsafeBytes { Self.parts(ContactGetLine.anyOrder($0)) }
+            guard let shortcut = bytes.withUnsafeBytes({ Self.parts(ContactGetLine.canonical($0)) }) else { continue }
             taken += 1
             #expect(shortcut == general, "the shortcut reads \(line) differently")
         }
@@ -192,48 +192,46 @@ import Testing
         #expect(taken < 50_000)
     }
 
-    /// The fast lane's hit path, from the canonical line's slices, writes what the string path
-    /// writes, and leaves to it exactly the lines it must.
-    @Test func theRawHitPathWritesWhatTheStringPathWrites() throws {
+    /// A line's key used as the line's bytes gives what the key made as a value gives (the full
+    /// parser's way in), and only a key the daemon rejects is left to the full parser.
+    @Test func keysReadAsBytesAnswerAsKeysMadeAsValues() throws {
         let dispatcher = try makeDispatcher()
         var wrote = 0
         var notFound = 0
-        var declined = 0
+        var lookUps = 0
         for line in Self.canonicalCorpus(count: 30_000) {
             let bytes = Array(line.utf8)
-            var rawReply = ByteBuffer()
-            var rawKey = (isPhoneNumber: false, text: "")
-            guard
-                let outcome = bytes.withUnsafeBytes({ line -> RequestDispatcher.RawHit? in
-                    guard let raw = ContactGetScanner.scanCanonicalRaw(line) else { return nil }
-                    rawKey = (raw.isPhoneNumber, String(decoding: raw.key, as: UTF8.self))
-                    return dispatcher.writeHit(raw: raw, appendingTo: &rawReply)
-                })
+            guard let scanned = bytes.withUnsafeBytes({ Self.parts(ContactGetLine.scan($0)) }),
+                let request = bytes.withUnsafeBytes({ ContactGetLine.scan($0).map { ($0.id, $0.kind, $0.maxAge) } })
             else { continue }
-            let request = try #require(bytes.withUnsafeBytes { ContactGetScanner.scanCanonical($0) })
-            let key = RequestDispatcher.key(for: request)
-            var reply = ByteBuffer()
-            let written = key.map { dispatcher.writeHit(for: request, key: $0, appendingTo: &reply) }
-            switch outcome {
-            case .wrote:
-                #expect(written == true, "the raw path answered \(line), the string path does not")
-                #expect(rawReply == reply, "different bytes for \(line)")
-                if String(buffer: rawReply).contains("not_found") { notFound += 1 } else { wrote += 1 }
-            case .notAHit:
-                #expect(written == false, "the raw path declined \(line), the string path answers it")
-                declined += 1
-            case .unusable:
-                // Only a number still to normalise, or an empty id, goes the string way.
-                if rawKey.isPhoneNumber {
-                    #expect(PhoneNumber(rawKey.text)?.e164 != rawKey.text, "\(line)")
-                } else {
-                    #expect(rawKey.text.isEmpty, "\(line)")
+            let text = scanned[1]
+            let key: ContactKey? =
+                request.1 == .phone ? PhoneNumber(text).map { .phone($0) } : ContactID(text).map { .id($0) }
+            var fromLine = ByteBuffer()
+            let decision = bytes.withUnsafeBytes { dispatcher.hits.answer(line: $0, into: &fromLine) }
+            guard let key else {
+                guard case .parse = decision else {
+                    Issue.record("\(line) has a key the daemon rejects but was answered")
+                    continue
                 }
+                continue
+            }
+            var fromValue = ByteBuffer()
+            let expected = dispatcher.hits.answer(key: key, maxAge: request.2, id: request.0, into: &fromValue)
+            switch (decision, expected) {
+            case (.wrote, .wrote):
+                #expect(fromLine == fromValue, "different bytes for \(line)")
+                if String(buffer: fromLine).contains("not_found") { notFound += 1 } else { wrote += 1 }
+            case (.lookUp(let a), .lookUp(let b)):
+                #expect(a == b, "different lookups for \(line)")
+                lookUps += 1
+            default:
+                Issue.record("the two ways in disagree on \(line)")
             }
         }
-        #expect(wrote > 1000, "only \(wrote) raw hits")
-        #expect(notFound > 100, "only \(notFound) raw not-found answers")
-        #expect(declined > 100, "only \(declined) lines declined")
+        #expect(wrote > 1000, "only \(wrote) hits")
+        #expect(notFound > 100, "only \(notFound) not-found answers")
+        #expect(lookUps > 100, "only \(lookUps) lookups")
     }
 
     @Test func plainLinesTakeTheFastPath() {
@@ -242,7 +240,7 @@ import Testing
             #"{ "method" : "contact.get", "params" : { "contact_id" : "abc-1", "max_age" : 30 }, "id" : "r-9" }"#,
         ]
         for line in lines {
-            #expect(Array(line.utf8).withUnsafeBytes { ContactGetScanner.scan($0) } != nil, "\(line)")
+            #expect(Array(line.utf8).withUnsafeBytes { ContactGetLine.scan($0) } != nil, "\(line)")
         }
         let notPlain = [
             #"{"jsonrpc":"2.0","method":"contact.get","params":{"phone_number":"+14155551234"}}"#,  // notification
@@ -250,7 +248,7 @@ import Testing
             #"{"id":1.0,"method":"contact.get","params":{"phone_number":"+14155551234"}}"#,  // fraction
         ]
         for line in notPlain {
-            #expect(Array(line.utf8).withUnsafeBytes { ContactGetScanner.scan($0) } == nil, "\(line)")
+            #expect(Array(line.utf8).withUnsafeBytes { ContactGetLine.scan($0) } == nil, "\(line)")
         }
     }
 }

@@ -52,4 +52,21 @@ import Testing
         _ = try channel.finish()
         #expect(try frames(channel) == [])
     }
+
+    /// 2,000 reads that each finish one line and start the next (200 KB in all): every line comes
+    /// out whole, and what is held for the unfinished line stays the size of a read or two.
+    @Test func readsEndingMidLineDoNotAccumulate() {
+        var reader = LineReader(maxLineBytes: 4096)
+        var lines: [String] = []
+        reader.append(ByteBuffer(string: #"{"id":0,"method":"daem"#))
+        for id in 1...2_000 {
+            reader.append(ByteBuffer(string: #"on.ping"}"# + "\n" + #"{"id":\#(id),"method":"daem"#))
+            while case .line(let line)? = reader.next() { lines.append(String(buffer: line)) }
+            #expect(reader.heldCapacity <= 4_096, "holds \(reader.heldCapacity) bytes after read \(id)")
+        }
+        #expect(lines.count == 2_000)
+        #expect(lines.last == #"{"id":1999,"method":"daemon.ping"}"#)
+        #expect(reader.hasPartialLine)
+        #expect(reader.heldCapacity > 0)
+    }
 }

@@ -1,3 +1,4 @@
+import ContactdCore
 import ContactdJSON
 import ContactdProtocol
 import NIOCore
@@ -5,7 +6,7 @@ import NIOCore
 /// Asks a connection to finish what it has and close (sent through the pipeline on shutdown).
 struct DrainEvent: Sendable {}
 
-/// Serves one client connection: splits lines, answers hits at once, misses when they land.
+/// Serves one client connection on NIO: splits lines, answers hits at once, misses when they land.
 ///
 /// Runs on the connection's event loop. Responses to pipelined requests are written as they are
 /// ready, so a slow miss never holds back a hit behind it; clients match them by `id`. Writes made
@@ -13,54 +14,40 @@ struct DrainEvent: Sendable {}
 ///
 /// It is the connection's only handler: line framing (`LineFramer`), the idle timeout and the
 /// partial-line timeout are done here rather than by `ByteToMessageHandler`, `IdleStateHandler`
-/// and a guard handler of their own. Four handlers cost a pipeline hop each per read, a clock read
-/// per read in the idle handler and the framer's cumulation bookkeeping: folding them into one
-/// took 50 connections × 1 from 145k to 165k req/s (medians of 3 alternating runs; 50 × 16:
-/// 447k to 461k; docs/benchmarks.md).
+/// and a guard handler of their own, which cost a pipeline hop each per read
+/// (docs/benchmarks.md, "One handler per connection").
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    /// Time limits on the connection; 0 turns one off.
-    struct Timeouts {
-        /// Close a connection silent this long (unless answers are still owed).
-        var idle: TimeAmount
-        /// Close a connection that leaves a line unfinished this long (a slow-loris client).
-        var partialLine: TimeAmount
-    }
 
     /// What the fast lane had not finished with a connection it gives to NIO.
     struct Unfinished: Sendable {
         /// Replies not yet written: they go out first.
         var output: ByteBuffer
+        /// A lookup the lane could not answer at once, already read from the line: it is
+        /// finished here, not read again.
+        var lookUp: PendingLookup?
         /// Bytes read but not yet handled: read as if they had just arrived.
         var input: ByteBuffer
     }
 
     private let dispatcher: RequestDispatcher
-    private let maxLineBytes: Int
+    private let rules: ConnectionRules
     private let maxBatch: Int
     /// Misses (and batches with misses) awaiting the API on this connection. Beyond the limit a
     /// request gets `overloaded` instead of another task: one client cannot queue without bound.
     private let maxInFlight: Int
-    private let timeouts: Timeouts
     private var inFlight = 0
     private var draining = false
     private var inputClosed = false
     private var closing = false
-    private var framer: LineFramer
-    /// Bytes of an unfinished line, kept until its newline arrives.
-    private var partial: ByteBuffer?
-    /// Bytes of storage held for an unfinished line; for tests.
-    var partialLineCapacity: Int { partial?.capacity ?? 0 }
+    private var reader: LineReader
     /// When the connection last delivered bytes (or was opened).
     private var lastRead = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var partialLineTimer: Scheduled<Void>?
-    /// Replies written while handling the current read, sent as one buffer in `channelReadComplete`.
-    /// One buffer instead of one per reply saves NIO's per-write bookkeeping and an iovec per
-    /// reply; with the request scanner it took 50 connections × 16 pipelined hits from 214k to
-    /// about 430k req/s (docs/benchmarks.md).
+    /// Replies written while handling the current read, sent as one buffer in
+    /// `channelReadComplete`: NIO's per-write bookkeeping and an iovec per reply are saved.
     private var output: ByteBuffer?
     private var context: ChannelHandlerContext?
     /// What the fast lane had not finished when it gave this connection up (`FastLane`).
@@ -68,24 +55,22 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     init(
         dispatcher: RequestDispatcher,
-        maxLineBytes: Int,
+        rules: ConnectionRules,
         maxBatch: Int,
         maxInFlight: Int,
-        timeouts: Timeouts,
         handedOver: Unfinished? = nil
     ) {
         self.handedOver = handedOver
         self.dispatcher = dispatcher
-        self.maxLineBytes = maxLineBytes
+        self.rules = rules
         self.maxBatch = maxBatch
         self.maxInFlight = maxInFlight
-        self.timeouts = timeouts
-        self.framer = LineFramer(maxLineBytes: maxLineBytes)
+        self.reader = LineReader(maxLineBytes: rules.maxLineBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        scheduleIdleCheck(in: timeouts.idle)
+        scheduleIdleCheck(in: TimeAmount(rules.idleTimeout))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -107,6 +92,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 prepareOutput(context, room: handedOver.output.readableBytes)
                 output!.writeBuffer(&handedOver.output)
             }
+            if let pending = handedOver.lookUp { startAsync { dispatcher in await dispatcher.fetch(pending) } }
             if handedOver.input.readableBytes > 0 { receive(handedOver.input) }
             // Handed over while the daemon drains: the drain event may have gone out before this
             // channel was registered.
@@ -125,29 +111,21 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func receive(_ data: ByteBuffer) {
         guard !closing else { return }
-        var bytes = data
-        if timeouts.idle.nanoseconds > 0 { lastRead = .now() }
-        let lastNewline = bytes.readableBytesView.lastIndex(of: UInt8(ascii: "\n"))
-        if var partial {
-            self.partial = nil
-            // Drop the lines already handled first: a client whose reads keep ending mid-line
-            // would otherwise grow this buffer by everything it ever sent.
-            partial.discardReadBytes()
-            partial.writeBuffer(&bytes)
-            bytes = partial
-        }
-        while !closing, let frame = framer.nextFrame(&bytes) {
+        if rules.idleTimeout > .zero { lastRead = .now() }
+        let endsALine = data.readableBytesView.contains(UInt8(ascii: "\n"))
+        reader.append(data)
+        while !closing, let frame = reader.next() {
             handle(frame)
         }
-        partial = bytes.readableBytes > 0 && !closing ? bytes : nil
+        if closing { reader.dropPartialLine() }
         // A read that completes a line restarts the partial-line clock; a read that leaves an
         // unfinished line behind starts it if it is not running. So a client that pipelines
         // steadily is never cut off, and one that trickles a single line is.
-        if lastNewline != nil {
+        if endsALine {
             partialLineTimer?.cancel()
             partialLineTimer = nil
         }
-        if partial != nil, partialLineTimer == nil { startPartialLineTimer() }
+        if reader.hasPartialLine, partialLineTimer == nil { startPartialLineTimer() }
     }
 
     private func handle(_ frame: LineFrame) {
@@ -155,28 +133,21 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch frame {
         case .tooLong:
             // SPEC §3: reply with id null, then close; the framer discards the rest.
-            writeLine(RequestDispatcher.errorObject(id: .null, .requestTooLarge(limit: maxLineBytes)))
+            writeLine(RPCResponse.failure(id: .null, error: .requestTooLarge(limit: rules.maxLineBytes)))
             closeAfterWrites()
         case .line(let line):
-            // The plain contact.get line skips the JSON parser (see ContactGetScanner for why);
-            // anything else, including a key the scanner accepts but the daemon rejects, takes the
-            // full path, which gives the same answers.
-            if let request = line.withUnsafeReadableBytes({ ContactGetScanner.scan($0) }),
-                let key = RequestDispatcher.key(for: request)
-            {
-                if let refusal = refusal(id: request.id) {
-                    writeLine(refusal)
-                    return
-                }
-                prepareOutput(context, room: 0)
-                if !dispatcher.writeHit(for: request, key: key, appendingTo: &output!) {
-                    // writeHit just asked the cache; go straight to the fetch.
-                    let pending = RequestDispatcher.PendingLookup(id: request.id, key: key, maxAge: request.maxAge)
-                    startAsync { dispatcher in await dispatcher.fetch(pending) }
-                }
+            // Refusals (draining, too many in flight) need the request's id: the full path gives them.
+            guard !draining, !dispatcher.status.draining, inFlight < maxInFlight else {
+                handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
                 return
             }
-            handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
+            prepareOutput(context, room: 0)
+            let decision = line.withUnsafeReadableBytes { dispatcher.hits.answer(line: $0, into: &output!) }
+            switch decision {
+            case .wrote: output!.writeInteger(UInt8(ascii: "\n"))
+            case .lookUp(let pending): startAsync { dispatcher in await dispatcher.fetch(pending) }
+            case .parse: handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
+            }
         }
     }
 
@@ -200,7 +171,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             // The client finished sending (shutdown(SHUT_WR)); an unfinished line is dropped,
             // what is pending is answered, then the connection closes.
             inputClosed = true
-            partial = nil
+            reader.dropPartialLine()
             partialLineTimer?.cancel()
             partialLineTimer = nil
             closeIfDone()
@@ -226,9 +197,10 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func idleCheck() {
         idleTimer = nil
+        let idle = TimeAmount(rules.idleTimeout)
         let silent = NIODeadline.now() - lastRead
-        guard silent >= timeouts.idle else {
-            scheduleIdleCheck(in: timeouts.idle - silent)
+        guard silent >= idle else {
+            scheduleIdleCheck(in: idle - silent)
             return
         }
         // Silent for the idle timeout: close, unless answers are still owed (then look again
@@ -236,19 +208,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         if inFlight == 0 {
             closeAfterWrites()
         } else {
-            scheduleIdleCheck(in: timeouts.idle)
+            scheduleIdleCheck(in: TimeAmount(rules.idleTimeout))
         }
     }
 
     private func startPartialLineTimer() {
-        guard let context, timeouts.partialLine.nanoseconds > 0 else { return }
+        guard let context, rules.partialLineTimeout > .zero else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let seconds = Double(timeouts.partialLine.nanoseconds) / 1e9
-        partialLineTimer = context.eventLoop.scheduleTask(in: timeouts.partialLine) {
+        let limit = rules.partialLineTimeout
+        partialLineTimer = context.eventLoop.scheduleTask(in: TimeAmount(limit)) {
             let handler = loopBound.value
             handler.partialLineTimer = nil
-            let error = RPCError.invalidRequest("line not finished within \(seconds)s; closing")
-            handler.writeLine(RequestDispatcher.errorObject(id: .null, error))
+            let error = RPCError.invalidRequest("line not finished within \(limit.settingText); closing")
+            handler.writeLine(RPCResponse.failure(id: .null, error: error))
             handler.closeAfterWrites()
         }
     }
@@ -263,7 +235,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func handle(_ message: RPCMessage) {
         switch message {
         case .failure(let error):
-            writeLine(RequestDispatcher.errorObject(id: .null, error))
+            writeLine(RPCResponse.failure(id: .null, error: error))
         case .single(let item):
             if let refusal = refusal(for: item) {
                 writeLine(refusal)
@@ -295,11 +267,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         // The daemon-wide flag is set before STOPPING=1 is sent; the per-connection drain event
         // may arrive a little later.
         if draining || dispatcher.status.draining {
-            return id.map { RequestDispatcher.errorObject(id: $0, .shuttingDown) } ?? []
+            return id.map { RPCResponse.failure(id: $0, error: .shuttingDown) } ?? []
         }
         if inFlight >= maxInFlight {
             return id.map {
-                RequestDispatcher.errorObject(id: $0, .overloaded("too many requests in flight on this connection"))
+                RPCResponse.failure(id: $0, error: .overloaded("too many requests in flight on this connection"))
             } ?? []
         }
         return nil

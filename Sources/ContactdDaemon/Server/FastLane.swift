@@ -1,4 +1,5 @@
 import CLinux
+import ContactdCore
 import ContactdProtocol
 import Foundation
 import Glibc
@@ -10,47 +11,54 @@ import Synchronization
 /// handed to NIO together with the connection.
 ///
 /// Why by hand: with a hit costing contactd about 1 µs of its own work, SwiftNIO's per-event
-/// machinery around it (the readable event, a pipeline hop, `channelReadComplete`, the flush
-/// through `PendingWritesManager`, the channel's lifecycle checks) was most of the rest: at
-/// 50 connections × 1 the daemon spent about 6 µs of CPU per request against Redis's 4.1, half
-/// of it in the kernel's `read` and `write` that both do (docs/benchmarks.md, "Where the time goes").
-/// This loop does only those two system calls, the scan and the cache read per request.
+/// machinery around it was most of the rest; this loop does only `read`, the hit writer and
+/// `send` per request (docs/benchmarks.md, "Where the time goes").
 ///
 /// Each loop is a thread with its own epoll set; all of them accept from the listening socket
 /// (`EPOLLEXCLUSIVE` wakes one). A connection stays on its loop while every complete line it sends
-/// is a `contact.get` the cache answers at once (a fresh hit or a cached not-found) and its
-/// replies go out in one write. The first time that does not hold — another method, a miss, a
-/// malformed, unusual or over-long line, a read that ends mid-line, a full socket buffer, a peer
-/// the allow lists refuse, the connection limit, the daemon draining — the descriptor, the replies
-/// not yet written and the bytes not yet handled go to a `ConnectionHandler` on NIO, which serves
-/// the connection from then on exactly as one it accepted itself. So every rule lives in one
-/// place, NIO's, except three that this loop keeps for its own connections: the connection count
-/// (`ConnectionRegistry`), the peer allow lists (checked on accept) and the idle timeout (swept
-/// here). A connection never comes back.
+/// is a `contact.get` that `HitWriter` answers at once and its replies go out in one write. The
+/// first time that does not hold — a miss, another method, a malformed, unusual or over-long line,
+/// a read that ends mid-line, a full socket buffer, a peer the allow lists refuse, the connection
+/// limit, the daemon draining — the connection goes to NIO with what the lane had not finished
+/// (`HandOver`), and NIO serves it from then on as one it accepted itself. A connection never comes
+/// back. The lane keeps three of the `ConnectionRules` for its own connections: the line limit
+/// (an over-long line is handed over, for NIO to refuse), the peer check on accept and the idle
+/// timeout (swept here).
+///
+/// Who owns a connection's descriptor, at every moment (the owner closes it):
+///
+/// | moment | owner |
+/// |---|---|
+/// | accepted, until admitted and placed | the accepting loop |
+/// | placed on another loop, in its mailbox | that loop (closed by it if it has ended) |
+/// | on a loop (`Loop.lastRead` holds it) | that loop |
+/// | in a `HandOver` given to `FastLaneHost.handOver` | the host, which gives it to NIO |
+/// | registered with NIO | the NIO channel (NIO also closes it when registering fails) |
 final class FastLane: Sendable {
-    /// What NIO takes over: the connection's descriptor, replies not yet written, bytes not yet
-    /// handled, and whether the connection already counts against the limit.
+    /// A connection leaving the lane: its descriptor and what the lane had not finished.
     struct HandOver: Sendable {
         var descriptor: Int32
-        var unfinished: ConnectionHandler.Unfinished
-        /// `false`: NIO must still check the peer and the connection limit, as for a connection
-        /// it accepted.
+        /// Replies not yet written: they go out first.
+        var unwritten: ByteBuffer
+        /// The lookup of a line the lane read but could not answer at once: finish it, do not
+        /// read the line again.
+        var lookUp: PendingLookup?
+        /// Bytes read but not handled, starting with the line the lane could not answer.
+        var unread: ByteBuffer
+        /// `false`: the connection is not counted yet (the limit was reached, or the peer is
+        /// refused), so the host checks it as one NIO accepted itself.
         var admitted: Bool
         fileprivate var gauge: HandOverGauge
 
-        /// NIO has set the connection up (or failed to): call exactly once.
+        /// The host has set the connection up (or failed to): call exactly once.
         func settled() { gauge.pending.subtract(1, ordering: .relaxed) }
     }
 
-    /// Hand-overs NIO has not set up yet. The lane accepts no faster than NIO takes connections
-    /// over. Without a bound, clients that connect, send a miss and hang up in a loop (the soak
-    /// test's "abrupt" clients) were accepted at the lane's pace and queued for NIO: the daemon ran
-    /// out of descriptors (20,000 open) within seconds. With a bound of 64, those connections
-    /// still filled the connection limit while waiting for their misses, and the other clients'
-    /// hits fell from 27,000 to 7,800 with four hit clients and two such (release build; SwiftNIO
-    /// alone: 27,200).
-    /// With 4 (about what NIO's own accept takes per loop iteration) it is 20,000–27,400: the lane
-    /// then accepts about as NIO itself would when connections leave it.
+    /// Hand-overs the host has not set up yet. The lane accepts no faster than NIO takes
+    /// connections over: without a bound, clients that connect, send a miss and hang up in a loop
+    /// were accepted at the lane's pace and queued for NIO until the daemon ran out of
+    /// descriptors. 4 is about what NIO's own accept takes per loop iteration (the figures are in
+    /// docs/benchmarks.md, "Hand-over bound").
     fileprivate final class HandOverGauge: Sendable {
         let pending = Atomic<Int>(0)
         static let limit = 4
@@ -60,15 +68,14 @@ final class FastLane: Sendable {
 
     /// - Parameters:
     ///   - listener: the listening socket (non-blocking); the caller keeps owning it.
-    ///   - handOver: gives a connection to NIO; called on a loop's thread.
+    ///   - host: what the lane asks of the server; called on the loops' threads.
     init(
         listener: Int32,
         loopCount: Int,
-        dispatcher: RequestDispatcher,
-        registry: ConnectionRegistry,
-        configuration: DaemonConfiguration,
-        handOver: @escaping @Sendable (HandOver) -> Void
-    ) throws {
+        hits: HitWriter,
+        rules: ConnectionRules,
+        host: any FastLaneHost
+    ) throws(FastLaneError) {
         var loops: [Loop] = []
         let gauge = HandOverGauge()
         for index in 0..<max(1, loopCount) {
@@ -77,11 +84,10 @@ final class FastLane: Sendable {
                     index: index,
                     exclusive: loopCount > 1,
                     listener: listener,
-                    dispatcher: dispatcher,
-                    registry: registry,
-                    configuration: configuration,
-                    gauge: gauge,
-                    handOver: handOver
+                    hits: hits,
+                    rules: rules,
+                    host: host,
+                    gauge: gauge
                 )
             )
         }
@@ -132,15 +138,11 @@ extension FastLane {
         private let wakeFD: Int32
         private let listener: Int32
         private let exclusive: Bool
-        private let dispatcher: RequestDispatcher
-        private let registry: ConnectionRegistry
-        private let handOverToNIO: @Sendable (HandOver) -> Void
+        private let hits: HitWriter
+        private let rules: ConnectionRules
+        private let host: any FastLaneHost
         private let gauge: HandOverGauge
-        private let maxLineBytes: Int
-        private let checksPeers: Bool
-        private let allowUIDs: Set<UInt32>
-        private let allowGIDs: Set<UInt32>
-        /// Idle timeout in nanoseconds; 0 = none.
+        /// The idle timeout in nanoseconds; 0 = none.
         private let idleNanos: Int64
         // A pthread mutex (not `Synchronization.Mutex`, which ThreadSanitizer does not model; security.md).
         private let mailbox = NIOLockedValueBox(Mailbox())
@@ -169,31 +171,26 @@ extension FastLane {
             index: Int,
             exclusive: Bool,
             listener: Int32,
-            dispatcher: RequestDispatcher,
-            registry: ConnectionRegistry,
-            configuration: DaemonConfiguration,
-            gauge: HandOverGauge,
-            handOver: @escaping @Sendable (HandOver) -> Void
-        ) throws {
+            hits: HitWriter,
+            rules: ConnectionRules,
+            host: any FastLaneHost,
+            gauge: HandOverGauge
+        ) throws(FastLaneError) {
             self.index = index
             self.gauge = gauge
             self.exclusive = exclusive
             self.listener = listener
-            self.dispatcher = dispatcher
-            self.registry = registry
-            self.handOverToNIO = handOver
-            self.maxLineBytes = configuration.limits.maxLineBytes
-            self.allowUIDs = Set(configuration.socket.allowUIDs)
-            self.allowGIDs = Set(configuration.socket.allowGIDs)
-            self.checksPeers = !configuration.socket.allowUIDs.isEmpty || !configuration.socket.allowGIDs.isEmpty
-            self.idleNanos = Int64(configuration.limits.idleTimeout * 1e9)
+            self.hits = hits
+            self.rules = rules
+            self.host = host
+            self.idleNanos = rules.idleTimeout.nanoseconds
             epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
             wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
             guard epollFD >= 0, wakeFD >= 0 else {
                 if epollFD >= 0 { close(epollFD) }
                 if wakeFD >= 0 { close(wakeFD) }
                 // The buffers are freed by deinit, which runs for an object this far initialised.
-                throw ConfigurationError("cannot create the fast path's epoll set (errno \(errno))")
+                throw FastLaneError(cause: errno)
             }
             watch(wakeFD, events: EPOLLIN.rawValue)
             watch(listener, events: EPOLLIN.rawValue | (exclusive ? EPOLLEXCLUSIVE.rawValue : 0))
@@ -274,7 +271,7 @@ extension FastLane {
             for (command, continuation) in waiting {
                 if case .adopt(let fd, _) = command {
                     close(fd)
-                    registry.releaseFastLane()
+                    host.release()
                 }
                 continuation?.resume()
             }
@@ -348,9 +345,9 @@ extension FastLane {
                         return
                     }
                 }
-                guard !checksPeers || peerAllowed(fd), registry.admitFastLane() else {
-                    // NIO checks again, logs and refuses, as for a connection it accepted.
-                    handOver(fd, output: ByteBuffer(), input: ByteBuffer(), admitted: false)
+                guard !rules.checksPeers || PeerCredentials(of: fd).map(rules.allows) == true, host.admit() else {
+                    // The host checks again, logs and refuses, as for a connection NIO accepted.
+                    handOver(fd, output: ByteBuffer(), lookUp: nil, input: ByteBuffer(), admitted: false)
                     continue
                 }
                 let target = siblings[nextLoop]
@@ -360,17 +357,9 @@ extension FastLane {
                     watch(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
                 } else if !target.post(.adopt(fd, acceptedAt: now), whenDone: nil) {
                     close(fd)
-                    registry.releaseFastLane()
+                    host.release()
                 }
             }
-        }
-
-        /// Whether the peer's credentials are on the allow lists (`SocketServer.peerAllowed`'s rule).
-        private func peerAllowed(_ fd: Int32) -> Bool {
-            var peer = PeerCredentials()
-            var length = socklen_t(MemoryLayout<PeerCredentials>.size)
-            guard getsockopt(fd, SOL_SOCKET, PeerCredentials.optionName, &peer, &length) == 0 else { return false }
-            return peer.isAllowed(uids: allowUIDs, gids: allowGIDs)
         }
 
         // MARK: Serving
@@ -391,43 +380,31 @@ extension FastLane {
             out.clear()
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[..<count])
             var start = 0
-            while start < count {
+            lines: while start < count {
                 guard let newline = memchr(bytes.baseAddress! + start, 0x0A, count - start) else { break }
                 let end = bytes.baseAddress!.distance(to: UnsafeRawPointer(newline))
-                // LineFramer's rules: the length (with a trailing \r) against the limit, the \r
-                // dropped, empty lines skipped.
-                var lineEnd = end
-                if lineEnd > start, bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-                if lineEnd > start {
-                    guard end - start <= maxLineBytes,
-                        answer(UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]), into: &out)
-                    else { break }
+                // An over-long line, or any line while draining: NIO answers it.
+                guard end - start <= rules.maxLineBytes, !host.isDraining else { break }
+                if let line = ConnectionRules.content(of: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) {
+                    switch hits.answer(line: line, into: &out) {
+                    case .wrote:
+                        out.append("\n" as StaticString)
+                    case .lookUp(let pending):
+                        let rest = UnsafeRawBufferPointer(rebasing: bytes[(end + 1)...])
+                        giveToNIO(fd, output: out.bytes, lookUp: pending, input: rest)
+                        return
+                    case .parse:
+                        break lines
+                    }
                 }
                 start = end + 1
             }
             if start < count {
-                giveToNIO(fd, output: out.bytes, input: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+                giveToNIO(fd, output: out.bytes, lookUp: nil, input: rest)
                 return
             }
             flush(fd, out.bytes)
-        }
-
-        /// Appends the reply to one line to `out`; `false` when it is not a plain hit.
-        private func answer(_ line: UnsafeRawBufferPointer, into out: inout ReplyBytes) -> Bool {
-            guard !dispatcher.status.draining else { return false }
-            let request: ContactGetScanner.Request
-            if let raw = ContactGetScanner.scanCanonicalRaw(line) {
-                switch dispatcher.writeHit(raw: raw, appendingTo: &out) {
-                case .wrote: return true
-                case .notAHit: return false
-                case .unusable: request = ContactGetScanner.Request(raw)
-                }
-            } else {
-                guard let scanned = ContactGetScanner.scanAnyOrder(line) else { return false }
-                request = scanned
-            }
-            guard let key = RequestDispatcher.key(for: request) else { return false }
-            return dispatcher.writeHit(for: request, key: key, appendingTo: &out)
         }
 
         private func flush(_ fd: Int32, _ replies: UnsafeRawBufferPointer) {
@@ -455,22 +432,42 @@ extension FastLane {
             giveToNIO(
                 fd,
                 output: UnsafeRawBufferPointer(rebasing: replies[written...]),
+                lookUp: nil,
                 input: UnsafeRawBufferPointer(start: nil, count: 0)
             )
         }
 
-        private func giveToNIO(_ fd: Int32, output: UnsafeRawBufferPointer, input: UnsafeRawBufferPointer) {
+        private func giveToNIO(
+            _ fd: Int32,
+            output: UnsafeRawBufferPointer,
+            lookUp: PendingLookup?,
+            input: UnsafeRawBufferPointer
+        ) {
             epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
             lastRead.removeValue(forKey: fd)
-            handOver(fd, output: ByteBuffer(bytes: output), input: ByteBuffer(bytes: input), admitted: true)
+            handOver(
+                fd,
+                output: ByteBuffer(bytes: output),
+                lookUp: lookUp,
+                input: ByteBuffer(bytes: input),
+                admitted: true
+            )
         }
 
-        private func handOver(_ fd: Int32, output: ByteBuffer, input: ByteBuffer, admitted: Bool) {
+        private func handOver(
+            _ fd: Int32,
+            output: ByteBuffer,
+            lookUp: PendingLookup?,
+            input: ByteBuffer,
+            admitted: Bool
+        ) {
             gauge.pending.add(1, ordering: .relaxed)
-            handOverToNIO(
+            host.handOver(
                 HandOver(
                     descriptor: fd,
-                    unfinished: .init(output: output, input: input),
+                    unwritten: output,
+                    lookUp: lookUp,
+                    unread: input,
                     admitted: admitted,
                     gauge: gauge
                 )
@@ -487,7 +484,7 @@ extension FastLane {
         private func closeConnection(_ fd: Int32) {
             guard lastRead.removeValue(forKey: fd) != nil else { return }
             close(fd)
-            registry.releaseFastLane()
+            host.release()
         }
 
         private func closeConnections() {
@@ -510,4 +507,26 @@ extension FastLane {
         }
     }
 
+}
+
+/// What the fast lane asks of the server it runs beside.
+protocol FastLaneHost: Sendable {
+    /// Counts a connection the lane accepted against the connection limit; `false` when full.
+    func admit() -> Bool
+    /// Takes a connection off the lane, for good (see `FastLane`'s ownership table).
+    func handOver(_ handOver: FastLane.HandOver)
+    /// A connection the lane admitted has closed on the lane.
+    func release()
+    /// Whether the daemon is draining: the lane then answers nothing itself.
+    var isDraining: Bool { get }
+}
+
+/// The fast lane could not be set up.
+struct FastLaneError: Error, CustomStringConvertible {
+    /// The `errno` of the failed call.
+    let cause: Int32
+
+    var description: String {
+        "cannot set up the fast lane's event loops: \(String(cString: strerror(cause)).lowercased())"
+    }
 }

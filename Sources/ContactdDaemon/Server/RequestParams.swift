@@ -57,7 +57,9 @@ private func parseKey(_ object: JSONObject) throws(RPCError) -> ContactKey {
     case (.some, .some): throw .invalidParams("give phone_number or contact_id, not both")
     case (let phone?, nil):
         guard case .string(let text) = phone else { throw .invalidParams("phone_number must be a string") }
-        guard text.utf8.count <= 128, let number = PhoneNumber(text) else { throw .invalidPhoneNumber }
+        guard text.utf8.count <= PhoneNumber.maximumInputBytes, let number = PhoneNumber(text) else {
+            throw .invalidPhoneNumber
+        }
         return .phone(number)
     case (nil, let id?):
         guard case .string(let text) = id else { throw .invalidParams("contact_id must be a string") }

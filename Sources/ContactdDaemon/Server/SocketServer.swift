@@ -17,6 +17,7 @@ package final class SocketServer: Sendable {
     }
 
     private let configuration: DaemonConfiguration
+    private let rules: ConnectionRules
     private let dispatcher: RequestDispatcher
     let registry: ConnectionRegistry
     private let logger: Logger
@@ -30,6 +31,7 @@ package final class SocketServer: Sendable {
         logger: Logger
     ) {
         self.configuration = configuration
+        self.rules = ConnectionRules(configuration)
         self.dispatcher = dispatcher
         self.registry = ConnectionRegistry(status: status, maxConnections: configuration.limits.maxConnections)
         self.logger = logger
@@ -70,10 +72,9 @@ package final class SocketServer: Sendable {
                 let lane = try FastLane(
                     listener: descriptor,
                     loopCount: Self.loopCount,
-                    dispatcher: dispatcher,
-                    registry: registry,
-                    configuration: configuration,
-                    handOver: makeHandOver()
+                    hits: dispatcher.hits,
+                    rules: rules,
+                    host: LaneHost(registry: registry, status: dispatcher.status, handOver: makeHandOver())
                 )
                 fastLane.withLockedValue { $0 = lane }
                 dispatcher.status.fastPathEnabled.store(true, ordering: .relaxed)
@@ -153,9 +154,8 @@ package final class SocketServer: Sendable {
     /// Whether the peer's credentials (SO_PEERCRED) are on the allow lists; true when there are
     /// none. Root is always allowed. A refusal is logged once, with the peer's uid, gid and pid.
     private func peerAllowed(_ channel: any Channel) -> EventLoopFuture<Bool> {
-        let uids = configuration.socket.allowUIDs
-        let gids = configuration.socket.allowGIDs
-        guard !uids.isEmpty || !gids.isEmpty else { return channel.eventLoop.makeSucceededFuture(true) }
+        let rules = self.rules
+        guard rules.checksPeers else { return channel.eventLoop.makeSucceededFuture(true) }
         guard let provider = channel as? any SocketOptionProvider else {
             return channel.eventLoop.makeSucceededFuture(false)
         }
@@ -165,7 +165,7 @@ package final class SocketServer: Sendable {
             name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
         )
         return credentials.map { peer in
-            let allowed = peer.isAllowed(uids: uids, gids: gids)
+            let allowed = rules.allows(peer)
             if !allowed {
                 logger.notice(
                     "refused a peer not on the allow lists",
@@ -202,7 +202,12 @@ package final class SocketServer: Sendable {
                     guard handed.admitted else { return initialize(channel, nil) }
                     registry.adoptFromFastLane(channel)
                     status.handedOver.add(1, ordering: .relaxed)
-                    return initialize(channel, handed.unfinished)
+                    let unfinished = ConnectionHandler.Unfinished(
+                        output: handed.unwritten,
+                        lookUp: handed.lookUp,
+                        input: handed.unread
+                    )
+                    return initialize(channel, unfinished)
                 }
                 .withConnectedSocket(handed.descriptor)
                 .whenFailure { error in
@@ -224,18 +229,15 @@ package final class SocketServer: Sendable {
         let dispatcher = self.dispatcher
         let registry = self.registry
         let limits = configuration.limits
+        let rules = self.rules
         let peerAllowed = self.peerAllowed
         return { channel, handedOver in
             @Sendable func handler() -> ConnectionHandler {
                 ConnectionHandler(
                     dispatcher: dispatcher,
-                    maxLineBytes: limits.maxLineBytes,
+                    rules: rules,
                     maxBatch: limits.maxBatch,
                     maxInFlight: limits.maxInFlightPerConnection,
-                    timeouts: .init(
-                        idle: .nanoseconds(Int64(limits.idleTimeout * 1e9)),
-                        partialLine: .nanoseconds(Int64(limits.partialLineTimeout * 1e9))
-                    ),
                     handedOver: handedOver
                 )
             }
@@ -261,18 +263,26 @@ package final class SocketServer: Sendable {
     }
 }
 
-/// `struct ucred` from `<sys/socket.h>` (Glibc's Swift module hides it behind `_GNU_SOURCE`):
-/// what `getsockopt(SO_PEERCRED)` fills in for a Unix socket peer. Same layout: three 32-bit fields.
-struct PeerCredentials: Sendable {
-    var pid: Int32 = 0
-    var uid: UInt32 = 0
-    var gid: UInt32 = 0
+/// The server's side of the fast lane's interface: the connection count and the hand-over.
+private struct LaneHost: FastLaneHost {
+    let registry: ConnectionRegistry
+    let status: DaemonStatus
+    let handOver: @Sendable (FastLane.HandOver) -> Void
 
-    /// `SO_PEERCRED` on Linux (asm-generic/socket.h).
-    static let optionName: CInt = 17
+    func admit() -> Bool { registry.admitFastLane() }
+    func handOver(_ handOver: FastLane.HandOver) { self.handOver(handOver) }
+    func release() { registry.releaseFastLane() }
+    var isDraining: Bool { status.draining }
+}
 
-    /// The allow-list rule: root, or a uid or primary gid on the lists.
-    func isAllowed(uids: some Sequence<UInt32>, gids: some Sequence<UInt32>) -> Bool {
-        uid == 0 || uids.contains(uid) || gids.contains(gid)
+extension ConnectionRules {
+    init(_ configuration: DaemonConfiguration) {
+        self.init(
+            maxLineBytes: configuration.limits.maxLineBytes,
+            idleTimeout: .seconds(configuration.limits.idleTimeout),
+            partialLineTimeout: .seconds(configuration.limits.partialLineTimeout),
+            allowUIDs: Set(configuration.socket.allowUIDs),
+            allowGIDs: Set(configuration.socket.allowGIDs)
+        )
     }
 }

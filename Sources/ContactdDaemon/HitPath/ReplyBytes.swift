@@ -1,3 +1,5 @@
+import ContactdProtocol
+
 /// The fast lane's reply buffer: a pointer, a count and a capacity.
 ///
 /// Why not a `ByteBuffer`: each of its writes goes through its storage object, with a uniqueness
@@ -45,14 +47,5 @@ struct ReplyBytes: ReplySink {
 
     mutating func append(_ text: StaticString) {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
-    }
-
-    mutating func append(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { append($0) }
     }
 }

@@ -1,0 +1,54 @@
+import ContactdProtocol
+import Glibc
+
+/// The rules every client connection is held to, whichever path serves it: the fast lane
+/// consults them for the connections on its loops, `ConnectionHandler` and `SocketServer` for the
+/// ones on NIO.
+struct ConnectionRules: Sendable {
+    /// Longest request line in bytes, newline excluded (a trailing `\r` counts).
+    var maxLineBytes: Int
+    /// Close a connection silent this long with no answer owed; `.zero` = never.
+    var idleTimeout: Duration
+    /// Close a connection whose started line is not finished this long after; `.zero` = never.
+    var partialLineTimeout: Duration
+    /// Peers allowed by uid and by primary gid (SO_PEERCRED); both empty: anyone the socket
+    /// file's mode lets in.
+    var allowUIDs: Set<UInt32>
+    var allowGIDs: Set<UInt32>
+
+    /// Whether peers are checked at all.
+    var checksPeers: Bool { !allowUIDs.isEmpty || !allowGIDs.isEmpty }
+
+    /// Whether `peer` may use the daemon: root always, else a uid or primary gid on the lists.
+    func allows(_ peer: PeerCredentials) -> Bool {
+        !checksPeers || peer.uid == 0 || allowUIDs.contains(peer.uid) || allowGIDs.contains(peer.gid)
+    }
+
+    /// The content of one line as framed (`LineFramer`'s rule): without a trailing `\r`; `nil`
+    /// for a blank line, which is skipped.
+    static func content(of line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var end = line.count
+        if end > 0, line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        let content = UnsafeRawBufferPointer(rebasing: line[..<end])
+        return LineFramer.isBlank(content) ? nil : content
+    }
+}
+
+/// `struct ucred` from `<sys/socket.h>` (Glibc's Swift module hides it behind `_GNU_SOURCE`):
+/// what `getsockopt(SO_PEERCRED)` fills in for a Unix socket peer. Same layout: three 32-bit fields.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+
+    /// `SO_PEERCRED` on Linux (asm-generic/socket.h).
+    static let optionName: CInt = 17
+
+    /// The credentials of the peer connected to `descriptor`; `nil` if the kernel will not say.
+    init?(of descriptor: Int32) {
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, Self.optionName, &self, &length) == 0 else { return nil }
+    }
+
+    init() {}
+}
