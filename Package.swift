@@ -57,7 +57,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Loopback stand-in for the get-contact API: demo data, faults, counters.
+        // Loopback stand-in for the get-contact API in tests and benchmarks: faults, counters,
+        // generated contacts. Not linked into the daemon (`--demo` has its own, `DemoAPI`).
         .target(
             name: "FakeContactAPI",
             dependencies: [
@@ -67,7 +68,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // Composition root: socket server, upstream client, configuration, lifecycle.
+        // Composition root: the hit path, socket server and fast lane, upstream client,
+        // configuration, lifecycle, and the demo's API stand-in.
         .target(
             name: "ContactdDaemon",
             dependencies: [
@@ -75,10 +77,10 @@ let package = Package(
                 "ContactdProtocol",
                 "CLinux",
                 "Systemd",
-                "FakeContactAPI",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -171,7 +173,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ContactdTestSupport", "FakeContactAPI", "ContactdClient", "ContactdJSON", "contactd", "contactctl",
+                "ContactdTestSupport", "ContactdDaemon", "FakeContactAPI", "ContactdClient", "ContactdJSON", "contactd",
+                "contactctl",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -6,7 +6,7 @@ import NIOPosix
 
 /// A loopback HTTP server that answers `POST /get-contact` like the real API, with switchable faults.
 ///
-/// It serves `--demo` and stands in for the API in tests: it counts the calls it gets (in total,
+/// It stands in for the API in tests and benchmarks (`--demo` has its own, `DemoAPI`): it counts the calls it gets (in total,
 /// per key, and the most in flight at once) and can answer with any status, slowly, with garbage,
 /// or by dropping the connection.
 public final class FakeContactAPI: Sendable {
@@ -48,7 +48,7 @@ public final class FakeContactAPI: Sendable {
     ///     `BenchContacts.generate` for a million contacts without storing them.
     ///   - port: the port to listen on; 0 picks a free one.
     public static func start(
-        contacts: [String] = DemoContacts.all,
+        contacts: [String] = [],
         expectedToken: String? = nil,
         generate: (@Sendable (String) -> String?)? = nil,
         port: Int = 0

@@ -1,3 +1,4 @@
+import ContactdDaemon
 import ContactdJSON
 import ContactdTestSupport
 import FakeContactAPI

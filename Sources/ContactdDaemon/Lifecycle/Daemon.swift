@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import ContactdCore
-import FakeContactAPI
 import Logging
 import NIOCore
 import NIOPosix
@@ -27,14 +26,14 @@ package enum Daemon {
     ) async throws {
         var configuration = configuration
         let notifier = SystemdNotifier()
-        var demoAPI: FakeContactAPI?
+        var demoAPI: DemoAPI?
         let token: APIToken
         if configuration.demo {
-            let fake = try await FakeContactAPI.start(expectedToken: "demo-token")
-            demoAPI = fake
-            configuration.upstream.url = fake.baseURL
-            token = APIToken("demo-token")
-            logger.notice("demo mode: serving bundled sample contacts", metadata: ["upstream.url": "\(fake.baseURL)"])
+            let demo = try await DemoAPI.start()
+            demoAPI = demo
+            configuration.upstream.url = demo.baseURL
+            token = APIToken(demo.token)
+            logger.notice("demo mode: serving bundled sample contacts", metadata: ["upstream.url": "\(demo.baseURL)"])
         } else {
             token = try APIToken.load(tokenFile: configuration.upstream.tokenFile, environment: environment)
             if let warning = APIToken.permissionWarning(tokenFile: configuration.upstream.tokenFile) {

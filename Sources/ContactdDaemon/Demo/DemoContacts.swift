@@ -1,10 +1,10 @@
-/// Sample contacts for `--demo` and the tests, as the API would send them (with its whitespace).
+/// Sample contacts for `--demo` (served by `DemoAPI`) and the tests, as the API would send them (with its whitespace).
 ///
 /// Varied on purpose: missing members, nulls, unicode, nested metadata, numbers spelled with
 /// exponents and trailing zeros (which must reach clients unchanged), and a member the daemon
 /// does not know (`x_priority`).
-public enum DemoContacts {
-    public static let all: [String] = [
+package enum DemoContacts {
+    package static let all: [String] = [
         #"{"id": "c1d2e3f4-5678-9abc-def0-123456789abc", "phone_number": "+14155551234", "name": "John Smith", "email": "john@example.com", "company": "Acme Corp", "notes": "Prefers morning appointments", "tags": ["customer", "vip"], "metadata": {"customer_id": "cust_123"}, "stats": {"total_calls": 5, "total_messages": 12, "last_contact": "2024-01-15T10:30:00Z"}, "created_at": "2024-01-10T10:00:00Z", "updated_at": "2024-01-15T10:30:00Z"}"#,
         #"{"id": "a7f3c2e1-0b4d-4e8f-9a6c-5d2e1f0a3b4c", "phone_number": "+442079460958", "name": "Amelia Hughes", "email": "amelia.hughes@example.co.uk", "company": "Thames Logistics Ltd", "notes": "Call after 2pm GMT", "tags": ["supplier"], "metadata": {"account_manager": "R. Patel", "tier": 2}, "stats": {"total_calls": 41, "total_messages": 3, "last_contact": "2024-03-02T14:05:00Z"}, "created_at": "2023-06-01T09:00:00Z", "updated_at": "2024-03-02T14:05:00Z"}"#,
         #"{"id": "5e9b1c7a-2d3f-4a6b-8c9d-0e1f2a3b4c5d", "phone_number": "+4930901820", "name": "Jürgen Müller", "email": "j.mueller@example.de", "company": "Müller & Söhne GmbH", "notes": null, "tags": [], "metadata": {}, "stats": {"total_calls": 0, "total_messages": 0, "last_contact": null}, "created_at": "2024-02-20T08:15:00Z", "updated_at": "2024-02-20T08:15:00Z"}"#,
