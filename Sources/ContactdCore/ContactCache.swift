@@ -12,10 +12,10 @@ package struct CacheConfiguration: Sendable, Equatable {
     package var maxEntries: Int = 100_000
     /// Most bytes kept, counted by `ContactCache.cost(of:keys:)`. Default 256 MiB.
     package var maxBytes: Int = 256 << 20
-    /// Seconds a contact is fresh. Default 5 minutes.
-    package var ttl: Double = 300
-    /// Seconds a not-found entry is fresh. Default 1 minute.
-    package var negativeTTL: Double = 60
+    /// How long a contact is fresh. Default 5 minutes.
+    package var ttl: Duration = .seconds(300)
+    /// How long a not-found entry is fresh. Default 1 minute.
+    package var negativeTTL: Duration = .seconds(60)
 
     package init() {}
 }
@@ -69,10 +69,13 @@ package struct CacheView {
 package final class ContactCache: Sendable {
     private let state: NIOLockedValueBox<LRUState>
     package let configuration: CacheConfiguration
+    /// The TTLs in seconds, as ages are counted (read on every hit).
+    private let ttlSeconds: (contact: Double, notFound: Double)
     private let clock: MonotonicClock
 
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
         self.configuration = configuration
+        self.ttlSeconds = (contact: configuration.ttl.seconds, notFound: configuration.negativeTTL.seconds)
         self.clock = clock
         self.state = NIOLockedValueBox(LRUState())
     }
@@ -126,7 +129,7 @@ package final class ContactCache: Sendable {
             let node = state.nodes[slot]
             let record = Record(node)
             let age = max(0, now - node.storedAt)
-            let ttl = record.isContact ? configuration.ttl : configuration.negativeTTL
+            let ttl = record.isContact ? ttlSeconds.contact : ttlSeconds.notFound
             let view = CacheView(
                 json: record.json,
                 age: age,

@@ -61,9 +61,9 @@ extension ContactLookup {
         // Deadlines are real time (they bound real waits), not the cache's injectable clock.
         let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
-        let deadline = started + policy.deadline - min(0.1, policy.deadline * 0.1)
+        let deadline = started + policy.deadline.seconds - min(0.1, policy.deadline.seconds * 0.1)
         // An attempt with less time than this left is not worth starting (nor queueing for).
-        let shortest = min(0.25, policy.deadline * 0.25)
+        let shortest = min(0.25, policy.deadline.seconds * 0.25)
         var attempt = 0
         var apiAnswer: Result<Contact, LookupError>?
         func refused(_ error: LookupError) -> Fetched { Fetched(result: .failure(error), apiAnswer: apiAnswer) }
@@ -110,7 +110,7 @@ extension ContactLookup {
     private func refusal(for key: ContactKey) -> LookupError? {
         let now = clock.now()
         return health.withLockedValue {
-            $0.fetchRefusal(for: key, now: now, tokenRetryAfter: policy.breakerCooldown)
+            $0.fetchRefusal(for: key, now: now, tokenRetryAfter: policy.breakerCooldown.seconds)
         }
     }
 

@@ -50,7 +50,7 @@ package final class ContactLookup: Sendable {
         self.logger = logger
         self.breaker = CircuitBreaker(
             failureThreshold: policy.breakerFailures,
-            cooldown: policy.breakerCooldown,
+            cooldown: policy.breakerCooldown.seconds,
             clock: clock
         )
         self.budget = APIBudget(
@@ -73,7 +73,7 @@ package final class ContactLookup: Sendable {
     package func cached(_ key: ContactKey, maxAge: Double?) -> Result<LookupResult, LookupError>? {
         guard let entry = cache.read(key) else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
-        let ttl = cache.configuration.ttl
+        let ttl = cache.configuration.ttl.seconds
         if entry.isFresh {
             counters.hits.add(1, ordering: .relaxed)
             switch entry.value {
@@ -84,7 +84,7 @@ package final class ContactLookup: Sendable {
                 return .failure(.notFound)
             }
         }
-        guard case .contact(let contact) = entry.value, entry.age < ttl + policy.staleTTL,
+        guard case .contact(let contact) = entry.value, entry.age < ttl + policy.staleTTL.seconds,
             let reason = revalidate(key, entry: contact.id)
         else { return nil }
         counters.staleHits.add(1, ordering: .relaxed)
@@ -139,7 +139,7 @@ package final class ContactLookup: Sendable {
 
     /// The contact for `key`, from the cache when it can, else from one shared fetch.
     ///
-    /// Waits at most `policy.deadline` seconds from `since` (when the request was received, on
+    /// Waits at most `policy.deadline.seconds` seconds from `since` (when the request was received, on
     /// `MonotonicClock.system`; now if not given). When the fetch fails with `upstream_unavailable`,
     /// `rate_limited` or `overloaded` and a contact within `staleIfError` is cached (and `maxAge`
     /// allows it), that contact is the answer, marked stale with the reason.
@@ -162,8 +162,10 @@ package final class ContactLookup: Sendable {
                 ?? .failure(.unavailable(detail: "entry vanished", retryAfter: nil))
         }
         let result =
-            await flight.wait(timeout: policy.deadline - (MonotonicClock.system.now() - since))
-            ?? .failure(.unavailable(detail: "no answer within the \(policy.deadline)s deadline", retryAfter: nil))
+            await flight.wait(timeout: policy.deadline.seconds - (MonotonicClock.system.now() - since))
+            ?? .failure(
+                .unavailable(detail: "no answer within the \(policy.deadline.settingText) deadline", retryAfter: nil)
+            )
         switch result {
         case .success(let contact):
             return .success(LookupResult(contact: contact, status: .miss, age: 0))
@@ -197,7 +199,7 @@ package final class ContactLookup: Sendable {
     /// be refreshed ahead (`cached` and `writeHit` decide alike).
     private func refreshAheadDue(reads: Int, age: Double) -> Bool {
         policy.refreshAhead > 0 && reads >= policy.refreshAheadReads
-            && age >= cache.configuration.ttl * policy.refreshAhead
+            && age >= cache.configuration.ttl.seconds * policy.refreshAhead
     }
 
     private func refreshAhead(_ key: ContactKey, entry: ContactID) {
@@ -225,7 +227,7 @@ package final class ContactLookup: Sendable {
         default: return nil
         }
         guard let entry = cache.read(key), case .contact(let contact) = entry.value,
-            entry.age < cache.configuration.ttl + policy.staleIfError
+            entry.age < cache.configuration.ttl.seconds + policy.staleIfError.seconds
         else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
         counters.staleIfError.add(1, ordering: .relaxed)

@@ -110,7 +110,7 @@ package struct UpstreamHealth: Sendable {
     ///
     /// - Parameters:
     ///   - background: the fetch was a refresh nobody waited for; its failure holds the key's
-    ///     refreshes back for `policy.retryMaxDelay`.
+    ///     refreshes back for `policy.retryMaxDelay.seconds`.
     package mutating func learn(
         _ answer: Result<Contact, LookupError>,
         for key: ContactKey,
@@ -134,7 +134,7 @@ package struct UpstreamHealth: Sendable {
             }
         case .failure(.rateLimited(let retryAfter)):
             lastFailure = .rateLimited(retryAfter: retryAfter)
-            let until = now + (retryAfter ?? policy.defaultRetryAfter)
+            let until = now + (retryAfter ?? policy.defaultRetryAfter.seconds)
             if policy.rateLimitAllKeys {
                 globalHoldUntil = max(globalHoldUntil, until)
             } else {
@@ -145,7 +145,7 @@ package struct UpstreamHealth: Sendable {
             if background {
                 hold(
                     key,
-                    Hold(until: now + policy.retryMaxDelay, reason: .upstreamUnavailable, blocksFetches: false),
+                    Hold(until: now + policy.retryMaxDelay.seconds, reason: .upstreamUnavailable, blocksFetches: false),
                     now: now
                 )
             }

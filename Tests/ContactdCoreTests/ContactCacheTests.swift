@@ -23,8 +23,8 @@ func cid(_ text: String) -> ContactKey { .id(ContactID(text)!) }
         var configuration = CacheConfiguration()
         configuration.maxEntries = maxEntries
         configuration.maxBytes = maxBytes
-        configuration.ttl = ttl
-        configuration.negativeTTL = negativeTTL
+        configuration.ttl = .seconds(ttl)
+        configuration.negativeTTL = .seconds(negativeTTL)
         let clock = ManualClock()
         return (ContactCache(configuration: configuration, clock: clock.clock), clock)
     }

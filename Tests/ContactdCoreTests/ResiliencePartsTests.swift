@@ -80,8 +80,8 @@ import Testing
 @Suite struct BackoffTests {
     @Test func fullJitterStaysWithinTheCappedExponential() {
         var policy = UpstreamPolicy()
-        policy.retryBaseDelay = 0.1
-        policy.retryMaxDelay = 1
+        policy.retryBaseDelay = .seconds(0.1)
+        policy.retryMaxDelay = .seconds(1)
         #expect(policy.backoff(attempt: 0, random: 1) == 0.1)
         #expect(policy.backoff(attempt: 2, random: 1) == 0.4)
         #expect(policy.backoff(attempt: 10, random: 1) == 1)

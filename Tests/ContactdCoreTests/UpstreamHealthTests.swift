@@ -88,7 +88,7 @@ import Testing
     @Test func aFailedRefreshHoldsOnlyRefreshesOfItsKey() {
         var health = UpstreamHealth()
         var policy = policy
-        policy.retryMaxDelay = 2
+        policy.retryMaxDelay = .seconds(2)
         let failure = LookupError.unavailable(detail: "503", retryAfter: nil, retryable: true)
         _ = health.learn(.failure(failure), for: john, generation: 0, background: true, policy: policy, now: 0)
         #expect(health.lastFailure == failure)

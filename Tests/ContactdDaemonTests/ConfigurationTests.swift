@@ -13,13 +13,13 @@ import Testing
         #expect(c.upstream.url == "https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1")
         #expect(c.cache.maxEntries == 100_000)
         #expect(c.cache.maxBytes == 256 << 20)
-        #expect(c.cache.ttl == 300)
-        #expect(c.policy.staleTTL == 3600)
-        #expect(c.cache.negativeTTL == 60)
-        #expect(c.policy.deadline == 5)
+        #expect(c.cache.ttl == .seconds(300))
+        #expect(c.policy.staleTTL == .seconds(3600))
+        #expect(c.cache.negativeTTL == .seconds(60))
+        #expect(c.policy.deadline == .seconds(5))
         #expect(c.limits.maxConnections == 1024)
         #expect(c.limits.maxLineBytes == 64 << 10)
-        #expect(c.shutdownTimeout == 10)
+        #expect(c.shutdownTimeout == .seconds(10))
         #expect(c.logLevel == .info)
         #expect(c.demo == false)
         #expect(c.fastPath == true)
@@ -43,14 +43,14 @@ import Testing
 
     @Test func resilienceDefaultsAreTheDocumentedOnes() throws {
         let p = try DaemonConfiguration.load(arguments: [:], environment: [:]).policy
-        #expect(p.staleIfError == 86_400)
+        #expect(p.staleIfError == .seconds(86_400))
         #expect(p.refreshAhead == 0.8)
         #expect(p.refreshAheadReads == 2)
         #expect(p.retryAttempts == 3)
-        #expect(p.retryBaseDelay == 0.1)
-        #expect(p.retryMaxDelay == 2)
+        #expect(p.retryBaseDelay == .milliseconds(100))
+        #expect(p.retryMaxDelay == .seconds(2))
         #expect(p.breakerFailures == 5)
-        #expect(p.breakerCooldown == 10)
+        #expect(p.breakerCooldown == .seconds(10))
         #expect(p.maxConcurrent == 16)
         #expect(p.ratePerSecond == 0)
         #expect(p.queueLimit == 1024)
@@ -66,12 +66,12 @@ import Testing
                 "CONTACTD_RETRY_ATTEMPTS": "9",
             ]
         ).policy
-        #expect(p.staleIfError == 7200)
+        #expect(p.staleIfError == .seconds(7200))
         #expect(p.retryAttempts == 5)
         #expect(p.ratePerSecond == 12.5)
         #expect(p.refreshAhead == 0)
         #expect(p.breakerFailures == 3)
-        #expect(p.breakerCooldown == 0.25)
+        #expect(p.breakerCooldown == .milliseconds(250))
         #expect(p.maxConcurrent == 4)
         #expect(p.queueLimit == 10)
         #expect(p.rateLimitAllKeys)
@@ -82,7 +82,7 @@ import Testing
             arguments: ["ttl": "90s"],
             environment: ["CONTACTD_TTL": "10m", "CONTACTD_CACHE_MAX_ENTRIES": "500", "CONTACTD_DEMO": "yes"]
         )
-        #expect(c.cache.ttl == 90)
+        #expect(c.cache.ttl == .seconds(90))
         #expect(c.cache.maxEntries == 500)
         #expect(c.demo)
     }
@@ -91,7 +91,7 @@ import Testing
         for setting in DaemonConfiguration.settings {
             #expect(
                 setting.environmentVariable == "CONTACTD_"
-                    + setting.flag.uppercased().replacingOccurrences(of: "-", with: "_")
+                    + setting.name.uppercased().replacingOccurrences(of: "-", with: "_")
             )
         }
     }
@@ -101,7 +101,10 @@ import Testing
         ("ttl", "1.5s", 1.5),
     ])
     func durations(flag: String, text: String, seconds: Double) throws {
-        #expect(try DaemonConfiguration.load(arguments: [flag: text], environment: [:]).cache.ttl == seconds)
+        #expect(
+            try DaemonConfiguration.load(arguments: [flag: text], environment: [:]).cache.ttl
+                == .nanoseconds(Int64(seconds * 1e9))
+        )
     }
 
     @Test(arguments: [("1024", 1024), ("64K", 65536), ("256M", 268_435_456), ("1G", 1_073_741_824), ("2k", 2048)])

@@ -108,7 +108,7 @@ import Testing
         try await withFakeAPI { api in
             // 1 s, not less: the lane's idle clock starts at accept, and a loaded CI machine once
             // took 0.3 s between this test's connect and its first send.
-            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = 1 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(1) }) { daemon in
                 let warm = try await RawSocketClient.connect(daemon.socketPath)
                 #expect(try await roundTrip(warm, getPhone(johnPhone)).cacheStatus == "miss")
                 let client = try await RawSocketClient.connect(daemon.socketPath)

@@ -17,7 +17,7 @@ import Testing
                 c.limits.maxLineBytes = maxLineBytes
                 // The bystander's lookup is held for the whole attack; under a loaded machine some
                 // attacks outlasted the default 5 s deadline, which is not what is tested here.
-                c.policy.deadline = 60
+                c.policy.deadline = .seconds(60)
             }
             try await withDaemon(api: api, configure: configure) { daemon in
                 let bystander = try await RawSocketClient.connect(daemon.socketPath)

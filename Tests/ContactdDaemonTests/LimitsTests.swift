@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct LimitsTests {
     @Test func unfinishedLineIsCutOffAfterThePartialLineTimeout() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 0.3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = .seconds(0.3) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 try await client.send(#"{"id":1,"method":"daemon.p"#)
                 let start = ContinuousClock.now
@@ -24,7 +24,7 @@ import Testing
 
     @Test func steadilyCompletedLinesAreNeverCutOff() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = 3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.partialLineTimeout = .seconds(3) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 // Each send finishes the previous request and starts the next: a line is left
                 // unfinished for all of 3.5 s, past the 3 s limit, but lines complete every
@@ -44,7 +44,7 @@ import Testing
 
     @Test func silentConnectionIsClosedAfterTheIdleTimeout() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = 0.3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(0.3) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 #expect(try await roundTrip(client, #"{"id":1,"method":"daemon.ping"}"#)["result"] == "pong")
                 #expect(try await client.readLine(timeout: 5) == nil)
@@ -56,7 +56,7 @@ import Testing
     @Test func idleTimeoutWaitsForAnswersStillOwed() async throws {
         try await withFakeAPI { api in
             api.setDelay(.milliseconds(800))
-            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = 0.3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(0.3) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 try await client.send(getPhone(johnPhone) + "\n")
                 let reply = try JSONParser.parse(Array(#require(try await client.readLine(timeout: 5)).utf8))

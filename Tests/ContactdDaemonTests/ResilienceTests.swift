@@ -23,9 +23,9 @@ import Testing
         let clock = self.clock
         let setUp: (inout DaemonConfiguration) -> Void = { c in
             c.clock = clock.clock
-            c.cache.ttl = 10
+            c.cache.ttl = .seconds(10)
             c.policy.retryAttempts = 1
-            c.policy.retryBaseDelay = 0.01
+            c.policy.retryBaseDelay = .seconds(0.01)
             c.policy.refreshAhead = 0
             configure(&c)
         }
@@ -97,7 +97,9 @@ import Testing
 
     @Test func pastTheStaleWindowALookupWaitsForTheAPI() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.policy.staleTTL = 60 }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.policy.staleTTL = .seconds(60) }) {
+                _,
+                client async throws in
                 _ = try await roundTrip(client, getPhone(johnPhone))
                 clock.advance(by: 71)
                 #expect(try await roundTrip(client, getPhone(johnPhone)).cacheStatus == "miss")
@@ -114,8 +116,8 @@ import Testing
     func failedFetchServesTheStaleEntry(behavior: FakeContactAPI.Behavior, reason: String) async throws {
         try await withFakeAPI { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.policy.staleTTL = 0  // no stale-while-revalidate: every expired read fetches
-                c.policy.staleIfError = 100
+                c.policy.staleTTL = .seconds(0)  // no stale-while-revalidate: every expired read fetches
+                c.policy.staleIfError = .seconds(100)
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
                 _ = try await roundTrip(client, getPhone(johnPhone))
@@ -139,7 +141,9 @@ import Testing
 
     @Test func otherErrorsAreNotHiddenBehindStaleEntries() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.policy.staleTTL = 0 }) { _, client async throws in
+            try await withResilientDaemon(api: api, configure: { $0.policy.staleTTL = .seconds(0) }) {
+                _,
+                client async throws in
                 _ = try await roundTrip(client, getPhone(johnPhone))
                 clock.advance(by: 11)
                 api.setBehavior(.status(401))
@@ -155,7 +159,7 @@ import Testing
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.refreshAhead = 0.8
                 c.policy.refreshAheadReads = 2
-                c.policy.staleTTL = 0
+                c.policy.staleTTL = .seconds(0)
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
                 _ = try await roundTrip(client, getPhone(johnPhone))
@@ -231,7 +235,7 @@ import Testing
         try await withFakeAPI { api in
             api.setDelay(.seconds(3))
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.policy.deadline = 0.6
+                c.policy.deadline = .seconds(0.6)
                 c.policy.retryAttempts = 10
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
@@ -290,7 +294,7 @@ import Testing
         try await withFakeAPI { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.breakerFailures = 3
-                c.policy.breakerCooldown = 10
+                c.policy.breakerCooldown = .seconds(10)
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 api.setBehavior(.status(503))
@@ -329,9 +333,9 @@ import Testing
         try await withFakeAPI { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.breakerFailures = 3
-                c.policy.breakerCooldown = 0.5
+                c.policy.breakerCooldown = .seconds(0.5)
                 c.policy.retryAttempts = 3
-                c.policy.retryMaxDelay = 0.2
+                c.policy.retryMaxDelay = .seconds(0.2)
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 _ = try await roundTrip(client, getPhone(johnPhone))
@@ -382,7 +386,7 @@ import Testing
                 logger: Logger(label: "contactd-test") { _ in logs },
                 configure: { c in
                     c.clock = clock.clock
-                    c.policy.breakerCooldown = 10
+                    c.policy.breakerCooldown = .seconds(10)
                 }
             ) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
@@ -441,7 +445,7 @@ import Testing
         try await withFakeAPI { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.policy.maxConcurrent = 1
-                c.policy.deadline = 1
+                c.policy.deadline = .seconds(1)
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
                 api.hold()
@@ -486,7 +490,7 @@ import Testing
                 c.policy.queueLimit = 1
                 // The API is held until all 200 requests have arrived; under ThreadSanitizer that
                 // took longer than the default 5 s deadline, and a timed-out fetch is retried.
-                c.policy.deadline = 60
+                c.policy.deadline = .seconds(60)
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, client async throws in
                 api.hold()
@@ -505,7 +509,7 @@ import Testing
             // On a loaded machine (a benchmark alongside) the held fetch outlived the default 5 s
             // upstream timeout and the callers' 5 s deadline: errors, and a retry's second call.
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.policy.deadline = 60
+                c.policy.deadline = .seconds(60)
             }
             try await withResilientDaemon(api: api, configure: configure) { daemon, _ async throws in
                 api.hold()
@@ -570,7 +574,7 @@ import Testing
 
     @Test func eachWaiterKeepsItsOwnDeadline() async throws {
         try await withFakeAPI { api in
-            try await withResilientDaemon(api: api, configure: { $0.policy.deadline = 0.5 }) {
+            try await withResilientDaemon(api: api, configure: { $0.policy.deadline = .seconds(0.5) }) {
                 _,
                 client async throws in
                 api.hold()

@@ -55,7 +55,7 @@ import Testing
     @Test func slowAPIBecomesUpstreamUnavailableAfterTheTimeout() async throws {
         try await withFakeAPI { api in
             api.setDelay(.seconds(3))
-            try await withDaemon(api: api, configure: { $0.policy.deadline = 0.3 }) { daemon in
+            try await withDaemon(api: api, configure: { $0.policy.deadline = .seconds(0.3) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 let start = ContinuousClock.now
                 let reply = try await roundTrip(client, getPhone(johnPhone))
@@ -72,7 +72,7 @@ import Testing
                 api: api,
                 configure: {
                     $0.upstream.url = "http://127.0.0.1:1"
-                    $0.policy.deadline = 1
+                    $0.policy.deadline = .seconds(1)
                 }
             ) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)

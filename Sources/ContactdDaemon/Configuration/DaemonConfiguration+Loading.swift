@@ -1,114 +1,18 @@
 import Configuration
 import ContactdCore
 import Foundation
-import Logging
 
 extension DaemonConfiguration {
-    /// Every setting: its flag name (without `--`), which maps mechanically to a configuration key
-    /// (`cache-max-entries` → `contactd.cacheMaxEntries`) and an environment variable
-    /// (`CONTACTD_CACHE_MAX_ENTRIES`), and how its text becomes a field.
-    package static let settings: [Setting] = [
-        Setting("socket") { c, v in c.socket.path = v },
-        Setting("socket-mode") { c, v in c.socket.mode = try parseMode(v) },
-        Setting("socket-group") { c, v in c.socket.group = v },
-        Setting("api-url") { c, v in c.upstream.url = try parseURL(v) },
-        Setting("token-file") { c, v in c.upstream.tokenFile = v },
-        Setting("cache-max-entries") { c, v in c.cache.maxEntries = try parseCount(v) },
-        Setting("cache-max-bytes") { c, v in c.cache.maxBytes = try parseSize(v) },
-        Setting("ttl") { c, v in c.cache.ttl = try parseDuration(v) },
-        Setting("stale-ttl") { c, v in c.policy.staleTTL = try parseDuration(v) },
-        Setting("stale-if-error") { c, v in c.policy.staleIfError = try parseDuration(v) },
-        Setting("refresh-ahead") { c, v in c.policy.refreshAhead = try parseFraction(v) },
-        Setting("refresh-ahead-reads") { c, v in
-            c.policy.refreshAheadReads = try parseCount(v, minimum: 1)
-        },
-        Setting("retry-attempts") { c, v in
-            c.policy.retryAttempts = try parseCount(v, minimum: 1)
-        },
-        Setting("retry-base-delay") { c, v in
-            c.policy.retryBaseDelay = try parseDuration(v)
-        },
-        Setting("retry-max-delay") { c, v in c.policy.retryMaxDelay = try parseDuration(v) },
-        Setting("breaker-failures") { c, v in
-            c.policy.breakerFailures = try parseCount(v, minimum: 1)
-        },
-        Setting("breaker-cooldown") { c, v in
-            c.policy.breakerCooldown = try parseDuration(v, allowZero: false)
-        },
-        Setting("api-concurrency") { c, v in
-            c.policy.maxConcurrent = try parseCount(v, minimum: 1)
-        },
-        Setting("api-rate") { c, v in c.policy.ratePerSecond = try parseRate(v) },
-        Setting("api-burst") { c, v in c.policy.rateBurst = try parseCount(v) },
-        Setting("api-queue") { c, v in c.policy.queueLimit = try parseCount(v) },
-        Setting("rate-limit-all-keys") { c, v in
-            c.policy.rateLimitAllKeys = try parseBool(v)
-        },
-        Setting("negative-ttl") { c, v in c.cache.negativeTTL = try parseDuration(v) },
-        Setting("upstream-timeout") { c, v in
-            c.policy.deadline = try parseDuration(v, allowZero: false)
-        },
-        Setting("max-connections") { c, v in
-            c.limits.maxConnections = try parseCount(v, minimum: 1)
-        },
-        Setting("max-line-bytes") { c, v in
-            c.limits.maxLineBytes = try parseSize(v, minimum: 256)
-        },
-        Setting("max-batch") { c, v in c.limits.maxBatch = try parseCount(v, minimum: 1) },
-        Setting("max-requests-per-connection") { c, v in
-            c.limits.maxInFlightPerConnection = try parseCount(v, minimum: 1)
-        },
-        Setting("idle-timeout") { c, v in c.limits.idleTimeout = try parseDuration(v) },
-        Setting("partial-line-timeout") { c, v in
-            c.limits.partialLineTimeout = try parseDuration(v)
-        },
-        Setting("fast-path") { c, v in c.fastPath = try parseBool(v) },
-        Setting("allow-uid") { c, v in c.socket.allowUIDs = try parseIDs(v) },
-        Setting("allow-gid") { c, v in c.socket.allowGIDs = try parseIDs(v) },
-        Setting("log-personal-data") { c, v in c.logPersonalData = try parseBool(v) },
-        Setting("shutdown-timeout") { c, v in c.shutdownTimeout = try parseDuration(v) },
-        Setting("log-level") { c, v in
-            guard let level = Logger.Level(rawValue: v.lowercased()) else {
-                throw ConfigurationError("'\(v)' is not one of trace, debug, info, notice, warning, error, critical")
-            }
-            c.logLevel = level
-        },
-        Setting("demo") { c, v in c.demo = try parseBool(v) },
-    ]
-
-    /// One named setting and how to apply its text.
-    package struct Setting: Sendable {
-        /// The flag name without dashes' prefix, e.g. `cache-max-entries`.
-        package let flag: String
-        let apply: @Sendable (inout DaemonConfiguration, String) throws -> Void
-
-        init(_ flag: String, apply: @escaping @Sendable (inout DaemonConfiguration, String) throws -> Void) {
-            self.flag = flag
-            self.apply = apply
-        }
-
-        /// The configuration key: `contactd.` then the flag in lower camel case.
-        var key: ConfigKey {
-            let parts = flag.split(separator: "-")
-            let camel = parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
-            return ConfigKey(["contactd", camel])
-        }
-
-        /// The environment variable, e.g. `CONTACTD_CACHE_MAX_ENTRIES`.
-        package var environmentVariable: String {
-            "CONTACTD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
-        }
-    }
-
     /// Builds a configuration: a flag's value wins over its environment variable, which wins over
-    /// the default. `arguments` maps flag names (`"ttl"`) to their text.
+    /// the default. `arguments` maps setting names (`"ttl"`) to their text, as
+    /// `commandLineValues(_:)` reads them.
     package static func load(
         arguments: [String: String],
         environment: [String: String]
     ) throws(ConfigurationError) -> DaemonConfiguration {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for setting in settings {
-            if let text = arguments[setting.flag] {
+            if let text = arguments[setting.name] {
                 values[AbsoluteConfigKey(setting.key)] = ConfigValue(.string(text), isSecret: false)
             }
         }
@@ -120,115 +24,108 @@ extension DaemonConfiguration {
         for setting in settings {
             guard let text = reader.string(forKey: setting.key) else { continue }
             do {
-                try setting.apply(&configuration, text.trimmingCharacters(in: .whitespaces))
+                try setting.apply(text.trimmingCharacters(in: .whitespaces), to: &configuration)
             } catch {
                 // Name what the user set: the flag, or the variable when the value came from there.
-                let name = arguments[setting.flag] != nil ? "--" + setting.flag : setting.environmentVariable
+                let name = arguments[setting.name] != nil ? "--" + setting.name : setting.environmentVariable
                 throw ConfigurationError("\(name): \(error)")
             }
         }
         return configuration
     }
-}
 
-// MARK: - Value parsers (SPEC §4: durations in s/ms/m/h, sizes in K/M/G powers of 1024)
-
-/// Seconds from `30`, `250ms`, `5s`, `5m`, `1h`, `1.5s`.
-///
-/// Errors say what is wrong with `text` alone; the caller names the flag or variable.
-package func parseDuration(_ text: String, allowZero: Bool = true) throws(ConfigurationError) -> Double {
-    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    var number = Substring(text)
-    var scale = 1.0
-    for (suffix, factor) in units where text.hasSuffix(suffix) {
-        number = text.dropLast(suffix.count)
-        scale = factor
-        break
-    }
-    guard !text.hasPrefix("-") else { throw ConfigurationError("'\(text)' is negative; a duration is 0 or more") }
-    guard let value = Double(number), value.isFinite, (value * scale).isFinite else {
-        throw ConfigurationError("'\(text)' is not a duration (seconds, or a number with ms, s, m or h)")
-    }
-    guard allowZero || value > 0 else { throw ConfigurationError("'\(text)' must be above 0") }
-    return value * scale
-}
-
-/// Bytes from `65536`, `64K`, `256M`, `1G` (powers of 1024); the unit is applied before `minimum`
-/// is checked.
-package func parseSize(_ text: String, minimum: Int = 0) throws(ConfigurationError) -> Int {
-    let units: [(String, Int)] = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)]
-    var number = Substring(text)
-    var scale = 1
-    for (suffix, factor) in units where text.uppercased().hasSuffix(suffix) {
-        number = text.dropLast()
-        scale = factor
-        break
-    }
-    guard !text.hasPrefix("-") else { throw ConfigurationError("'\(text)' is negative; a size is 0 or more") }
-    guard let value = Int(number), value >= 0, value <= Int.max / scale else {
-        throw ConfigurationError("'\(text)' is not a size (bytes, or a number with K, M or G)")
-    }
-    guard value * scale >= minimum else {
-        throw ConfigurationError("'\(text)' is below the least allowed size, \(minimum) bytes")
-    }
-    return value * scale
-}
-
-/// A fraction from 0 to 1 (`0.8`).
-private func parseFraction(_ text: String) throws(ConfigurationError) -> Double {
-    guard let value = Double(text), value.isFinite, value >= 0, value <= 1 else {
-        throw ConfigurationError("'\(text)' is not a fraction from 0 to 1")
-    }
-    return value
-}
-
-/// Requests per second, 0 or more (`50`, `0.5`).
-private func parseRate(_ text: String) throws(ConfigurationError) -> Double {
-    guard let value = Double(text), value.isFinite, value >= 0 else {
-        throw ConfigurationError("'\(text)' is not a rate (requests per second, 0 = no limit)")
-    }
-    return value
-}
-
-/// A whole number of at least `minimum`.
-package func parseCount(_ text: String, minimum: Int = 0) throws(ConfigurationError) -> Int {
-    guard let value = Int(text), value >= minimum else {
-        throw ConfigurationError("'\(text)' is not a whole number of at least \(minimum)")
-    }
-    return value
-}
-
-/// Comma-separated numeric ids (`--allow-uid 1000,1001`; the flag may also repeat).
-private func parseIDs(_ text: String) throws(ConfigurationError) -> [UInt32] {
-    var ids: [UInt32] = []
-    for part in text.split(separator: ",") {
-        guard let id = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
-            throw ConfigurationError("'\(part)' is not a numeric id")
+    /// The settings given on a command line, by name: `--name VALUE`, `--name=VALUE`, or `--name`
+    /// alone for a setting turned on by its presence. A repeated list setting adds up; any other
+    /// repeated setting takes its last value.
+    package static func commandLineValues(_ arguments: [String]) throws(UsageError) -> [String: String] {
+        var values: [String: String] = [:]
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--"), argument.count > 2 else {
+                throw UsageError("unexpected argument '\(argument)'; settings are written --name value")
+            }
+            var name = String(argument.dropFirst(2))
+            var inline: String?
+            if let equals = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            guard let setting = settings.first(where: { $0.name == name }) else {
+                throw UsageError("unknown option '--\(name)'" + suggestion(for: name))
+            }
+            switch setting.form {
+            case .presence:
+                guard inline == nil else { throw UsageError("--\(name) takes no value") }
+                values[name] = "on"
+            case .value, .list:
+                guard let value = inline ?? rest.popFirst() else { throw UsageError("--\(name) needs a value") }
+                if case .list = setting.form, let earlier = values[name] {
+                    values[name] = earlier + "," + value
+                } else {
+                    values[name] = value
+                }
+            }
         }
-        ids.append(id)
+        return values
     }
-    return ids
+
+    /// `; did you mean --ttl?` for the setting closest to a mistyped name, if one is close.
+    private static func suggestion(for name: String) -> String {
+        let scored = settings.map { ($0.name, editDistance(name, $0.name)) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, name.count / 4) else { return "" }
+        return "; did you mean --\(best.0)?"
+    }
+
+    /// Every setting for `--help`: the flag and what it takes, then its help and its default,
+    /// wrapped to fit 80 columns.
+    package static var helpText: String {
+        settings.map { setting in
+            let flag: String
+            switch setting.form {
+            case .value(let placeholder), .list(let placeholder): flag = "--\(setting.name) <\(placeholder)>"
+            case .presence: flag = "--\(setting.name)"
+            }
+            let text = "\(setting.help) Default: \(setting.defaultText)."
+            return "  \(flag)\n" + wrap(text, width: 78, indent: "      ")
+        }.joined(separator: "\n")
+    }
 }
 
-private func parseMode(_ text: String) throws(ConfigurationError) -> UInt32 {
-    guard let mode = UInt32(text, radix: 8), mode <= 0o777 else {
-        throw ConfigurationError("'\(text)' is not an octal file mode such as 0660")
+/// `text` broken at spaces into lines of at most `width` columns, each starting with `indent`.
+private func wrap(_ text: String, width: Int, indent: String) -> String {
+    var lines: [String] = []
+    var line = indent
+    for word in text.split(separator: " ") {
+        if line.count > indent.count, line.count + 1 + word.count > width {
+            lines.append(line)
+            line = indent
+        }
+        line += (line.count > indent.count ? " " : "") + word
     }
-    return mode
+    lines.append(line)
+    return lines.joined(separator: "\n")
 }
 
-private func parseBool(_ text: String) throws(ConfigurationError) -> Bool {
-    switch text.lowercased() {
-    case "1", "true", "yes", "on": return true
-    case "0", "false", "no", "off", "": return false
-    default: throw ConfigurationError("'\(text)' is not on or off (true/false, yes/no and 1/0 work too)")
+/// A command line that cannot be read (an unknown option, a missing value): exit status 64.
+package struct UsageError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) {
+        self.description = description
     }
 }
 
-private func parseURL(_ text: String) throws(ConfigurationError) -> String {
-    let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
-    guard trimmed.hasPrefix("https://") || trimmed.hasPrefix("http://"), trimmed.count > 8 else {
-        throw ConfigurationError("'\(text)' is not an http(s) URL")
+/// Levenshtein distance: how many one-character edits turn `a` into `b`.
+private func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8)
+    let b = Array(b.utf8)
+    var previous = Array(0...b.count)
+    for i in 1...max(1, a.count) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
     }
-    return trimmed
+    return a.isEmpty ? b.count : previous[b.count]
 }

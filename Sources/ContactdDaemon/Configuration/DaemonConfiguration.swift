@@ -39,11 +39,13 @@ package struct DaemonConfiguration: Sendable {
         package var maxBatch = 1000
         /// Requests waiting for the API on one connection at most; more get `overloaded`. Default 1024.
         package var maxInFlightPerConnection = 1024
-        /// Seconds a connection may stay silent with nothing in flight before it is closed; 0 = never.
-        /// Default 1 hour: long enough for pooled client connections, short enough to shed leaks.
-        package var idleTimeout: Double = 3600
-        /// Seconds a started line may take to finish (slow-loris guard); 0 = no limit. Default 10.
-        package var partialLineTimeout: Double = 10
+        /// How long a connection may stay silent with nothing in flight before it is closed;
+        /// zero = never. Default 1 hour: long enough for pooled client connections, short enough
+        /// to shed leaks.
+        package var idleTimeout: Duration = .seconds(3600)
+        /// How long a started line may take to finish (slow-loris guard); zero = no limit.
+        /// Default 10 s.
+        package var partialLineTimeout: Duration = .seconds(10)
     }
 
     package var socket = Socket()
@@ -53,8 +55,8 @@ package struct DaemonConfiguration: Sendable {
     /// breaker and API budget.
     package var policy = UpstreamPolicy()
     package var limits = Limits()
-    /// Longest drain on SIGTERM, in seconds. Default 10.
-    package var shutdownTimeout: Double = 10
+    /// Longest drain on SIGTERM. Default 10 s.
+    package var shutdownTimeout: Duration = .seconds(10)
     /// Serve plain cache hits on hand-written epoll loops beside NIO (`FastLane`). Default on.
     package var fastPath = true
     /// Lowest level logged. Default `info`.

@@ -115,9 +115,9 @@ package final class SocketServer: Sendable {
         listener.createdFile?.remove(ifInode: listener.createdInode)
     }
 
-    /// Lets every connection finish what it has received, for at most `timeout` seconds, then
+    /// Lets every connection finish what it has received, for at most `timeout`, then
     /// closes whatever is left. Returns whether everything finished in time.
-    package func drainConnections(timeout: Double) async -> Bool {
+    package func drainConnections(timeout: Duration) async -> Bool {
         // Connections on the fast lane owe nothing (a hit is answered before the next read):
         // they are closed at once.
         await fastLane.withLockedValue { $0 }?.closeAll()
@@ -129,7 +129,7 @@ package final class SocketServer: Sendable {
                 return true
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                try? await Task.sleep(for: timeout)
                 return false
             }
             let finished = await group.next() ?? false
@@ -279,8 +279,8 @@ extension ConnectionRules {
     init(_ configuration: DaemonConfiguration) {
         self.init(
             maxLineBytes: configuration.limits.maxLineBytes,
-            idleTimeout: .seconds(configuration.limits.idleTimeout),
-            partialLineTimeout: .seconds(configuration.limits.partialLineTimeout),
+            idleTimeout: configuration.limits.idleTimeout,
+            partialLineTimeout: configuration.limits.partialLineTimeout,
             allowUIDs: Set(configuration.socket.allowUIDs),
             allowGIDs: Set(configuration.socket.allowGIDs)
         )

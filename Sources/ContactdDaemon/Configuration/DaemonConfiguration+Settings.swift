@@ -1,0 +1,180 @@
+import ContactdCore
+import Logging
+
+extension DaemonConfiguration {
+    /// Every setting the daemon takes, in the order `--help` and the docs list them.
+    package static let settings: [Setting] = [
+        .text("socket", \.socket.path, placeholder: "path", help: "Unix socket path."),
+        Setting(
+            "socket-mode",
+            .value("octal"),
+            help: "Permission bits of the socket file.",
+            show: { "0" + String($0.socket.mode, radix: 8) },
+            parse: { c, text in c.socket.mode = try parseMode(text) }
+        ),
+        .optionalText(
+            "socket-group",
+            \.socket.group,
+            placeholder: "group",
+            unset: "the daemon's group",
+            help: "Group of the socket file."
+        ),
+        .ids(
+            "allow-uid",
+            \.socket.allowUIDs,
+            unset: "anyone the socket's mode lets in",
+            help: "Allow peers with this uid (SO_PEERCRED), and root; repeatable or comma-separated."
+        ),
+        .ids(
+            "allow-gid",
+            \.socket.allowGIDs,
+            unset: "anyone the socket's mode lets in",
+            help: "Allow peers with this primary gid (SO_PEERCRED), and root; repeatable or comma-separated."
+        ),
+        .text(
+            "api-url",
+            \.upstream.url,
+            placeholder: "url",
+            help: "Base URL of the get-contact API; calls go to {url}/get-contact.",
+            parse: { try parseURL($0) }
+        ),
+        .optionalText(
+            "token-file",
+            \.upstream.tokenFile,
+            placeholder: "path",
+            unset: "none",
+            help: "File holding the API token (see below for the other sources)."
+        ),
+        .count(
+            "cache-max-entries",
+            \.cache.maxEntries,
+            help: "Most cached contacts (one per contact, however many keys)."
+        ),
+        .size("cache-max-bytes", \.cache.maxBytes, help: "Most cached bytes (contact JSON plus per-entry overhead)."),
+        .duration("ttl", \.cache.ttl, help: "How long a contact is fresh."),
+        .duration(
+            "stale-ttl",
+            \.policy.staleTTL,
+            help: "After --ttl, how long a contact is answered at once as stale while one refresh runs."
+        ),
+        .duration(
+            "stale-if-error",
+            \.policy.staleIfError,
+            help: "After --ttl, how long a contact is answered as stale when the API fails."
+        ),
+        .fraction(
+            "refresh-ahead",
+            \.policy.refreshAhead,
+            help: "Refresh a hot contact once its age passes this fraction of --ttl; 0 = never."
+        ),
+        .count(
+            "refresh-ahead-reads",
+            \.policy.refreshAheadReads,
+            minimum: 1,
+            help: "Reads while fresh that make a contact hot for --refresh-ahead."
+        ),
+        .duration("negative-ttl", \.cache.negativeTTL, help: "How long a not-found answer is cached."),
+        .duration(
+            "upstream-timeout",
+            \.policy.deadline,
+            allowZero: false,
+            help: "One overall deadline per lookup, retries and queueing included."
+        ),
+        .count(
+            "retry-attempts",
+            \.policy.retryAttempts,
+            minimum: 1,
+            help: "API calls per fetch, the first included (transient failures only); 1 = no retries."
+        ),
+        .duration(
+            "retry-base-delay",
+            \.policy.retryBaseDelay,
+            help: "Backoff before retry n: random in [0, min(max, base × 2^n)]."
+        ),
+        .duration(
+            "retry-max-delay",
+            \.policy.retryMaxDelay,
+            help: "Longest backoff, and the pause before a failed refresh is tried again."
+        ),
+        .count(
+            "breaker-failures",
+            \.policy.breakerFailures,
+            minimum: 1,
+            help: "Failed API calls in a row that open the circuit."
+        ),
+        .duration(
+            "breaker-cooldown",
+            \.policy.breakerCooldown,
+            allowZero: false,
+            help: "How long the circuit stays open before one probe; also the rejected token's retry interval."
+        ),
+        .count(
+            "api-concurrency",
+            \.policy.maxConcurrent,
+            minimum: 1,
+            help: "Most API requests in flight (also the HTTP connection pool's size)."
+        ),
+        .rate("api-rate", \.policy.ratePerSecond, help: "Most API requests started per second; 0 = no limit."),
+        .count(
+            "api-burst",
+            \.policy.rateBurst,
+            help: "API requests the rate limit lets through at once; 0 = the rate."
+        ),
+        .count("api-queue", \.policy.queueLimit, help: "Most fetches waiting for an API slot; more get overloaded."),
+        .presence(
+            "rate-limit-all-keys",
+            \.policy.rateLimitAllKeys,
+            help: "A 429 holds back calls for every key until Retry-After passes, not only its own key."
+        ),
+        .count(
+            "max-connections",
+            \.limits.maxConnections,
+            minimum: 1,
+            help: "Most open client connections; the next gets overloaded and is closed."
+        ),
+        .size("max-line-bytes", \.limits.maxLineBytes, minimum: 256, help: "Longest request line (at least 256)."),
+        .count("max-batch", \.limits.maxBatch, minimum: 1, help: "Most requests in one batch."),
+        .count(
+            "max-requests-per-connection",
+            \.limits.maxInFlightPerConnection,
+            minimum: 1,
+            help: "Most requests waiting for the API on one connection; more get overloaded."
+        ),
+        .duration(
+            "idle-timeout",
+            \.limits.idleTimeout,
+            help: "Close a connection silent this long with nothing in flight; 0 = never."
+        ),
+        .duration(
+            "partial-line-timeout",
+            \.limits.partialLineTimeout,
+            help: "Close a connection whose started line is not finished this long after; 0 = never."
+        ),
+        .onOff(
+            "fast-path",
+            \.fastPath,
+            help: "Serve plain cache hits on hand-written epoll loops; off serves everything through SwiftNIO."
+        ),
+        .duration("shutdown-timeout", \.shutdownTimeout, help: "Longest drain on SIGTERM."),
+        Setting(
+            "log-level",
+            .value("level"),
+            help: "trace, debug, info, notice, warning, error or critical.",
+            show: { $0.logLevel.rawValue },
+            parse: { c, text in
+                guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                    throw ConfigurationError(
+                        "'\(text)' is not one of trace, debug, info, notice, warning, error, critical"
+                    )
+                }
+                c.logLevel = level
+            }
+        ),
+        .presence("log-personal-data", \.logPersonalData, help: "Log phone numbers and contact ids in clear."),
+        .presence(
+            "demo",
+            \.demo,
+            help: "Serve bundled sample contacts through a loopback stand-in for the API; no token or network."
+        ),
+    ]
+}

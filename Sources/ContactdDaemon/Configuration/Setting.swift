@@ -1,0 +1,242 @@
+import Configuration
+import ContactdCore
+import Foundation
+
+/// One daemon setting, declared once: its name, its help, how its text becomes a field of
+/// `DaemonConfiguration` and how the field is written back. The command line, the environment,
+/// `--help` and the settings table in docs/operations.md all come from `DaemonConfiguration.settings`;
+/// a default lives only in `DaemonConfiguration`'s field initialisers.
+package struct Setting: Sendable {
+    /// How the setting is written on the command line.
+    package enum Form: Sendable, Equatable {
+        /// `--name VALUE` or `--name=VALUE`; the placeholder names the kind of value.
+        case value(String)
+        /// As `value`, repeatable; the values add up (comma-separated in the environment).
+        case list(String)
+        /// `--name` alone turns it on (`CONTACTD_NAME=on` in the environment).
+        case presence
+    }
+
+    /// The flag without its dashes, e.g. `cache-max-entries`.
+    package let name: String
+    package let form: Form
+    /// One line for `--help` and the docs.
+    package let help: String
+    /// What an unset value means, e.g. `none` or `the daemon's group`.
+    private let unsetText: String
+    private let show: @Sendable (DaemonConfiguration) -> String?
+    private let parse: @Sendable (inout DaemonConfiguration, String) throws -> Void
+
+    init(
+        _ name: String,
+        _ form: Form,
+        help: String,
+        unset: String = "none",
+        show: @escaping @Sendable (DaemonConfiguration) -> String?,
+        parse: @escaping @Sendable (inout DaemonConfiguration, String) throws -> Void
+    ) {
+        self.name = name
+        self.form = form
+        self.help = help
+        self.unsetText = unset
+        self.show = show
+        self.parse = parse
+    }
+
+    /// The environment variable, e.g. `CONTACTD_CACHE_MAX_ENTRIES`.
+    package var environmentVariable: String {
+        "CONTACTD_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// The configuration key: `contactd.` then the name in lower camel case.
+    var key: ConfigKey {
+        let parts = name.split(separator: "-")
+        let camel = parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
+        return ConfigKey(["contactd", camel])
+    }
+
+    /// The value in `configuration`, written as the setting is written (`5m`, `64K`, `on`).
+    package func text(in configuration: DaemonConfiguration) -> String {
+        show(configuration) ?? unsetText
+    }
+
+    /// The default, written as the setting is written.
+    package var defaultText: String { text(in: DaemonConfiguration()) }
+
+    /// Sets the field from `text`; the error says what is wrong with the text alone.
+    func apply(_ text: String, to configuration: inout DaemonConfiguration) throws(ConfigurationError) {
+        do {
+            try parse(&configuration, text)
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("'\(text)' cannot be used: \(error)")
+        }
+    }
+}
+
+// MARK: - Settings by kind of value
+
+/// A field of the configuration a setting sets.
+typealias Field<Value> = WritableKeyPath<DaemonConfiguration, Value> & Sendable
+
+extension Setting {
+    static func duration(
+        _ name: String,
+        _ field: any Field<Duration>,
+        allowZero: Bool = true,
+        help: String
+    ) -> Setting {
+        Setting(
+            name,
+            .value("duration"),
+            help: help,
+            show: { $0[keyPath: field].settingText },
+            parse: { c, text in
+                c[keyPath: field] = try parseDuration(text, allowZero: allowZero)
+            }
+        )
+    }
+
+    static func size(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
+        Setting(
+            name,
+            .value("size"),
+            help: help,
+            show: { sizeText($0[keyPath: field]) },
+            parse: { c, text in
+                c[keyPath: field] = try parseSize(text, minimum: minimum)
+            }
+        )
+    }
+
+    static func count(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
+        Setting(
+            name,
+            .value("n"),
+            help: help,
+            show: { String($0[keyPath: field]) },
+            parse: { c, text in
+                c[keyPath: field] = try parseCount(text, minimum: minimum)
+            }
+        )
+    }
+
+    static func fraction(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
+        Setting(
+            name,
+            .value("fraction"),
+            help: help,
+            show: { numberText($0[keyPath: field]) },
+            parse: { c, text in
+                c[keyPath: field] = try parseFraction(text)
+            }
+        )
+    }
+
+    static func rate(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
+        Setting(
+            name,
+            .value("per-second"),
+            help: help,
+            show: { numberText($0[keyPath: field]) },
+            parse: { c, text in
+                c[keyPath: field] = try parseRate(text)
+            }
+        )
+    }
+
+    /// A setting turned on or off by its value (`--fast-path off`).
+    static func onOff(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
+        Setting(
+            name,
+            .value("on/off"),
+            help: help,
+            show: { $0[keyPath: field] ? "on" : "off" },
+            parse: { c, text in
+                c[keyPath: field] = try parseBool(text)
+            }
+        )
+    }
+
+    /// A setting turned on by its flag alone (`--demo`).
+    static func presence(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
+        Setting(
+            name,
+            .presence,
+            help: help,
+            show: { $0[keyPath: field] ? "on" : "off" },
+            parse: { c, text in
+                c[keyPath: field] = try parseBool(text)
+            }
+        )
+    }
+
+    static func text(
+        _ name: String,
+        _ field: any Field<String>,
+        placeholder: String,
+        help: String,
+        parse: @escaping @Sendable (String) throws -> String = { $0 }
+    ) -> Setting {
+        Setting(
+            name,
+            .value(placeholder),
+            help: help,
+            show: { $0[keyPath: field] },
+            parse: { c, text in
+                c[keyPath: field] = try parse(text)
+            }
+        )
+    }
+
+    static func optionalText(
+        _ name: String,
+        _ field: any Field<String?>,
+        placeholder: String,
+        unset: String,
+        help: String
+    ) -> Setting {
+        Setting(
+            name,
+            .value(placeholder),
+            help: help,
+            unset: unset,
+            show: { $0[keyPath: field] },
+            parse: { c, text in
+                c[keyPath: field] = text
+            }
+        )
+    }
+
+    static func ids(_ name: String, _ field: any Field<[UInt32]>, unset: String, help: String) -> Setting {
+        let show: @Sendable (DaemonConfiguration) -> String? = { c in
+            c[keyPath: field].isEmpty ? nil : c[keyPath: field].map(String.init).joined(separator: ",")
+        }
+        return Setting(
+            name,
+            .list("id"),
+            help: help,
+            unset: unset,
+            show: show,
+            parse: { c, text in
+                c[keyPath: field] = try parseIDs(text)
+            }
+        )
+    }
+}
+
+// MARK: - Values written as settings are
+
+/// `64K`, `256M`, `1G` when the size is a whole number of them, else bytes.
+func sizeText(_ bytes: Int) -> String {
+    for (unit, factor) in [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] where bytes > 0 && bytes % factor == 0 {
+        return "\(bytes / factor)\(unit)"
+    }
+    return String(bytes)
+}
+
+/// `0.8`, and `2` rather than `2.0`.
+func numberText(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}
