@@ -221,21 +221,9 @@ package final class ContactCache: Sendable {
         state.withLockedValue { ($0.count, $0.bytes, $0.evictions) }
     }
 
-    /// Bytes of slab pages and oversized records the cache holds (used or free); for benchmarks.
+    /// Bytes of slab pages and oversized records the cache holds, used or free (`cache.stats`'
+    /// `held_bytes`): with `bytes`, how much of what it maps the cache uses.
     package var slabBytes: Int {
         state.withLockedValue { $0.slab.heldBytes }
-    }
-
-    /// The keys in order from most to least recently used entry (the key each was asked for); for tests.
-    package var recencyOrder: [ContactKey] {
-        state.withLockedValue { state in
-            var keys: [ContactKey] = []
-            var slot = state.head
-            while slot >= 0 {
-                keys.append(Record(state.nodes[slot]).requestedKey)
-                slot = Int(state.nodes[slot].next)
-            }
-            return keys
-        }
     }
 }

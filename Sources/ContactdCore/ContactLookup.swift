@@ -278,6 +278,7 @@ package final class ContactLookup: Sendable {
             upstreamErrors: counters.upstreamErrors.load(ordering: .relaxed),
             upstreamInFlight: counters.upstreamInFlight.load(ordering: .relaxed)
         )
+        stats.heldBytes = cache.slabBytes
         stats.staleHits = counters.staleHits.load(ordering: .relaxed)
         stats.staleIfError = counters.staleIfError.load(ordering: .relaxed)
         stats.refreshes = counters.refreshes.load(ordering: .relaxed)

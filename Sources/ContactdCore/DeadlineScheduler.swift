@@ -71,9 +71,6 @@ package final class DeadlineScheduler: Sendable {
         self.tick = tick
     }
 
-    /// Actions waiting to run.
-    package var pending: Int { state.withLockedValue { $0.actions.count } }
-
     /// Runs `action` at `instant` (or up to `tick` after it), unless cancelled first. The action
     /// runs on the scheduler's task and must be short.
     @discardableResult

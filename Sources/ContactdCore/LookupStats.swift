@@ -18,7 +18,10 @@ package struct LookupStats: Sendable, Equatable {
     }
 
     package var entries: Int
+    /// What the entries cost by `ContactCache.cost(of:keys:)`, the figure `--cache-max-bytes` bounds.
     package var bytes: Int
+    /// Memory the cache's record pages take, used or free (`ContactCache.slabBytes`).
+    package var heldBytes = 0
     /// Fresh answers from the cache.
     package var hits: Int
     package var misses: Int

@@ -125,8 +125,15 @@ import Testing
                 #expect(status?["connections"] == .number("1"))
                 #expect(status?["uptime"]?.doubleValue != nil)
                 let stats = try await roundTrip(client, #"{"id":2,"method":"cache.stats","params":{}}"#)["result"]
-                for key in ["entries", "bytes", "hits", "misses", "evictions"] { #expect(stats?[key]?.intValue == 0) }
+                for key in ["entries", "bytes", "held_bytes", "hits", "misses", "evictions"] {
+                    #expect(stats?[key]?.intValue == 0)
+                }
                 #expect(stats?["upstream"]?["in_flight"]?.intValue == 0)
+                #expect(try await roundTrip(client, getPhone(johnPhone)).cacheStatus == "miss")
+                let filled = try await roundTrip(client, #"{"id":5,"method":"cache.stats"}"#)["result"]
+                let bytes = try #require(filled?["bytes"]?.intValue)
+                let held = try #require(filled?["held_bytes"]?.intValue)
+                #expect(bytes > 0 && held > 0, "bytes \(bytes), held \(held)")
                 #expect(try await roundTrip(client, #"{"id":3,"method":"daemon.ping"}"#)["result"] == "pong")
                 let discover = try await roundTrip(client, #"{"id":4,"method":"rpc.discover"}"#)["result"]
                 #expect(discover?["openrpc"]?.stringValue == "1.2.6")

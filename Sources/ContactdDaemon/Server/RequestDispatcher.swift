@@ -119,6 +119,7 @@ package final class RequestDispatcher: Sendable {
         .object([
             "entries": .int(stats.entries),
             "bytes": .int(stats.bytes),
+            "held_bytes": .int(stats.heldBytes),
             "hits": .int(stats.hits),
             "stale_hits": .int(stats.staleHits),
             "stale_if_error": .int(stats.staleIfError),
