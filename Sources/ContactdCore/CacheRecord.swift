@@ -39,8 +39,8 @@ struct KeyBytes {
 ///
 /// A key is a length byte and its bytes (keys are at most 128 bytes, SPEC §3), or, when the same
 /// bytes occur in the contact's JSON (an id or a normalised number almost always does), 0xFF, a
-/// length byte and a 16-bit offset into the JSON: 4 bytes instead of 14 for a 13-byte id, which
-/// took the 1,000,000-contact run's records from 504 to 480 bytes.
+/// length byte and a 16-bit offset into the JSON: 4 bytes instead of 14 for a 13-byte id
+/// (docs/benchmarks.md, "Memory").
 struct Record {
     let isContact: Bool
     let requested: KeyBytes

@@ -2,12 +2,11 @@
 ///
 /// A bucket holds the upper 32 bits of the key's hash (a tag, whose low bits are also the key's
 /// home position, so that a bucket can be moved without its key) and the slot number plus one
-/// (0 is empty); the key itself lives in the entry's record and is compared only when the tag matches. A
-/// Swift `Dictionary<ContactKey, Int>` spent 32 bytes a bucket (a 17-byte key padded to 24, and
-/// the value) and needed 4,194,304 buckets for 1,000,000 contacts × 2 keys: about 134 bytes per
-/// contact, against 34 here — the step that took the 1,000,000-contact memory run under Redis
-/// (docs/benchmarks.md). Deletion shifts later buckets back (no tombstones), so probe lengths
-/// stay those of the current load, at most one half.
+/// (0 is empty); the key itself lives in the entry's record and is compared only when the tag
+/// matches. Why not a `Dictionary<ContactKey, Int>`: it holds a copy of every key, padded, in each
+/// bucket, about four times the memory per contact (docs/benchmarks.md, "Memory"). Deletion
+/// shifts later buckets back (no tombstones), so probe lengths stay those of the current load, at
+/// most one half.
 struct KeyIndex {
     private var buckets: [UInt64]
     private var mask: Int

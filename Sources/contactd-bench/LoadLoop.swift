@@ -126,9 +126,8 @@ func monotonicNanos() -> UInt64 {
 /// The requests in flight on one connection, by id.
 ///
 /// Why not a `Dictionary`: its hashing on every send and every reply made the load generator's
-/// JSON path dearer than its RESP path (a FIFO), and at 50 connections × 16 the load generator,
-/// not the server, is at the limit (98% of its core; docs/benchmarks.md), so that cost was
-/// charged to contactd. Ids are handed out in order, so a table indexed by the id's low bits
+/// JSON path dearer than its RESP path (a FIFO), and with pipelining the load generator, not the
+/// server, is at the limit (docs/benchmarks.md), so that cost was charged to contactd. Ids are handed out in order, so a table indexed by the id's low bits
 /// holds nearly all of them; a request still unanswered when its slot comes round again (a slow
 /// miss) goes to the dictionary.
 struct PendingByID {
@@ -160,8 +159,7 @@ struct PendingByID {
 /// One connection of the load loop.
 ///
 /// Its fields are read and written for every request; checking exclusive access to them at run
-/// time was 8.5% of the load generator's CPU at 50 × 16 (perf), where it, not the server, is the
-/// limit. `@exclusivity(unchecked)` turns the check off for these fields only: the loop is
+/// time was a visible share of the load generator's CPU where it, not the server, is the limit. `@exclusivity(unchecked)` turns the check off for these fields only: the loop is
 /// single-threaded and never holds two accesses to one field at once.
 final class BenchConnection {
     let fd: Int32
@@ -277,7 +275,7 @@ struct LoadLoop {
         let conns = try (0..<connections).map { _ in try BenchConnection(endpoint) }
         // epoll, not poll(2): poll looks at every connection on every call, and at 50
         // connections unpipelined that cost the load generator as much CPU per request as the
-        // server it measures (4.2 µs each; docs/benchmarks.md), so it was the limit.
+        // server it measures (docs/benchmarks.md), so it was the limit.
         let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw BenchError("epoll_create1 failed: \(String(cString: strerror(errno)))") }
         defer { close(epollFD) }

@@ -59,9 +59,8 @@ struct ContactdCommand: AsyncParsableCommand {
     /// Sizes SwiftNIO's shared event loop group to the CPUs this process may run on.
     ///
     /// NIO counts online CPUs and cgroup limits but not the affinity mask (taskset, systemd's
-    /// CPUAffinity=). Pinned to one core, its default two loops took turns on it: 50 connections ×
-    /// 16 pipelined hits ran at 164k req/s with two loops (issue #5's profile), see
-    /// docs/benchmarks.md for the figure with one. An explicit NIO_SINGLETON_GROUP_LOOP_COUNT wins.
+    /// CPUAffinity=). Pinned to one core, its default two loops would take turns on it (the cost is
+    /// in docs/benchmarks.md). An explicit NIO_SINGLETON_GROUP_LOOP_COUNT wins.
     static func matchEventLoopsToAffinity() {
         guard getenv("NIO_SINGLETON_GROUP_LOOP_COUNT") == nil,
             let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -3,10 +3,8 @@ import ContactdProtocol
 /// The fast lane's reply buffer: a pointer, a count and a capacity.
 ///
 /// Why not a `ByteBuffer`: each of its writes goes through its storage object, with a uniqueness
-/// check and a dynamic exclusivity check (a thread-local access set) every time. In the lane's
-/// profile at 50 connections × 16 those and the writes around them were about 13% of all CPU
-/// (`swift_beginAccess` and `AccessSet::insert` 6.6%, their thread-local lookups 3%, the
-/// `ByteBuffer` setters 4%; docs/benchmarks.md).
+/// check and a dynamic exclusivity check (a thread-local access set) every time, which on the
+/// lane's hit path cost more than the copying (docs/benchmarks.md, "Where the time goes").
 ///
 /// Owned by one loop, which frees it: a copy shares the storage, so it is never copied but to
 /// move it into a local variable and back.

@@ -365,8 +365,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
         // Taken out before writing: a failed write can re-enter this handler (NIO reads EOF on a
         // reset and fires channelReadComplete from inside writeAndFlush), and the inner call must
-        // neither send these bytes again nor find the buffer gone when this one resumes (the
-        // soak run crashed on exactly that).
+        // neither send these bytes again nor find the buffer gone when this one resumes.
         output = nil
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         // Keep the buffer for the next read cycle. When the kernel took the whole write, NIO has

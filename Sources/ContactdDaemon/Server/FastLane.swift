@@ -10,9 +10,9 @@ import Synchronization
 /// Plain cache hits served by hand-written `epoll` loops beside SwiftNIO; everything else is
 /// handed to NIO together with the connection.
 ///
-/// Why by hand: with a hit costing contactd about 1 µs of its own work, SwiftNIO's per-event
-/// machinery around it was most of the rest; this loop does only `read`, the hit writer and
-/// `send` per request (docs/benchmarks.md, "Where the time goes").
+/// Why by hand: a hit is little work for contactd itself, and SwiftNIO's per-event machinery
+/// around it was most of the rest; this loop does only `read`, the hit writer and `send` per
+/// request (docs/benchmarks.md, "Where the time goes").
 ///
 /// Each loop is a thread with its own epoll set; all of them accept from the listening socket
 /// (`EPOLLEXCLUSIVE` wakes one). A connection stays on its loop while every complete line it sends
