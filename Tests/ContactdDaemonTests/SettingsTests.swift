@@ -53,13 +53,30 @@ import Testing
         }
     }
 
-    /// All given at once, none overrides another.
+    /// All given at once (but demo mode, which has its own API), none overrides another.
     @Test func allSettingsGivenTogetherAreEachTakenAsGiven() throws {
-        let configuration = try DaemonConfiguration.load(
-            arguments: Self.samples.mapValues(\.given),
-            environment: [:]
-        )
-        #expect(Self.shown(configuration) == Self.samples.mapValues(\.shown))
+        let samples = Self.samples.filter { $0.key != "demo" }
+        let configuration = try DaemonConfiguration.load(arguments: samples.mapValues(\.given), environment: [:])
+        var expected = samples.mapValues(\.shown)
+        expected["demo"] = "off"
+        #expect(Self.shown(configuration) == expected)
+    }
+
+    /// Demo mode would ignore an API URL or token file: it refuses them, naming what was given.
+    @Test(arguments: [
+        (["demo": "on", "api-url": "http://127.0.0.1:9"], [:], "--api-url cannot be used with demo mode"),
+        (["demo": "on"], ["CONTACTD_TOKEN_FILE": "/etc/t"], "CONTACTD_TOKEN_FILE cannot be used with demo mode"),
+    ])
+    func demoModeRefusesSettingsItWouldIgnore(
+        arguments: [String: String],
+        environment: [String: String],
+        message: String
+    ) {
+        #expect {
+            _ = try DaemonConfiguration.load(arguments: arguments, environment: environment)
+        } throws: { error in
+            "\(error)".hasPrefix(message)
+        }
     }
 
     @Test func theCommandLineIsReadByTheTable() throws {

@@ -21,15 +21,22 @@ extension DaemonConfiguration {
             EnvironmentVariablesProvider(environmentVariables: environment),
         ])
         var configuration = DaemonConfiguration()
+        /// What the user set, as they set it: the flag, or the variable when it came from there.
+        var given: [String: String] = [:]
         for setting in settings {
             guard let text = reader.string(forKey: setting.key) else { continue }
+            let name = arguments[setting.name] != nil ? "--" + setting.name : setting.environmentVariable
+            given[setting.name] = name
             do {
                 try setting.apply(text.trimmingCharacters(in: .whitespaces), to: &configuration)
             } catch {
-                // Name what the user set: the flag, or the variable when the value came from there.
-                let name = arguments[setting.name] != nil ? "--" + setting.name : setting.environmentVariable
                 throw ConfigurationError("\(name): \(error)")
             }
+        }
+        // `--demo` brings its own API and token; a URL or token file given with it would be
+        // ignored, and no setting the user gives is ignored silently.
+        if configuration.demo, let ignored = given["api-url"] ?? given["token-file"] {
+            throw ConfigurationError("\(ignored) cannot be used with demo mode, which serves its own sample API")
         }
         return configuration
     }

@@ -174,7 +174,8 @@ extension DaemonConfiguration {
         .presence(
             "demo",
             \.demo,
-            help: "Serve bundled sample contacts through a loopback stand-in for the API; no token or network."
+            help:
+                "Serve bundled sample contacts through a loopback stand-in for the API: no token, no network, so not with --api-url or --token-file."
         ),
     ]
 }
