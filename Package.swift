@@ -128,6 +128,7 @@ let package = Package(
         .target(
             name: "ContactdTestSupport",
             dependencies: [
+                "CLinux",
                 "ContactdCore",
                 "ContactdDaemon",
                 "ContactdClient",

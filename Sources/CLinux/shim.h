@@ -1,14 +1,18 @@
 #ifndef CONTACTD_CLINUX_SHIM_H
 #define CONTACTD_CLINUX_SHIM_H
 
-// Linux calls Swift's Glibc module leaves out, for the fast lane's epoll loops
-// and the load generator's.
+// Linux calls Swift's Glibc module leaves out, for the fast lane's epoll loops,
+// the load generator's, and the tests' process spawner.
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 // accept4 is declared only with _GNU_SOURCE, which Swift's Glibc module is not built with.
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+// glibc 2.34+, declared only with _GNU_SOURCE: the child closes every descriptor from `from` on.
+int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 
 /// Accepts a connection as a non-blocking, close-on-exec descriptor; -1 and errno on failure.
 static inline int contactd_accept(int listener) {

@@ -43,16 +43,6 @@ private let baseEnvironment: [String: String] = {
     return environment
 }()
 
-/// Starts `process`, one start at a time in this test process.
-///
-/// Foundation's `Process.run()` crashed (a bad read inside its `memcpy`) when many tests started
-/// processes at once; starts are short, so taking them in turn costs the suite nothing visible.
-package func startProcess(_ process: Process) throws {
-    try spawnLock.withLock { try process.run() }
-}
-
-private let spawnLock = NSLock()
-
 /// Runs any executable to completion without blocking a thread of the concurrency pool
 /// (`Process.waitUntilExit` would: on 2 cores, two such waits stall every other test).
 package func runCommand(
@@ -60,39 +50,24 @@ package func runCommand(
     _ arguments: [String],
     environment: [String: String] = [:]
 ) async throws -> CommandResult {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.environment = baseEnvironment.merging(environment) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    return try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { process in
-            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            continuation.resume(
-                returning: CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr)
-            )
-        }
-        do {
-            try startProcess(process)
-        } catch {
-            continuation.resume(throwing: error)
-        }
-    }
+    let child = try ChildProcess(
+        executable.path,
+        arguments,
+        environment: baseEnvironment.merging(environment) { $1 },
+        stdout: .collect,
+        stderr: .collect
+    )
+    let status = await child.status()
+    return CommandResult(status: status, stdout: child.output(1), stderr: child.output(2))
 }
 
 /// A built `contactd` running as a child process, reporting to a test-owned notify socket.
-package final class SpawnedDaemon: @unchecked Sendable {
-    // @unchecked: `process` is only used through its thread-safe members (pid, isRunning).
-    package let process: Process
+package final class SpawnedDaemon: Sendable {
+    package let process: ChildProcess
     package let notify: NotifySocket
     package let socketPath: String
     /// stderr of the daemon, collected to a file for assertions after exit.
     package let logPath: String
-    private let exit = AsyncStream<Int32>.makeStream()
 
     /// Starts `contactd` with `arguments` in `directory`; its socket is `directory/contactd.sock`
     /// unless `arguments` name one.
@@ -100,35 +75,27 @@ package final class SpawnedDaemon: @unchecked Sendable {
         socketPath = directory + "/contactd.sock"
         logPath = directory + "/contactd.log"
         notify = try NotifySocket(path: directory + "/notify.sock")
-        process = Process()
-        process.executableURL = try builtProductURL("contactd")
-        process.arguments = arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments
         var base = baseEnvironment
         base["NOTIFY_SOCKET"] = notify.path
-        process.environment = base.merging(environment) { $1 }
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardError = log
-        process.standardOutput = log
-        let continuation = exit.continuation
-        process.terminationHandler = { process in
-            continuation.yield(process.terminationStatus)
-            continuation.finish()
-        }
-        try startProcess(process)
+        process = try ChildProcess(
+            try builtProductURL("contactd").path,
+            arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments,
+            environment: base.merging(environment) { $1 },
+            stdout: .file(logPath),
+            stderr: .file(logPath)
+        )
     }
 
     /// Sends `signal` to the daemon.
     package func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
+        process.signal(signal)
     }
 
     /// Waits for the daemon to exit; returns its status, or throws after `timeout` seconds.
     package func waitForExit(timeout: Double = 30) async throws -> Int32 {
-        let stream = exit.stream
+        let process = self.process
         return try await withTimeout(seconds: timeout, "contactd did not exit within \(timeout)s") {
-            for await status in stream { return status }
-            throw TestSupportError("exit stream ended without a status")
+            await process.status()
         }
     }
 
@@ -140,7 +107,7 @@ package final class SpawnedDaemon: @unchecked Sendable {
     /// Kills the daemon if it still runs and closes the notify socket.
     package func stop() async {
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             _ = try? await waitForExit(timeout: 10)
         }
         notify.close()

@@ -27,11 +27,14 @@ import Testing
     @Test func wrongRepliesFailTheRun() async throws {
         try await withTemporaryDirectory { dir in
             // The echo server answers every request with contact 0: right for key 0 only.
-            let echo = Process()
-            echo.executableURL = try builtProductURL("contactd-bench")
-            echo.arguments = ["echo", "--socket", dir + "/echo.sock"]
-            try startProcess(echo)
-            defer { echo.terminate() }
+            let echo = try ChildProcess(
+                try builtProductURL("contactd-bench").path,
+                ["echo", "--socket", dir + "/echo.sock"],
+                environment: ["PATH": "/usr/bin:/bin"],
+                stdout: .file("/dev/null"),
+                stderr: .file("/dev/null")
+            )
+            defer { echo.signal(SIGTERM) }
             while !FileManager.default.fileExists(atPath: dir + "/echo.sock") {
                 try await Task.sleep(for: .milliseconds(10))
             }

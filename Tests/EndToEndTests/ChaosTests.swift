@@ -106,7 +106,7 @@ struct ChaosTests {
 
     static func run(daemon: SpawnedDaemon, seconds: Double) async throws -> Report {
         let deadline = ContinuousClock.now + .seconds(seconds)
-        let pid = daemon.process.processIdentifier
+        let pid = daemon.process.pid
         return try await withThrowingTaskGroup(of: Report.self) { group in
             for client in 0..<64 {
                 group.addTask {

@@ -220,7 +220,7 @@ import Testing
                     )
                     #expect(!status.stdout.contains(token))
                     let cmdline = try String(
-                        contentsOfFile: "/proc/\(daemon.process.processIdentifier)/cmdline",
+                        contentsOfFile: "/proc/\(daemon.process.pid)/cmdline",
                         encoding: .utf8
                     )
                     #expect(!cmdline.contains(token))

@@ -64,20 +64,17 @@ import Testing
             let socketPath = dir + "/activated.sock"
             let notify = try NotifySocket(path: dir + "/notify.sock")
             defer { notify.close() }
-            let activator = Process()
-            let exited = AsyncStream.makeStream(of: Int32.self)
-            activator.terminationHandler = { process in
-                exited.continuation.yield(process.terminationStatus)
-                exited.continuation.finish()
-            }
-            activator.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
-            activator.arguments = [
-                "--listen=\(socketPath)", "-E", "NOTIFY_SOCKET=\(notify.path)",
-                try builtProductURL("contactd").path, "--demo", "--socket", dir + "/unused.sock",
-            ]
-            activator.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try startProcess(activator)
-            defer { if activator.isRunning { kill(activator.processIdentifier, SIGKILL) } }
+            let activator = try ChildProcess(
+                "/usr/bin/systemd-socket-activate",
+                [
+                    "--listen=\(socketPath)", "-E", "NOTIFY_SOCKET=\(notify.path)",
+                    try builtProductURL("contactd").path, "--demo", "--socket", dir + "/unused.sock",
+                ],
+                environment: ["PATH": "/usr/bin:/bin"],
+                stdout: .file("/dev/null"),
+                stderr: .file("/dev/null")
+            )
+            defer { if activator.isRunning { activator.signal(SIGKILL) } }
             // systemd-socket-activate binds before it forks; wait for the file, then connect:
             // the first connection starts contactd, which serves the inherited socket.
             var client: RawSocketClient?
@@ -94,9 +91,8 @@ import Testing
             _ = try await notify.waitFor("READY=1") { $0.contains("READY=1") }
             #expect(!FileManager.default.fileExists(atPath: dir + "/unused.sock"))
             await connection.close()
-            kill(activator.processIdentifier, SIGTERM)
-            var statuses = exited.stream.makeAsyncIterator()
-            #expect(await statuses.next() == 0)
+            activator.signal(SIGTERM)
+            #expect(await activator.status() == 0)
             #expect(FileManager.default.fileExists(atPath: socketPath), "contactd unlinked a socket it did not create")
         }
     }
