@@ -11,7 +11,7 @@ import json, os, random, signal, socket, subprocess, sys, tempfile, threading, t
 binary, seconds = sys.argv[1], float(sys.argv[2])
 MAX_CONNECTIONS = 256
 # Beyond client connections the daemon holds upstream connections: the HTTP client's pool and, in
-# --demo, the in-process fake API's end of each (2 fds per connection), and an accepted connection
+# --demo, the in-process demo API's end of each (2 fds per connection), and an accepted connection
 # that is being refused for a moment. 64 bounds those with room to spare.
 FD_SLACK = 64
 work = tempfile.mkdtemp(prefix="contactd-soak.")

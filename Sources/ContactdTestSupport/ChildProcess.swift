@@ -42,7 +42,10 @@ package final class ChildProcess: Sendable {
             switch output {
             case .collect:
                 var ends: [Int32] = [0, 0]
-                guard pipe2(&ends, O_CLOEXEC) == 0 else { throw TestSupportError("pipe2 failed: errno \(errno)") }
+                // Children started here close every descriptor above 2 (below), so the pipe's
+                // ends reach no other child; close-on-exec covers anything else that forks.
+                guard pipe(&ends) == 0 else { throw TestSupportError("pipe failed: errno \(errno)") }
+                for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 readEnds[target] = ends[0]
                 writeEnds.append(ends[1])
                 posix_spawn_file_actions_adddup2(&actions, ends[1], target)
@@ -61,6 +64,7 @@ package final class ChildProcess: Sendable {
             throw TestSupportError("cannot start \(executable): \(String(cString: strerror(result)))")
         }
         self.pid = pid
+        let spawned = pid
         var collected: [Int32: NIOLockedValueBox<Data>] = [:]
         for target in readEnds.keys { collected[target] = NIOLockedValueBox(Data()) }
         self.collected = collected
@@ -79,7 +83,7 @@ package final class ChildProcess: Sendable {
         let exit = self.exit
         Thread.detachNewThread {
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            while waitpid(spawned, &status, 0) < 0, errno == EINTR {}
             drained.wait()
             // Exited: its code; killed: the signal (as Foundation's `terminationStatus` says).
             let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : status & 0x7F
