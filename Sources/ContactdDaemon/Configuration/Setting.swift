@@ -81,95 +81,73 @@ package struct Setting: Sendable {
 typealias Field<Value> = WritableKeyPath<DaemonConfiguration, Value> & Sendable
 
 extension Setting {
-    static func duration(
+    /// A setting whose text `parse` makes into `field`'s value and `show` writes back.
+    private static func field<Value>(
         _ name: String,
-        _ field: any Field<Duration>,
-        allowZero: Bool = true,
-        help: String
+        _ field: any Field<Value>,
+        _ form: Form,
+        help: String,
+        unset: String = "none",
+        show: @escaping @Sendable (Value) -> String?,
+        parse: @escaping @Sendable (String) throws -> Value
     ) -> Setting {
         Setting(
             name,
-            .value("duration"),
+            form,
             help: help,
-            show: { $0[keyPath: field].settingText },
+            unset: unset,
+            show: { show($0[keyPath: field]) },
             parse: { c, text in
-                c[keyPath: field] = try parseDuration(text, allowZero: allowZero)
+                c[keyPath: field] = try parse(text)
             }
         )
     }
 
+    static func duration(_ name: String, _ field: any Field<Duration>, allowZero: Bool = true, help: String) -> Setting
+    {
+        self.field(name, field, .value("duration"), help: help, show: \.settingText) { text in
+            try parseDuration(text, allowZero: allowZero)
+        }
+    }
+
     static func size(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
-        Setting(
+        self.field(
             name,
+            field,
             .value("size"),
             help: help,
-            show: { sizeText($0[keyPath: field]) },
-            parse: { c, text in
-                c[keyPath: field] = try parseSize(text, minimum: minimum)
-            }
+            show: sizeText,
+            parse: { try parseSize($0, minimum: minimum) }
         )
     }
 
     static func count(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
-        Setting(
+        self.field(
             name,
+            field,
             .value("n"),
             help: help,
-            show: { String($0[keyPath: field]) },
-            parse: { c, text in
-                c[keyPath: field] = try parseCount(text, minimum: minimum)
-            }
+            show: { String($0) },
+            parse: { try parseCount($0, minimum: minimum) }
         )
     }
 
     static func fraction(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
-        Setting(
-            name,
-            .value("fraction"),
-            help: help,
-            show: { numberText($0[keyPath: field]) },
-            parse: { c, text in
-                c[keyPath: field] = try parseFraction(text)
-            }
-        )
+        self.field(name, field, .value("fraction"), help: help, show: numberText, parse: { try parseFraction($0) })
     }
 
     static func rate(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
-        Setting(
-            name,
-            .value("per-second"),
-            help: help,
-            show: { numberText($0[keyPath: field]) },
-            parse: { c, text in
-                c[keyPath: field] = try parseRate(text)
-            }
-        )
+        self.field(name, field, .value("per-second"), help: help, show: numberText, parse: { try parseRate($0) })
     }
 
     /// A setting turned on or off by its value (`--fast-path off`).
     static func onOff(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
-        Setting(
-            name,
-            .value("on/off"),
-            help: help,
-            show: { $0[keyPath: field] ? "on" : "off" },
-            parse: { c, text in
-                c[keyPath: field] = try parseBool(text)
-            }
-        )
+        self.field(name, field, .value("on/off"), help: help, show: { $0 ? "on" : "off" }, parse: { try parseBool($0) })
     }
 
     /// A setting turned on by its flag alone (`--demo`).
     static func presence(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
-        Setting(
-            name,
-            .presence,
-            help: help,
-            show: { $0[keyPath: field] ? "on" : "off" },
-            parse: { c, text in
-                c[keyPath: field] = try parseBool(text)
-            }
-        )
+        self.field(name, field, .presence, help: help, show: { $0 ? "on" : "off" }, parse: { try parseBool($0) })
     }
 
     static func text(
@@ -179,15 +157,7 @@ extension Setting {
         help: String,
         parse: @escaping @Sendable (String) throws -> String = { $0 }
     ) -> Setting {
-        Setting(
-            name,
-            .value(placeholder),
-            help: help,
-            show: { $0[keyPath: field] },
-            parse: { c, text in
-                c[keyPath: field] = try parse(text)
-            }
-        )
+        self.field(name, field, .value(placeholder), help: help, show: { $0 }, parse: parse)
     }
 
     static func optionalText(
@@ -197,32 +167,14 @@ extension Setting {
         unset: String,
         help: String
     ) -> Setting {
-        Setting(
-            name,
-            .value(placeholder),
-            help: help,
-            unset: unset,
-            show: { $0[keyPath: field] },
-            parse: { c, text in
-                c[keyPath: field] = text
-            }
-        )
+        self.field(name, field, .value(placeholder), help: help, unset: unset, show: { $0 }, parse: { $0 })
     }
 
     static func ids(_ name: String, _ field: any Field<[UInt32]>, unset: String, help: String) -> Setting {
-        let show: @Sendable (DaemonConfiguration) -> String? = { c in
-            c[keyPath: field].isEmpty ? nil : c[keyPath: field].map(String.init).joined(separator: ",")
+        let show: @Sendable ([UInt32]) -> String? = { ids in
+            ids.isEmpty ? nil : ids.map(String.init).joined(separator: ",")
         }
-        return Setting(
-            name,
-            .list("id"),
-            help: help,
-            unset: unset,
-            show: show,
-            parse: { c, text in
-                c[keyPath: field] = try parseIDs(text)
-            }
-        )
+        return self.field(name, field, .list("id"), help: help, unset: unset, show: show, parse: { try parseIDs($0) })
     }
 }
 

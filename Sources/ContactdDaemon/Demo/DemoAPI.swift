@@ -38,6 +38,9 @@ final class DemoAPI: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOHTTPServerRequestAggregator(maxContentLength: 64 << 10)
+                    )
                     try channel.pipeline.syncOperations.addHandler(Handler(contacts: known, token: token))
                 }
             }
@@ -51,15 +54,13 @@ final class DemoAPI: Sendable {
         try? await channel.close()
     }
 
-    /// Collects one request and answers it.
+    /// Answers one request (collected whole by `NIOHTTPServerRequestAggregator`).
     private final class Handler: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundIn = NIOHTTPServerRequestFull
         typealias OutboundOut = HTTPServerResponsePart
 
         private let contacts: [String: String]
         private let token: String
-        private var head: HTTPRequestHead?
-        private var body = ByteBuffer()
 
         init(contacts: [String: String], token: String) {
             self.contacts = contacts
@@ -67,28 +68,17 @@ final class DemoAPI: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                self.head = head
-                body.clear()
-            case .body(var chunk):
-                body.writeBuffer(&chunk)
-            case .end:
-                guard let head else { return }
-                self.head = nil
-                let (status, text) = answer(head)
-                var headers = HTTPHeaders([("content-type", "application/json")])
-                headers.add(name: "content-length", value: String(text.utf8.count))
-                context.write(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-                    promise: nil
-                )
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            }
+            let request = unwrapInboundIn(data)
+            let (status, text) = answer(request.head, body: request.body ?? ByteBuffer())
+            var headers = HTTPHeaders([("content-type", "application/json")])
+            headers.add(name: "content-length", value: String(text.utf8.count))
+            let head = HTTPResponseHead(version: request.head.version, status: status, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
 
-        private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String) {
+        private func answer(_ head: HTTPRequestHead, body: ByteBuffer) -> (HTTPResponseStatus, String) {
             guard head.method == .POST, head.uri.hasSuffix("/get-contact") else {
                 return (.notFound, #"{"error":"no such endpoint"}"#)
             }
