@@ -88,7 +88,12 @@ extension ContactLookup {
                 counters.overloaded.add(1, ordering: .relaxed)
                 return refused(.overloaded(detail: "no API slot came free within the deadline"))
             }
-            let result = await call(key, timeout: max(0.001, deadline - real.now()))
+            // An attempt that is not the last gets half of what is left: an API that accepts and
+            // never answers then costs two or three attempts, each counted by the breaker, not
+            // one that eats the whole deadline; a slow one still has most of it.
+            let remaining = deadline - real.now()
+            let isLast = attempt + 1 >= policy.retryAttempts
+            let result = await call(key, timeout: max(0.001, isLast ? remaining : max(shortest, remaining / 2)))
             budget.release()
             breaker.record(Self.breakerOutcome(result), permit: permit)
 

@@ -45,6 +45,13 @@ extension DaemonConfiguration {
             unset: "none",
             help: "File holding the API token (see below for the other sources)."
         ),
+        .duration(
+            "connect-timeout",
+            \.upstream.connectTimeout,
+            allowZero: false,
+            help:
+                "Longest wait to connect to the API, per attempt; a failed connect is retried like any transient failure."
+        ),
         .count(
             "cache-max-entries",
             \.cache.maxEntries,

@@ -27,6 +27,9 @@ package struct DaemonConfiguration: Sendable {
         package var url = "https://mtxbiyilvgwhbdptysex.supabase.co/functions/v1"
         /// File holding the token, if given with `--token-file`.
         package var tokenFile: String?
+        /// Longest wait for a connection to the API to be set up; each attempt has its own.
+        /// Default 1 s: a connect on a working network takes milliseconds.
+        package var connectTimeout: Duration = .seconds(1)
     }
 
     /// Per-daemon and per-connection limits.

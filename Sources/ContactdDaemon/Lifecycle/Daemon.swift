@@ -62,13 +62,18 @@ package enum Daemon {
         }
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: TimeAmount(min(configuration.policy.deadline, .seconds(5))))
+            timeout: .init(
+                connect: TimeAmount(min(configuration.upstream.connectTimeout, configuration.policy.deadline))
+            )
         )
-        // Keep as many connections as the API budget lets requests run at once.
+        // Keep as many connections as the API budget lets requests run at once. A failed connect
+        // fails its request at once (the pool would otherwise try again until the request's
+        // deadline): the lookup's retry policy and circuit breaker decide what happens next.
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60),
             concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.policy.maxConcurrent
         )
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             configuration: clientConfiguration,

@@ -70,11 +70,10 @@ package final class HTTPContactSource: ContactSource {
             responseBody = try await response.body.collect(upTo: Self.maximumBodyBytes)
         } catch is NIOTooManyBytesError {
             throw .badResponse(detail: "response body larger than \(Self.maximumBodyBytes) bytes")
-        } catch let error as HTTPClientError where error == .deadlineExceeded {
-            throw .unavailable(detail: "no answer within the upstream timeout", retryAfter: nil, retryable: true)
         } catch {
-            // Connect errors, resets and timeouts: worth another attempt.
-            throw .unavailable(detail: Self.describe(error), retryAfter: nil, retryable: true)
+            // Refused, unreachable, timed out, reset, TLS: worth another attempt (a certificate
+            // that does not verify will fail again, but the breaker then stops the calls).
+            throw .unavailable(detail: TransportErrorDescription.describe(error), retryAfter: nil, retryable: true)
         }
         logger.debug("upstream answered", metadata: ["upstream.status": "\(status)"])
         return try Self.contact(status: status, retryAfter: retryAfter, body: responseBody.readableBytesView)
@@ -107,19 +106,5 @@ package final class HTTPContactSource: ContactSource {
         default:
             throw .badResponse(detail: "unexpected HTTP status \(status)")
         }
-    }
-
-    /// A short description of a transport error, safe to show (it never holds request headers).
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout: return "connect timed out"
-            case .readTimeout: return "read timed out"
-            case .remoteConnectionClosed: return "connection closed by the API"
-            default: return "HTTP client error \(error.shortDescription)"
-            }
-        }
-        if let error = error as? IOError { return "I/O error: \(error.description)" }
-        return "transport error: \(type(of: error))"
     }
 }
