@@ -22,6 +22,9 @@ package final class ContactLookup: Sendable {
     let flights = NIOLockedValueBox(FlightTable())
     let counters = Counters()
     let health = NIOLockedValueBox(UpstreamHealth())
+    /// The age (seconds) past which a hot fresh entry is refreshed ahead: `ttl × refreshAhead`,
+    /// worked out once because every hit asks (a `Duration` to seconds is 128-bit arithmetic).
+    private let refreshAheadAge: Double
     /// API call durations in microseconds.
     let latency = NIOLockedValueBox(
         Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
@@ -48,6 +51,7 @@ package final class ContactLookup: Sendable {
         self.policy = policy
         self.clock = clock
         self.logger = logger
+        self.refreshAheadAge = cache.configuration.ttl.seconds * policy.refreshAhead
         self.breaker = CircuitBreaker(
             failureThreshold: policy.breakerFailures,
             cooldown: policy.breakerCooldown.seconds,
@@ -139,7 +143,7 @@ package final class ContactLookup: Sendable {
 
     /// The contact for `key`, from the cache when it can, else from one shared fetch.
     ///
-    /// Waits at most `policy.deadline.seconds` seconds from `since` (when the request was received, on
+    /// Waits at most `policy.deadline` from `since` (when the request was received, on
     /// `MonotonicClock.system`; now if not given). When the fetch fails with `upstream_unavailable`,
     /// `rate_limited` or `overloaded` and a contact within `staleIfError` is cached (and `maxAge`
     /// allows it), that contact is the answer, marked stale with the reason.
@@ -199,7 +203,7 @@ package final class ContactLookup: Sendable {
     /// be refreshed ahead (`cached` and `writeHit` decide alike).
     private func refreshAheadDue(reads: Int, age: Double) -> Bool {
         policy.refreshAhead > 0 && reads >= policy.refreshAheadReads
-            && age >= cache.configuration.ttl.seconds * policy.refreshAhead
+            && age >= refreshAheadAge
     }
 
     private func refreshAhead(_ key: ContactKey, entry: ContactID) {

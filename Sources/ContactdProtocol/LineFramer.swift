@@ -88,6 +88,7 @@ public struct LineFramer: ByteToMessageDecoder {
     }
 
     /// Whether a line holds only spaces, tabs and carriage returns (skipped, not answered).
+    @inlinable
     public static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }

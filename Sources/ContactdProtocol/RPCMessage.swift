@@ -85,24 +85,27 @@ public enum RPCMessage: Sendable, Hashable {
 }
 
 /// The JSON-RPC envelope of every reply the daemon writes (no newline; the connection adds it).
+///
+/// Its pieces are constants so that the daemon's hit path (`ContactReply`) writes the same
+/// envelope straight into a connection's buffer, specialised for that buffer, without a generic
+/// call per piece.
 package enum RPCResponse {
-    /// `{"jsonrpc":"2.0","id":ID,"result":` + what `result` writes + `}`, with the id already
-    /// written as JSON (`idToken`): a hit copies the client's id bytes, with no value made.
-    package static func success<Sink: ReplySink>(
-        idToken: UnsafeRawBufferPointer,
-        into out: inout Sink,
-        result: (inout Sink) -> Void
-    ) {
-        out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
-        out.append(idToken)
-        out.append(#","result":"# as StaticString)
-        result(&out)
-        out.append("}" as StaticString)
-    }
+    /// What every reply starts with; the id follows.
+    package static let start: StaticString = #"{"jsonrpc":"2.0","id":"#
+    /// Between the id and a success's result.
+    package static let resultMember: StaticString = #","result":"#
+    /// Between the id and an error object.
+    package static let errorMember: StaticString = #","error":"#
+    /// What every reply ends with.
+    package static let end: StaticString = "}"
 
     /// `{"jsonrpc":"2.0","id":…,"result":…}` with `result` given as compact JSON bytes.
     package static func success(id: JSONValue, rawResult: [UInt8], into out: inout some ReplySink) {
-        withIDToken(id) { token in success(idToken: token, into: &out) { $0.append(rawResult) } }
+        out.append(start)
+        withIDToken(id) { out.append($0) }
+        out.append(resultMember)
+        out.append(rawResult)
+        out.append(end)
     }
 
     /// `{"jsonrpc":"2.0","id":…,"result":…}`.
@@ -112,11 +115,11 @@ package enum RPCResponse {
 
     /// `{"jsonrpc":"2.0","id":…,"error":{…}}`.
     package static func failure(id: JSONValue, error: RPCError, into out: inout some ReplySink) {
-        out.append(#"{"jsonrpc":"2.0","id":"# as StaticString)
+        out.append(start)
         withIDToken(id) { out.append($0) }
-        out.append(#","error":"# as StaticString)
+        out.append(errorMember)
         out.append(error.json.jsonBytes)
-        out.append("}" as StaticString)
+        out.append(end)
     }
 
     /// The error object for `id` as bytes.

@@ -20,21 +20,6 @@ extension ReplySink {
         var text = text
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
-
-    /// Appends `value` in decimal (what `String(value)` would spell, without making the string).
-    package mutating func appendDecimal(_ value: Int) {
-        if value < 0 { append("-" as StaticString) }
-        var rest = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
-            var start = buffer.count
-            repeat {
-                start -= 1
-                buffer[start] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            append(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[start...]))
-        }
-    }
 }
 
 extension Array: ReplySink where Element == UInt8 {

@@ -69,13 +69,15 @@ struct ContactGetLine {
     /// Longest integer id, in digits (an integer a double holds exactly).
     static let maximumIDDigits = 15
 
-    /// Reads the line left to right; every value reader skips whitespace before its token.
+    /// Reads the line left to right; every value reader skips whitespace before its token. The
+    /// readers the canonical shortcut uses are inlined into it: it runs for every hit.
     private struct Cursor {
         let bytes: UnsafeRawBufferPointer
         var index = 0
 
         var atEnd: Bool { index == bytes.count }
 
+        @inline(__always)
         mutating func skipWhitespace() {
             while index < bytes.count {
                 switch bytes[index] {
@@ -86,6 +88,7 @@ struct ContactGetLine {
         }
 
         /// Consumes `text` if the line continues with exactly it (no whitespace skipped).
+        @inline(__always)
         mutating func literal(_ text: StaticString) -> Bool {
             let length = text.utf8CodeUnitCount
             guard bytes.count - index >= length, memcmp(bytes.baseAddress! + index, text.utf8Start, length) == 0
@@ -94,6 +97,7 @@ struct ContactGetLine {
             return true
         }
 
+        @inline(__always)
         mutating func consume(_ byte: UInt8) -> Bool {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == byte else { return false }
@@ -101,13 +105,30 @@ struct ContactGetLine {
             return true
         }
 
+        /// The bytes a string may hold, by where it stands (an enum, not a closure: the check is
+        /// made per byte, and a closure would be an indirect call each time).
+        enum Allowed {
+            case phone, id, memberName, any
+
+            @inline(__always)
+            func admits(_ byte: UInt8) -> Bool {
+                switch self {
+                case .phone: Cursor.isPhoneByte(byte)
+                case .id: Cursor.isIDByte(byte)
+                case .memberName: byte >= 0x61 && byte <= 0x7A || byte == UInt8(ascii: "_")
+                case .any: true
+                }
+            }
+        }
+
         /// A string literal's content, when it has no escapes and at most `maxBytes` bytes that
         /// `allowed` admits.
-        mutating func plainString(maxBytes: Int, _ allowed: (UInt8) -> Bool) -> UnsafeRawBufferPointer? {
+        @inline(__always)
+        mutating func plainString(maxBytes: Int, _ allowed: Allowed) -> UnsafeRawBufferPointer? {
             guard consume(UInt8(ascii: "\"")) else { return nil }
             let start = index
             while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
-                guard allowed(bytes[index]), index - start < maxBytes else { return nil }
+                guard allowed.admits(bytes[index]), index - start < maxBytes else { return nil }
                 index += 1
             }
             guard index < bytes.count else { return nil }
@@ -116,6 +137,7 @@ struct ContactGetLine {
         }
 
         /// An unsigned integer without leading zeros, at most `maximumIDDigits` digits.
+        @inline(__always)
         mutating func plainInteger() -> UnsafeRawBufferPointer? {
             skipWhitespace()
             let start = index
@@ -134,11 +156,12 @@ struct ContactGetLine {
         }
 
         /// The id as written (a string with its quotes).
+        @inline(__always)
         mutating func idToken() -> UnsafeRawBufferPointer? {
             skipWhitespace()
             let start = index
             if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
-                guard plainString(maxBytes: ContactGetLine.maximumIDBytes, Self.isIDByte) != nil else { return nil }
+                guard plainString(maxBytes: ContactGetLine.maximumIDBytes, .id) != nil else { return nil }
                 return UnsafeRawBufferPointer(rebasing: bytes[start..<index])
             }
             return plainInteger()
@@ -146,15 +169,16 @@ struct ContactGetLine {
 
         /// A key's value: the bytes a phone number or an id may be written with, at most as
         /// many as the full path accepts.
+        @inline(__always)
         mutating func keyValue(_ kind: ContactKey.Kind) -> UnsafeRawBufferPointer? {
             switch kind {
-            case .phone: plainString(maxBytes: PhoneNumber.maximumInputBytes, Self.isPhoneByte)
-            case .id: plainString(maxBytes: ContactID.maximumBytes, Self.isIDByte)
+            case .phone: plainString(maxBytes: PhoneNumber.maximumInputBytes, .phone)
+            case .id: plainString(maxBytes: ContactID.maximumBytes, .id)
             }
         }
 
         mutating func memberName() -> UnsafeRawBufferPointer? {
-            plainString(maxBytes: 16) { $0 >= 0x61 && $0 <= 0x7A || $0 == UInt8(ascii: "_") }
+            plainString(maxBytes: 16, .memberName)
         }
 
         mutating func request() -> ContactGetLine? {
@@ -187,7 +211,7 @@ struct ContactGetLine {
 
         /// A member value that must be the string `literal`, in a member not seen before.
         mutating func fixedValue(_ literal: StaticString, once seen: inout Bool) -> Bool {
-            guard !seen, let value = plainString(maxBytes: literal.utf8CodeUnitCount, { _ in true }),
+            guard !seen, let value = plainString(maxBytes: literal.utf8CodeUnitCount, .any),
                 Self.is(value, literal)
             else { return false }
             seen = true
@@ -228,6 +252,7 @@ struct ContactGetLine {
             return memcmp(base, literal.utf8Start, name.count) == 0
         }
 
+        @inline(__always)
         static func isPhoneByte(_ byte: UInt8) -> Bool {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: " "), UInt8(ascii: "-"),
@@ -237,6 +262,7 @@ struct ContactGetLine {
             }
         }
 
+        @inline(__always)
         static func isIDByte(_ byte: UInt8) -> Bool {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),

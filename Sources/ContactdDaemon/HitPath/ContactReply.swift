@@ -34,21 +34,38 @@ enum ContactReply {
         // Static pieces and digits written directly, not one `String` per piece: the envelope
         // was once a larger share of a hit's CPU than copying the contact (docs/benchmarks.md).
         out.reserve(json.count + idToken.count + 128)
-        RPCResponse.success(idToken: idToken, into: &out) { out in
-            out.append(#"{"contact":"# as StaticString)
-            out.append(json)
-            switch status {
-            case .hit: out.append(#","cache":{"status":"hit","age":"# as StaticString)
-            case .miss: out.append(#","cache":{"status":"miss","age":"# as StaticString)
-            case .stale: out.append(#","cache":{"status":"stale","age":"# as StaticString)
-            }
-            out.appendDecimal(Int(age))
-            if let reason = staleReason {
-                out.append(#","stale_reason":""# as StaticString)
-                out.append(reason.rawValue)
-                out.append("\"" as StaticString)
-            }
-            out.append("}}" as StaticString)
+        out.append(RPCResponse.start)
+        out.append(idToken)
+        out.append(RPCResponse.resultMember)
+        out.append(#"{"contact":"# as StaticString)
+        out.append(json)
+        switch status {
+        case .hit: out.append(#","cache":{"status":"hit","age":"# as StaticString)
+        case .miss: out.append(#","cache":{"status":"miss","age":"# as StaticString)
+        case .stale: out.append(#","cache":{"status":"stale","age":"# as StaticString)
+        }
+        appendDecimal(Int(age), to: &out)
+        if let reason = staleReason {
+            out.append(#","stale_reason":""# as StaticString)
+            out.append(reason.rawValue)
+            out.append("\"" as StaticString)
+        }
+        out.append("}}" as StaticString)
+        out.append(RPCResponse.end)
+    }
+
+    /// Appends `value` in decimal (what `String(value)` would spell, without making the string).
+    private static func appendDecimal(_ value: Int, to out: inout some ReplySink) {
+        if value < 0 { out.append("-" as StaticString) }
+        var rest = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            out.append(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[start...]))
         }
     }
 

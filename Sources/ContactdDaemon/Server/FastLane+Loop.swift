@@ -267,12 +267,14 @@ extension FastLane {
             defer { output = out }
             out.clear()
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[..<count])
+            // Read once per read: while draining, NIO answers every line (with `shutting_down`).
+            let draining = host.isDraining
             var start = 0
             lines: while start < count {
                 guard let newline = memchr(bytes.baseAddress! + start, 0x0A, count - start) else { break }
                 let end = bytes.baseAddress!.distance(to: UnsafeRawPointer(newline))
                 // An over-long line, or any line while draining: NIO answers it.
-                guard end - start <= rules.maxLineBytes, !host.isDraining else { break }
+                guard end - start <= rules.maxLineBytes, !draining else { break }
                 if let line = ConnectionRules.content(of: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) {
                     switch hits.answer(line: line, into: &out) {
                     case .wrote:
