@@ -180,6 +180,7 @@ let package = Package(
                 "ContactdTestSupport", "ContactdDaemon", "FakeContactAPI", "ContactdClient", "ContactdJSON", "contactd",
                 "contactctl",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ]

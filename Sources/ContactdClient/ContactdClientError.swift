@@ -32,6 +32,24 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
         ContactdClientError(code: nil, reason: "connection_failed", message: "cannot connect to \(path): \(detail)")
     }
 
+    /// The daemon's socket exists, but this user may not open it.
+    public static func permissionDenied(_ path: String) -> ContactdClientError {
+        ContactdClientError(
+            code: nil,
+            reason: "permission_denied",
+            message: "permission denied on \(path): your user must be in the contactd-clients group"
+        )
+    }
+
+    /// No answer came within the time allowed.
+    public static func timedOut(_ timeout: Duration) -> ContactdClientError {
+        ContactdClientError(
+            code: nil,
+            reason: "timed_out",
+            message: "contactd did not answer within \(Self.text(timeout))"
+        )
+    }
+
     /// The connection closed before the answer came.
     public static let connectionClosed = ContactdClientError(
         code: nil,
@@ -42,5 +60,14 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
     /// The daemon sent something that is not a JSON-RPC response.
     public static func badResponse(_ detail: String) -> ContactdClientError {
         ContactdClientError(code: nil, reason: "bad_response", message: "contactd sent an unreadable reply: \(detail)")
+    }
+
+    /// `5s`, `250ms`, `1.5s`.
+    private static func text(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
+        if milliseconds < 1000 { return "\(milliseconds)ms" }
+        return "\(Double(milliseconds) / 1000)s"
     }
 }

@@ -4,6 +4,10 @@ import Logging
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One connection to contactd; calls on it may overlap (they are pipelined and matched by id).
 ///
 /// ```swift
@@ -19,10 +23,13 @@ public final class ContactdConnection: Sendable {
     private let channel: any Channel
     /// What the server said about the connection as a whole, if anything.
     private let refusal: ConnectionRefusal
+    /// How long a call waits for its answer unless it says otherwise; `nil`: as long as it takes.
+    public let timeout: Duration?
 
-    private init(channel: any Channel, refusal: ConnectionRefusal) {
+    private init(channel: any Channel, refusal: ConnectionRefusal, timeout: Duration?) {
         self.channel = channel
         self.refusal = refusal
+        self.timeout = timeout
     }
 
     /// Connects to the daemon.
@@ -30,14 +37,21 @@ public final class ContactdConnection: Sendable {
     /// - Parameters:
     ///   - socketPath: the daemon's Unix socket.
     ///   - maxLineBytes: the longest reply accepted (a contact is a few KiB; the default is 16 MiB).
-    /// - Throws: `ContactdClientError` with reason `connection_failed`.
+    ///   - timeout: how long connecting, and then each call, may take (a call can say otherwise);
+    ///     the default, 10 s, is twice the daemon's own default deadline for a lookup. `nil`: no limit.
+    /// - Throws: `ContactdClientError` with reason `connection_failed`, `permission_denied` or
+    ///   `timed_out`.
     public static func connect(
         socketPath: String = defaultSocketPath,
-        maxLineBytes: Int = 16 << 20
+        maxLineBytes: Int = 16 << 20,
+        timeout: Duration? = .seconds(10)
     ) async throws -> ContactdConnection {
         let refusal = ConnectionRefusal()
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let timeout { bootstrap = bootstrap.connectTimeout(TimeAmount(timeout)) }
         do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            let channel =
+                try await bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -48,18 +62,19 @@ public final class ContactdConnection: Sendable {
                 }
                 .connect(unixDomainSocketPath: socketPath)
                 .get()
-            return ContactdConnection(channel: channel, refusal: refusal)
+            return ContactdConnection(channel: channel, refusal: refusal, timeout: timeout)
         } catch {
-            throw ContactdClientError.connectionFailed(socketPath, Self.describe(error))
+            throw Self.connectError(error, socketPath: socketPath, timeout: timeout)
         }
     }
 
     /// Connects, runs `body`, and closes the connection however `body` ends.
     public static func withConnection<T: Sendable>(
         socketPath: String = defaultSocketPath,
+        timeout: Duration? = .seconds(10),
         _ body: (ContactdConnection) async throws -> T
     ) async throws -> T {
-        let connection = try await connect(socketPath: socketPath)
+        let connection = try await connect(socketPath: socketPath, timeout: timeout)
         do {
             let result = try await body(connection)
             await connection.close()
@@ -77,15 +92,30 @@ public final class ContactdConnection: Sendable {
 
     /// Calls `method` with `params` and returns its `result`.
     ///
-    /// - Throws: `ContactdClientError`: the server's error, or a connection problem.
-    public func call(_ method: String, params: JSONValue? = nil) async throws -> JSONValue {
+    /// Waits at most `timeout` (the connection's unless given); a cancelled task stops waiting
+    /// at once. A reply that comes later is dropped.
+    ///
+    /// - Throws: `ContactdClientError`: the server's error, a connection problem or `timed_out`;
+    ///   `CancellationError` when the task is cancelled.
+    public func call(_ method: String, params: JSONValue? = nil, timeout: Duration? = nil) async throws -> JSONValue {
         let promise = channel.eventLoop.makePromise(of: JSONValue.self)
+        let limit = timeout ?? self.timeout
+        let timer = limit.map { limit in
+            channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { promise.fail(ContactdClientError.timedOut(limit)) }
+        }
+        defer { timer?.cancel() }
         channel.writeAndFlush(ClientHandler.Call(method: method, params: params, promise: promise)).whenFailure {
             promise.fail($0)
         }
         do {
-            return try await promise.futureResult.get()
+            return try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(CancellationError())
+            }
         } catch let error as ContactdClientError {
+            throw error
+        } catch let error as CancellationError {
             throw error
         } catch {
             // The server may have refused the connection (forbidden, overloaded) and closed it
@@ -184,9 +214,19 @@ public final class ContactdConnection: Sendable {
         return removed
     }
 
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError { return error.description }
-        return "\(error)"
+    /// A failed connect, said so that a person knows what to do.
+    private static func connectError(_ error: any Error, socketPath: String, timeout: Duration?) -> ContactdClientError
+    {
+        switch (error as? IOError)?.errnoCode {
+        case ENOENT?: return .connectionFailed(socketPath, "no such socket: is contactd (or contactd.socket) running?")
+        case EACCES?, EPERM?: return .permissionDenied(socketPath)
+        case ECONNREFUSED?: return .connectionFailed(socketPath, "nothing listens there: is contactd running?")
+        default: break
+        }
+        if let timeout, case .connectTimeout? = error as? ChannelError {
+            return .timedOut(timeout)
+        }
+        return .connectionFailed(socketPath, "the connection could not be made")
     }
 }
 

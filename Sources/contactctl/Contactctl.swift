@@ -11,6 +11,29 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print the raw JSON result instead of the human-readable view.")
     var json = false
 
+    @Option(
+        parsing: .unconditional,
+        help: "Longest wait for contactd, connecting and answering: seconds, or a number with ms, s or m. Default 5s."
+    )
+    var timeout: String = "5s"
+
+    func validate() throws {
+        guard Self.duration(timeout) != nil else {
+            throw ValidationError(
+                "--timeout: '\(timeout)' is not a duration above 0 (seconds, or a number with ms, s or m)"
+            )
+        }
+    }
+
+    /// `5`, `5s`, `250ms`, `1m` as a duration above zero.
+    static func duration(_ text: String) -> Duration? {
+        for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("", 1.0)] where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value > 0 else { return nil }
+            return .milliseconds(Int64((value * scale * 1000).rounded(.up)))
+        }
+        return nil
+    }
+
     var socketPath: String {
         socket ?? ProcessInfo.processInfo.environment["CONTACTD_SOCKET"] ?? ContactdConnection.defaultSocketPath
     }
@@ -18,7 +41,9 @@ struct GlobalOptions: ParsableArguments {
     /// Connects, runs `body`, and turns every client error into a message and an exit code.
     func withConnection(_ body: (ContactdConnection) async throws -> Void) async throws {
         do {
-            try await ContactdConnection.withConnection(socketPath: socketPath) { try await body($0) }
+            try await ContactdConnection.withConnection(socketPath: socketPath, timeout: Self.duration(timeout)) {
+                try await body($0)
+            }
         } catch let error as ContactdClientError {
             FileHandle.standardError.write(Data("contactctl: \(error.description) [\(error.reason)]\n".utf8))
             throw ExitCode(Contactctl.exitStatus(for: error))
@@ -47,8 +72,8 @@ struct Contactctl: AsyncParsableCommand {
               contactctl call daemon.ping          any JSON-RPC method, raw
 
             Exit status: 0 ok, 1 not found, 2 usage or invalid input, 69 daemon or API unavailable \
-            or a bad API answer, 70 internal error, 75 rate limited or overloaded, 77 unauthorized \
-            or forbidden.
+            or a bad API answer, 70 internal error, 75 rate limited, overloaded or no answer within \
+            --timeout, 77 unauthorized, forbidden, or no permission to open the socket.
             """,
         subcommands: [Get.self, Invalidate.self, Stats.self, Status.self, Ping.self, Call.self]
     )
@@ -63,8 +88,8 @@ struct Contactctl: AsyncParsableCommand {
         case "upstream_unavailable", "upstream_bad_response", "connection_failed", "connection_closed",
             "shutting_down":
             69
-        case "rate_limited", "overloaded": 75
-        case "upstream_unauthorized", "forbidden": 77
+        case "rate_limited", "overloaded", "timed_out": 75
+        case "upstream_unauthorized", "forbidden", "permission_denied": 77
         default: 70
         }
     }
@@ -233,10 +258,10 @@ enum ContactctlMain {
         var rest = arguments
         var globals: [String] = []
         while let first = rest.first {
-            if first == "--socket", rest.count >= 2 {
+            if first == "--socket" || first == "--timeout", rest.count >= 2 {
                 globals += rest.prefix(2)
                 rest.removeFirst(2)
-            } else if first.hasPrefix("--socket=") || first == "--json" {
+            } else if first.hasPrefix("--socket=") || first.hasPrefix("--timeout=") || first == "--json" {
                 globals.append(first)
                 rest.removeFirst()
             } else {
