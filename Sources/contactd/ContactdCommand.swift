@@ -9,7 +9,7 @@ import Systemd
 /// `contactd`: flags → `DaemonConfiguration` → `Daemon.run`.
 @main
 struct ContactdCommand: AsyncParsableCommand {
-    static var configuration: CommandConfiguration {
+    static let configuration: CommandConfiguration = {
         CommandConfiguration(
             commandName: "contactd",
             abstract:
@@ -31,7 +31,7 @@ struct ContactdCommand: AsyncParsableCommand {
                 contactctl --socket /tmp/contactd.sock get +14155551234
                 """
         )
-    }
+    }()
 
     /// The settings, read by `DaemonConfiguration.settings` (which declares each once).
     @Argument(parsing: .allUnrecognized, help: .hidden)

@@ -13,21 +13,58 @@ import Testing
 /// An API that cannot be reached costs a lookup little time, is retried and counted by the
 /// breaker, and is named in plain words (issue #14, item 1).
 @Suite(.timeLimit(.minutes(1))) struct DeadAPITests {
-    /// A port on loopback nobody listens on.
-    static func closedPort() throws -> Int {
+    /// A TCP socket bound to a free port on 127.0.0.1, not listening yet.
+    struct LoopbackSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        var port: Int { Int(UInt16(bigEndian: address.sin_port)) }
+
+        init() throws {
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let fd = self.fd
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                }
+            }
+            guard bound else { throw TestSupportError("cannot bind a loopback port") }
+        }
+
+        /// Starts connecting a new non-blocking socket to this one; returns the new socket.
+        func connectOne() -> Int32 {
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var address = self.address
+            _ = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            return client
+        }
+    }
+
+    /// Runs `body` with a daemon whose API is `url` and a client connected to it.
+    func withDaemon(
+        apiURL url: String,
+        connectTimeout: Duration? = nil,
+        _ body: @escaping @Sendable (RawSocketClient) async throws -> Void
+    ) async throws {
+        try await withFakeAPI { api in
+            try await ContactdTestSupport.withDaemon(
+                api: api,
+                configure: {
+                    $0.upstream.url = url
+                    $0.policy.retryBaseDelay = .milliseconds(20)
+                    if let connectTimeout { $0.upstream.connectTimeout = connectTimeout }
+                }
+            ) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                try await body(client)
+                await client.close()
             }
         }
-        guard bound else { throw TestSupportError("cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// The error's message, checked for what a message to a person must not hold.
@@ -46,86 +83,56 @@ import Testing
     /// A closed port: each attempt is refused at once and retried with backoff, the breaker
     /// counts every call and opens, and then a miss is answered without trying.
     @Test func aClosedPortIsRetriedCountedAndThenAnsweredAtOnce() async throws {
-        let port = try Self.closedPort()
-        try await withFakeAPI { api in
-            try await withDaemon(
-                api: api,
-                configure: {
-                    $0.upstream.url = "http://127.0.0.1:\(port)"
-                    $0.policy.retryBaseDelay = .milliseconds(20)
-                }
-            ) { daemon in
-                let client = try await RawSocketClient.connect(daemon.socketPath)
-                let started = ContinuousClock.now
-                let first = try await roundTrip(client, getPhone(johnPhone))
-                let firstTook = started.duration(to: .now)
-                #expect(first.errorReason == "upstream_unavailable")
-                #expect(Self.plainMessage(first).hasSuffix("connection refused"), "\(first)")
-                // Three refused attempts and two short backoffs, not the 5 s deadline.
-                #expect(firstTook < .seconds(2), "took \(firstTook)")
-                var upstream = try await stats(client)["upstream"]
-                #expect(upstream?["requests"]?.intValue == 3)
-                #expect(upstream?["retries"]?.intValue == 2)
-                // Five failed calls in a row open the circuit (the sixth is made, then refused).
-                _ = try await roundTrip(client, getPhone("+442079460958", id: 2))
-                upstream = try await stats(client)["upstream"]
-                #expect(upstream?["circuit"]?["state"]?.stringValue == "open")
-                let openStarted = ContinuousClock.now
-                let refused = try await roundTrip(client, getPhone("+4930901820", id: 3))
-                #expect(openStarted.duration(to: .now) < .milliseconds(500))
-                #expect(refused.errorReason == "upstream_unavailable")
-                #expect(Self.plainMessage(refused).contains("circuit open"), "\(refused)")
-                #expect(try await stats(client)["upstream"]?["requests"]?.intValue == upstream?["requests"]?.intValue)
-                await client.close()
-            }
+        // Bound, never listening, closed: a port nobody listens on.
+        let port = try {
+            let socket = try LoopbackSocket()
+            close(socket.fd)
+            return socket.port
+        }()
+        try await withDaemon(apiURL: "http://127.0.0.1:\(port)") { client in
+            let started = ContinuousClock.now
+            let first = try await roundTrip(client, getPhone(johnPhone))
+            let firstTook = started.duration(to: .now)
+            #expect(first.errorReason == "upstream_unavailable")
+            #expect(Self.plainMessage(first).hasSuffix("connection refused"), "\(first)")
+            // Three refused attempts and two short backoffs, not the 5 s deadline.
+            #expect(firstTook < .seconds(2), "took \(firstTook)")
+            var upstream = try await stats(client)["upstream"]
+            #expect(upstream?["requests"]?.intValue == 3)
+            #expect(upstream?["retries"]?.intValue == 2)
+            // Five failed calls in a row open the circuit (the sixth is made, then refused).
+            _ = try await roundTrip(client, getPhone("+442079460958", id: 2))
+            upstream = try await stats(client)["upstream"]
+            #expect(upstream?["circuit"]?["state"]?.stringValue == "open")
+            let openStarted = ContinuousClock.now
+            let refused = try await roundTrip(client, getPhone("+4930901820", id: 3))
+            #expect(openStarted.duration(to: .now) < .milliseconds(500))
+            #expect(refused.errorReason == "upstream_unavailable")
+            #expect(Self.plainMessage(refused).contains("circuit open"), "\(refused)")
+            #expect(try await stats(client)["upstream"]?["requests"]?.intValue == upstream?["requests"]?.intValue)
         }
     }
 
     /// A listener whose accept queue is full: the connect is never answered, and the connect
     /// timeout, not the lookup's deadline, ends each attempt.
     @Test func aListenerThatNeverAcceptsTimesOutOnConnect() async throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        #expect(listen(listener, 0) == 0)
+        let listener = try LoopbackSocket()
+        defer { close(listener.fd) }
+        #expect(listen(listener.fd, 0) == 0)
         // Fill the accept queue: later SYNs are dropped, so connects hang.
-        var fillers: [Int32] = []
+        let fillers = (0..<4).map { _ in listener.connectOne() }
         defer { for fd in fillers { close(fd) } }
-        for _ in 0..<4 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
-            }
-            fillers.append(fd)
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        try await withFakeAPI { api in
-            try await withDaemon(
-                api: api,
-                configure: {
-                    $0.upstream.url = "http://127.0.0.1:\(port)"
-                    $0.upstream.connectTimeout = .milliseconds(300)
-                    $0.policy.retryBaseDelay = .milliseconds(20)
-                }
-            ) { daemon in
-                let client = try await RawSocketClient.connect(daemon.socketPath)
-                let started = ContinuousClock.now
-                let reply = try await roundTrip(client, getPhone(johnPhone))
-                let took = started.duration(to: .now)
-                #expect(reply.errorReason == "upstream_unavailable")
-                #expect(Self.plainMessage(reply).hasSuffix("timed out connecting to the API"), "\(reply)")
-                #expect(took < .seconds(3), "took \(took)")
-                #expect(try await stats(client)["upstream"]?["retries"]?.intValue == 2)
-                await client.close()
-            }
+        try await withDaemon(
+            apiURL: "http://127.0.0.1:\(listener.port)",
+            connectTimeout: .milliseconds(300)
+        ) { client in
+            let started = ContinuousClock.now
+            let reply = try await roundTrip(client, getPhone(johnPhone))
+            let took = started.duration(to: .now)
+            #expect(reply.errorReason == "upstream_unavailable")
+            #expect(Self.plainMessage(reply).hasSuffix("timed out connecting to the API"), "\(reply)")
+            #expect(took < .seconds(3), "took \(took)")
+            #expect(try await stats(client)["upstream"]?["retries"]?.intValue == 2)
         }
     }
 
@@ -134,7 +141,8 @@ import Testing
     @Test func aPeerThatNeverAnswersIsTriedMoreThanOnceWithinTheDeadline() async throws {
         try await withFakeAPI { api in
             api.hold()
-            try await withDaemon(api: api, configure: { $0.policy.deadline = .seconds(2) }) { daemon in
+            try await ContactdTestSupport.withDaemon(api: api, configure: { $0.policy.deadline = .seconds(2) }) {
+                daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 let reply = try await roundTrip(client, getPhone(johnPhone))
                 #expect(reply.errorReason == "upstream_unavailable")
@@ -177,23 +185,13 @@ import Testing
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
             let port = try #require(server.localAddress?.port)
-            try await withFakeAPI { api in
-                try await withDaemon(
-                    api: api,
-                    configure: {
-                        $0.upstream.url = "https://127.0.0.1:\(port)"
-                        $0.policy.retryBaseDelay = .milliseconds(20)
-                    }
-                ) { daemon in
-                    let client = try await RawSocketClient.connect(daemon.socketPath)
-                    let reply = try await roundTrip(client, getPhone(johnPhone))
-                    #expect(reply.errorReason == "upstream_unavailable")
-                    #expect(
-                        Self.plainMessage(reply).hasSuffix("the API's TLS certificate could not be verified"),
-                        "\(reply)"
-                    )
-                    await client.close()
-                }
+            try await withDaemon(apiURL: "https://127.0.0.1:\(port)") { client in
+                let reply = try await roundTrip(client, getPhone(johnPhone))
+                #expect(reply.errorReason == "upstream_unavailable")
+                #expect(
+                    Self.plainMessage(reply).hasSuffix("the API's TLS certificate could not be verified"),
+                    "\(reply)"
+                )
             }
             try await server.close()
         }
