@@ -1,0 +1,93 @@
+import ContactdJSON
+
+/// The daemon's methods, on anything that can make a call: one `ContactdConnection`, or a
+/// `ContactdSession` that reconnects when the daemon restarts.
+public protocol ContactdCalls: Sendable {
+    /// Calls `method` with `params` and returns its `result`, waiting at most `timeout` (the
+    /// caller's default when `nil`).
+    func call(_ method: String, params: JSONValue?, timeout: Duration?) async throws -> JSONValue
+}
+
+extension ContactdCalls {
+    /// Calls `method` with `params`, waiting as long as the caller's default allows.
+    public func call(_ method: String, params: JSONValue? = nil) async throws -> JSONValue {
+        try await call(method, params: params, timeout: nil)
+    }
+
+    /// A contact by phone number (any common spelling; the daemon normalises it to E.164).
+    ///
+    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    public func contact(phoneNumber: String, maxAge: Double? = nil) async throws -> ContactLookup {
+        try await contact(params: ["phone_number": .string(phoneNumber)], maxAge: maxAge)
+    }
+
+    /// A contact by its API id.
+    ///
+    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    public func contact(id: String, maxAge: Double? = nil) async throws -> ContactLookup {
+        try await contact(params: ["contact_id": .string(id)], maxAge: maxAge)
+    }
+
+    fileprivate func contact(params: JSONObject, maxAge: Double?) async throws -> ContactLookup {
+        var params = params
+        if let maxAge { params["max_age"] = .double(maxAge) }
+        let result = try await call("contact.get", params: .object(params))
+        guard let contact = result["contact"]?.objectValue, let cache = result["cache"]?.objectValue,
+            let status = cache["status"]?.stringValue
+        else {
+            throw ContactdClientError.badResponse("contact.get result without contact and cache")
+        }
+        return ContactLookup(
+            contact: contact,
+            cacheStatus: status,
+            age: cache["age"]?.doubleValue ?? 0,
+            staleReason: cache["stale_reason"]?.stringValue,
+            result: result
+        )
+    }
+
+    /// Drops the cached entry for a phone number; returns how many entries were removed.
+    public func invalidate(phoneNumber: String) async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["phone_number": .string(phoneNumber)])))
+    }
+
+    /// Drops the cached entry for a contact id; returns how many entries were removed.
+    public func invalidate(id: String) async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["contact_id": .string(id)])))
+    }
+
+    /// Empties the cache; returns how many entries were removed.
+    public func invalidateAll() async throws -> Int {
+        try await removedCount(call("contact.invalidate", params: .object(["all": .bool(true)])))
+    }
+
+    /// The `cache.stats` result.
+    public func stats() async throws -> JSONObject {
+        guard let object = try await call("cache.stats").objectValue else {
+            throw ContactdClientError.badResponse("cache.stats result is not an object")
+        }
+        return object
+    }
+
+    /// The `daemon.status` result.
+    public func status() async throws -> JSONObject {
+        guard let object = try await call("daemon.status").objectValue else {
+            throw ContactdClientError.badResponse("daemon.status result is not an object")
+        }
+        return object
+    }
+
+    /// Checks the daemon answers; throws if it does not say "pong".
+    public func ping() async throws {
+        guard try await call("daemon.ping") == .string("pong") else {
+            throw ContactdClientError.badResponse("daemon.ping did not answer pong")
+        }
+    }
+
+    fileprivate func removedCount(_ result: JSONValue) throws -> Int {
+        guard let removed = result["removed"]?.intValue else {
+            throw ContactdClientError.badResponse("contact.invalidate result without removed")
+        }
+        return removed
+    }
+}
