@@ -8,10 +8,14 @@ brought it back within 12 MiB of the start. Before the fix (a cancelled sleeping
 alive for the whole 5 s deadline) the debug build measured +40.8 and +25.2 MiB; since, +25.6-27.1
 and +6.2-7.1. A bound for a debug build on a loaded machine, not a benchmark (scripts/bench
 --miss-storm has the release figures). It runs apart from `swift test`: run alongside the suite's
-other spawning tests, this load made Foundation's Process.run crash in them.
+other spawning tests, this load made Foundation's Process.run crash in them (an over-read in
+its /proc/self/fd scan; the tests now spawn with posix_spawn, see ChildProcess).
 Usage: python3 .ci/miss-storm.py BIN_DIR
 """
-import json, os, socket, subprocess, sys, tempfile, time
+import os, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import contactd_rpc  # noqa: E402
 
 bin_dir = sys.argv[1]
 contacts, in_flight = 30_000, 512
@@ -30,20 +34,7 @@ def rss():
 
 
 def rpc(method, params=None):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    request = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params is not None:
-        request["params"] = params
-    s.sendall((json.dumps(request) + "\n").encode())
-    reply = b""
-    while not reply.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
-    s.close()
-    return json.loads(reply)["result"]
+    return contactd_rpc.rpc(sock, method, params)
 
 
 failures = []

@@ -11,6 +11,8 @@ flight, beside Redis holding the same contact bytes, and RSS after `contact.inva
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
+from contactd_rpc import rpc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 QUICK = "--quick" in sys.argv
@@ -67,20 +69,6 @@ def stop(proc):
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def rpc(sock_path, method, params=None):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock_path)
-    request = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params is not None:
-        request["params"] = params
-    s.sendall((json.dumps(request) + "\n").encode())
-    reply = b""
-    while not reply.endswith(b"\n"):
-        reply += s.recv(65536)
-    s.close()
-    return json.loads(reply)["result"]
 
 
 def redis_bytes_per_key(count):
