@@ -62,8 +62,10 @@ final class HitWriter: Sendable {
                 key: request.key,
                 maxAge: request.maxAge,
                 idToken: request.idToken,
-                into: &out
-            ) { request.id }
+                into: &out,
+                id: { request.id },
+                contactKey: { ContactKey(kind: request.kind, bytes: request.key) }
+            )
         }
         let text = String(decoding: request.key, as: UTF8.self)
         guard request.kind == .phone, let number = PhoneNumber(text) else { return .parse }
@@ -75,7 +77,15 @@ final class HitWriter: Sendable {
     func answer(key: ContactKey, maxAge: Double?, id: JSONValue?, into out: inout some ReplySink) -> Decision {
         RPCResponse.withIDToken(id ?? .null) { idToken in
             key.withBytes { kind, bytes in
-                answer(kind: kind, key: bytes, maxAge: maxAge, idToken: idToken, into: &out) { id }
+                answer(
+                    kind: kind,
+                    key: bytes,
+                    maxAge: maxAge,
+                    idToken: idToken,
+                    into: &out,
+                    id: { id },
+                    contactKey: { key }
+                )
             }
         }
     }
@@ -86,19 +96,22 @@ final class HitWriter: Sendable {
         maxAge: Double?,
         idToken: UnsafeRawBufferPointer,
         into out: inout some ReplySink,
-        id: () -> JSONValue?
+        id: () -> JSONValue?,
+        contactKey: () -> ContactKey?
     ) -> Decision {
+        // The key as a value (and the id) is made only when needed: for a debug line, a
+        // not-found reply or a lookup; a request the full parser read already has it.
         let found = lookup.writeHit(kind: kind, bytes: key, maxAge: maxAge) { json, age in
             ContactReply.write(idToken: idToken, json: json, status: .hit, age: age, staleReason: nil, into: &out)
         }
         switch found {
         case .wrote:
-            if log.enabled, let key = ContactKey(kind: kind, bytes: key) { log.record(key, "hit") }
+            if log.enabled, let key = contactKey() { log.record(key, "hit") }
         case .notFound:
-            if log.enabled, let key = ContactKey(kind: kind, bytes: key) { log.record(key, "not_found") }
+            if log.enabled, let key = contactKey() { log.record(key, "not_found") }
             RPCResponse.failure(id: id() ?? .null, error: .notFound, into: &out)
         case .none:
-            guard let key = ContactKey(kind: kind, bytes: key) else { return .parse }
+            guard let key = contactKey() else { return .parse }
             return .lookUp(PendingLookup(id: id(), key: key, maxAge: maxAge))
         }
         return .wrote

@@ -68,7 +68,7 @@ package final class RequestDispatcher: Sendable {
             switch hits.answer(key: params.key, maxAge: params.maxAge, id: request.id, into: &reply) {
             case .wrote: return .reply(request.id == nil ? nil : reply)
             case .lookUp(let pending): return .fetch(pending)
-            // Only for keys the params reader already refused; kept total rather than trapping.
+            // Not returned for a key given as a value; kept total rather than trapping.
             case .parse: return .fetch(PendingLookup(id: request.id, key: params.key, maxAge: params.maxAge))
             }
         case .contactInvalidate:
