@@ -50,6 +50,8 @@ let package = Package(
         ),
         // epoll, eventfd and accept4, which Swift's Glibc module leaves out (the fast lane).
         .systemLibrary(name: "CLinux"),
+        // zlib's CRC-32 for the cache snapshot's checksums.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Swift face of libsystemd; knows no contactd types.
         .target(
             name: "Systemd",
@@ -77,6 +79,7 @@ let package = Package(
                 "ContactdCore",
                 "ContactdProtocol",
                 "CLinux",
+                "CZlib",
                 "Systemd",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 
 // accept4 is declared only with _GNU_SOURCE, which Swift's Glibc module is not built with.
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
@@ -22,6 +23,36 @@ static inline int contactd_accept(int listener) {
 /// The descriptor an epoll event was registered with (epoll_data_t is a union).
 static inline int contactd_epoll_event_fd(const struct epoll_event *event) {
     return event->data.fd;
+}
+
+// memfd_create and file seals (the cache snapshot), declared only with _GNU_SOURCE.
+int memfd_create(const char *name, unsigned int flags);
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#endif
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
+
+/// A close-on-exec memfd that can be sealed; -1 and errno on failure.
+static inline int contactd_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+/// Seals a memfd against any change (shrink, grow, write, further seals); -1 and errno on failure.
+static inline int contactd_seal_memfd(int fd) {
+    return fcntl(fd, F_ADD_SEALS, 0x0001 | 0x0002 | 0x0004 | 0x0008);
+}
+
+/// The seals on a memfd, or -1.
+static inline int contactd_memfd_seals(int fd) {
+    return fcntl(fd, F_GET_SEALS);
 }
 
 #endif

@@ -67,11 +67,11 @@ package struct CacheView {
 /// `String`s per entry (an 88-byte node) the 1,000,000-contact memory run took 709 bytes per
 /// contact in the daemon, over Redis's 611; 586 with records (docs/benchmarks.md).
 package final class ContactCache: Sendable {
-    private let state: NIOLockedValueBox<LRUState>
+    let state: NIOLockedValueBox<LRUState>
     package let configuration: CacheConfiguration
     /// The TTLs in seconds, as ages are counted (read on every hit).
     private let ttlSeconds: (contact: Double, notFound: Double)
-    private let clock: MonotonicClock
+    let clock: MonotonicClock
 
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
         self.configuration = configuration
@@ -151,15 +151,17 @@ package final class ContactCache: Sendable {
     ///
     /// Entries that held any of these keys are replaced (not counted as evictions). Least recently
     /// used entries are then evicted until both bounds hold. An entry bigger than `maxBytes` alone
-    /// is not stored.
-    package func insert(_ value: CachedValue, for requestedKey: ContactKey) {
+    /// is not stored. `age` and `reads` are for an entry that was stored before: a restored
+    /// snapshot's keeps the age it had, so its TTL runs on from there.
+    package func insert(_ value: CachedValue, for requestedKey: ContactKey, age: Double = 0, reads: Int = 0) {
         var keys = [requestedKey]
         if case .contact(let contact) = value {
             for key in contact.ownKeys where !keys.contains(key) { keys.append(key) }
         }
         let layout = Record.Layout(value, requestedKey: requestedKey)
         let cost = Self.cost(recordLength: layout.length, keys: keys.count)
-        let now = clock.now()
+        let storedAt = clock.now() - max(0, age)
+        let reads = UInt32(clamping: reads)
         state.withLockedValue { state in
             for key in keys {
                 KeyBytes.with(key) { key in
@@ -167,7 +169,7 @@ package final class ContactCache: Sendable {
                 }
             }
             guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return }
-            guard state.add(layout, storedAt: now) else { return }
+            guard state.add(layout, storedAt: storedAt, reads: reads) else { return }
             while state.count > configuration.maxEntries || state.bytes > configuration.maxBytes {
                 guard state.tail >= 0 else { break }
                 state.remove(state.tail)

@@ -30,7 +30,7 @@ struct LRUState: @unchecked Sendable {
     }
 
     /// Stores an entry at the front; `false` when no memory could be had for its record.
-    mutating func add(_ layout: Record.Layout, storedAt: Double) -> Bool {
+    mutating func add(_ layout: Record.Layout, storedAt: Double, reads: UInt32) -> Bool {
         let length = layout.length
         guard let record = slab.allocate(length) else { return false }
         layout.write(at: record)
@@ -38,7 +38,7 @@ struct LRUState: @unchecked Sendable {
             record: record,
             storedAt: storedAt,
             length: UInt32(length),
-            reads: 0,
+            reads: reads,
             previous: -1,
             next: Int32(head)
         )

@@ -60,6 +60,22 @@ public struct SystemdNotifier: Sendable {
         send("EXTEND_TIMEOUT_USEC=\(microseconds)")
     }
 
+    /// Hands a duplicate of `fd` to systemd's file descriptor store under `name` (`FDSTORE=1`;
+    /// `FDPOLL=0`, as it is not a socket): it comes back in `LISTEN_FDS` when the service is
+    /// restarted. Needs `FileDescriptorStoreMax=` in the unit. Returns false if systemd could
+    /// not be told.
+    @discardableResult
+    public func store(fileDescriptor fd: Int32, name: String) -> Bool {
+        var fd = fd
+        return contactd_sd_notify_with_fds("FDSTORE=1\nFDNAME=\(name)\nFDPOLL=0", &fd, 1) > 0
+    }
+
+    /// Closes systemd's stored descriptors named `name` (`FDSTOREREMOVE=1`).
+    @discardableResult
+    public func removeStored(name: String) -> Bool {
+        send("FDSTOREREMOVE=1\nFDNAME=\(name)")
+    }
+
     private static func singleLine(_ text: String) -> String {
         String(text.map { $0.isNewline ? " " : $0 })
     }

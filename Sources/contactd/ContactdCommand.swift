@@ -37,11 +37,14 @@ struct ContactdCommand: AsyncParsableCommand {
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var settings: [String] = []
 
-    /// The listening socket systemd passed, if any: the one named `contactd.socket` (or
-    /// `contactd`), else the only one. It must be a listening Unix stream socket.
-    static func inheritedSocket() throws(ConfigurationError) -> [Int32] {
-        let passed = SystemdEnvironment.listenFileDescriptors()
-        guard !passed.isEmpty else { return [] }
+    /// What systemd passed (`LISTEN_FDS`): the listening socket, if any — the one named
+    /// `contactd.socket` (or `contactd`), else the only one; it must be a listening Unix stream
+    /// socket — and the cache snapshots from the fd store, named `cache`.
+    static func inheritedDescriptors() throws(ConfigurationError) -> (sockets: [Int32], snapshots: [Int32]) {
+        let all = SystemdEnvironment.listenFileDescriptors()
+        let snapshots = all.filter { $0.name == Daemon.snapshotStoreName }.map(\.fd)
+        let passed = all.filter { $0.name != Daemon.snapshotStoreName }
+        guard !passed.isEmpty else { return ([], snapshots) }
         let chosen = passed.first { $0.name == "contactd.socket" || $0.name == "contactd" } ?? passed[0]
         guard passed.count == 1 || chosen.name.hasPrefix("contactd") else {
             throw ConfigurationError(
@@ -53,7 +56,7 @@ struct ContactdCommand: AsyncParsableCommand {
                 "socket activation passed fd \(chosen.fd), which is not a listening Unix stream socket"
             )
         }
-        return [chosen.fd]
+        return ([chosen.fd], snapshots)
     }
 
     /// Sizes SwiftNIO's shared event loop group to the CPUs this process may run on.
@@ -103,10 +106,12 @@ struct ContactdCommand: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "contactd")
+            let inherited = try Self.inheritedDescriptors()
             try await Daemon.run(
                 configuration: configuration,
                 environment: environment,
-                inheritedSockets: try Self.inheritedSocket(),
+                inheritedSockets: inherited.sockets,
+                storedSnapshots: inherited.snapshots,
                 logger: logger
             )
         } catch let error as ConfigurationError {

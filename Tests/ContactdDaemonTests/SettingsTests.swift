@@ -22,6 +22,7 @@ import Testing
         "max-connections": ("10", "10"), "max-line-bytes": ("4096", "4K"), "max-batch": ("5", "5"),
         "max-requests-per-connection": ("7", "7"), "idle-timeout": ("0", "0"), "partial-line-timeout": ("3s", "3s"),
         "fast-path": ("off", "off"), "shutdown-timeout": ("1m", "1m"), "log-level": ("DEBUG", "debug"),
+        "snapshot-interval": ("15s", "15s"), "snapshot-file": ("/var/lib/contactd/cache", "/var/lib/contactd/cache"),
         "log-personal-data": ("true", "on"), "demo": ("1", "on"),
     ]
 

@@ -163,6 +163,18 @@ extension DaemonConfiguration {
             help: "Serve plain cache hits on hand-written epoll loops; off serves everything through SwiftNIO."
         ),
         .duration("shutdown-timeout", \.shutdownTimeout, help: "Longest drain on SIGTERM."),
+        .duration(
+            "snapshot-interval",
+            \.snapshots.interval,
+            help: "How often the cache is handed to systemd's fd store (and --snapshot-file); 0 = only on stop."
+        ),
+        .optionalText(
+            "snapshot-file",
+            \.snapshots.file,
+            placeholder: "path",
+            unset: "none",
+            help: "Also keep the cache snapshot in this file (mode 0600; personal data at rest)."
+        ),
         Setting(
             "log-level",
             .value("level"),

@@ -51,6 +51,14 @@ package struct DaemonConfiguration: Sendable {
         package var partialLineTimeout: Duration = .seconds(10)
     }
 
+    /// Where the cache is kept across restarts (docs/operations.md, "Warm restart").
+    package struct Snapshots: Sendable {
+        /// How often the cache is written out while running; zero = only on stop. Default 60 s.
+        package var interval: Duration = .seconds(60)
+        /// A file that holds the snapshot too (across reboots, and without systemd); `nil` = none.
+        package var file: String?
+    }
+
     package var socket = Socket()
     package var upstream = Upstream()
     package var cache = CacheConfiguration()
@@ -58,6 +66,7 @@ package struct DaemonConfiguration: Sendable {
     /// breaker and API budget.
     package var policy = UpstreamPolicy()
     package var limits = Limits()
+    package var snapshots = Snapshots()
     /// Longest drain on SIGTERM. Default 10 s.
     package var shutdownTimeout: Duration = .seconds(10)
     /// Serve plain cache hits on hand-written epoll loops beside NIO (`FastLane`). Default on.

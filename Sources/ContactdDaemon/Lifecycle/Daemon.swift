@@ -10,17 +10,23 @@ import UnixSignals
 /// The daemon: loads the token, wires cache, API client and socket server, and runs them until a
 /// graceful shutdown (SIGTERM/SIGINT) or cancellation.
 package enum Daemon {
+    /// The name of the cache snapshot in systemd's fd store (`LISTEN_FDNAMES`).
+    package static let snapshotStoreName = WarmRestart.storeName
+
     /// Runs the daemon to completion.
     ///
     /// - Parameters:
     ///   - environment: the process environment (token sources, `NOTIFY_SOCKET` is read by libsystemd).
     ///   - inheritedSockets: listening sockets from socket activation; the first is served.
+    ///   - storedSnapshots: cache snapshots systemd passed back from the fd store; restored
+    ///     before `READY=1`, then closed.
     ///   - onReady: called once the socket accepts and the token is loaded, with the socket path.
     /// - Throws: `ConfigurationError` for a missing token or an unusable socket path (exit 78).
     package static func run(
         configuration: DaemonConfiguration,
         environment: [String: String],
         inheritedSockets: [Int32] = [],
+        storedSnapshots: [Int32] = [],
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) async throws {
@@ -30,6 +36,7 @@ package enum Daemon {
                 source: source,
                 environment: environment,
                 inheritedSocket: inheritedSockets.first,
+                storedSnapshots: storedSnapshots,
                 logger: logger,
                 onReady: onReady
             )
@@ -98,12 +105,22 @@ package enum Daemon {
         source: HTTPContactSource,
         environment: [String: String],
         inheritedSocket: Int32?,
+        storedSnapshots: [Int32],
         logger: Logger,
         onReady: @escaping @Sendable () -> Void
     ) async throws {
         let notifier = SystemdNotifier()
+        let cache = ContactCache(configuration: configuration.cache, clock: configuration.clock)
+        let warmRestart = WarmRestart(
+            configuration: configuration,
+            cache: cache,
+            environment: environment,
+            notifier: notifier,
+            logger: logger
+        )
+        warmRestart.restore(storedDescriptors: storedSnapshots)
         let lookup = ContactLookup(
-            cache: ContactCache(configuration: configuration.cache, clock: configuration.clock),
+            cache: cache,
             source: source,
             policy: configuration.policy,
             clock: configuration.clock,
@@ -118,6 +135,8 @@ package enum Daemon {
         )
         let server = SocketServer(configuration: configuration, dispatcher: dispatcher, status: status, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            // First, so it is shut down last, after the drain: see SnapshotService.
+            .init(service: SnapshotService(warmRestart: warmRestart, interval: configuration.snapshots.interval)),
             .init(
                 service: SocketServerService(
                     server: server,

@@ -1,0 +1,93 @@
+import CLinux
+import Glibc
+
+/// The descriptors and files a snapshot is written to and read from: a sealed memfd for
+/// systemd's fd store, a file written whole and renamed into place, and read-only mappings.
+enum SnapshotFiles {
+    /// A sealed memfd holding what `write` puts in it: once sealed nobody, this process included,
+    /// can change it, so the copy systemd keeps is the one that was written.
+    static func sealedMemory(
+        _ write: (Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written
+    ) throws(CacheSnapshot.WriteError) -> (fd: Int32, written: CacheSnapshot.Written) {
+        let fd = contactd_memfd_create("contactd-cache")
+        guard fd >= 0 else {
+            throw CacheSnapshot.WriteError(description: "could not create a memory file: \(reason(errno))")
+        }
+        do throws(CacheSnapshot.WriteError) {
+            let written = try write(fd)
+            guard contactd_seal_memfd(fd) == 0 else {
+                throw CacheSnapshot.WriteError(description: "could not seal the memory file: \(reason(errno))")
+            }
+            return (fd, written)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Writes a file at `path` with mode 0600 through a temporary file in the same directory,
+    /// flushed to disk and renamed over `path`: a crash leaves the old snapshot or the new one,
+    /// never half of one.
+    static func writeFile(
+        _ path: String,
+        _ write: (Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written
+    ) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written {
+        let temporary = "\(path).\(getpid()).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            throw CacheSnapshot.WriteError(description: "could not create \(temporary): \(reason(errno))")
+        }
+        do throws(CacheSnapshot.WriteError) {
+            let written = try write(fd)
+            guard fchmod(fd, 0o600) == 0, fdatasync(fd) == 0 else {
+                throw CacheSnapshot.WriteError(description: "could not write \(temporary): \(reason(errno))")
+            }
+            close(fd)
+            guard rename(temporary, path) == 0 else {
+                throw CacheSnapshot.WriteError(
+                    description: "could not rename \(temporary) to \(path): \(reason(errno))"
+                )
+            }
+            return written
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// A file's bytes mapped read-only; `unmap` when done.
+    struct Mapping {
+        let bytes: UnsafeRawBufferPointer
+
+        func unmap() {
+            if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        }
+    }
+
+    /// Maps `fd` (a file or memfd) read-only. An empty file maps to no bytes.
+    static func map(_ fd: Int32) -> Result<Mapping, CacheSnapshot.WriteError> {
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            return .failure(.init(description: "could not read its size: \(reason(errno))"))
+        }
+        guard status.st_size > 0 else { return .success(Mapping(bytes: UnsafeRawBufferPointer(start: nil, count: 0))) }
+        let size = Int(status.st_size)
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            return .failure(.init(description: "could not map it: \(reason(errno))"))
+        }
+        return .success(Mapping(bytes: UnsafeRawBufferPointer(start: base, count: size)))
+    }
+
+    /// An errno in plain words, without its number.
+    static func reason(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: "no such file or directory"
+        case EACCES, EPERM: "permission denied"
+        case ENOSPC: "no space left on the device"
+        case EROFS: "the file system is read-only"
+        case ENOMEM: "out of memory"
+        default: String(cString: strerror(code)).lowercased()
+        }
+    }
+}
