@@ -208,6 +208,8 @@ import Testing
         header[48] ^= 0x01  // the entry count
         var version = good
         version[8] = 2
+        var headerLength = good
+        headerLength[14] = 0x7F  // a header length no API URL makes
         var garbage = [UInt8](repeating: 0, count: 4096)
         var random = SplitMix64(seed: 7)
         for index in garbage.indices { garbage[index] = UInt8(truncatingIfNeeded: random.next()) }
@@ -216,6 +218,7 @@ import Testing
             (body, Self.api, .damagedBody),
             (header, Self.api, .damagedHeader),
             (version, Self.api, .otherVersion(2)),
+            (headerLength, Self.api, .damagedHeader),
             (good, "https://api.example.com/v1", .otherAPI(Self.api)),
             (garbage, Self.api, .notASnapshot),
         ]

@@ -212,7 +212,10 @@ enum CacheSnapshot {
         guard !header.failed else { throw .truncated(expected: fixedHeaderBytes + 4, found: bytes.count) }
         // The version is read before anything else is trusted: every version keeps it here.
         guard formatVersion == version else { throw .otherVersion(formatVersion) }
-        guard headerBytes >= fixedHeaderBytes + 4 else { throw .damagedHeader }
+        // An API URL is at most 65,535 bytes: a longer header is damaged, not truncated.
+        guard headerBytes >= fixedHeaderBytes + 4, headerBytes <= fixedHeaderBytes + 4 + Int(UInt16.max) else {
+            throw .damagedHeader
+        }
         guard headerBytes <= bytes.count else { throw .truncated(expected: headerBytes, found: bytes.count) }
         var storedHeaderCRC = Reader(UnsafeRawBufferPointer(rebasing: bytes[(headerBytes - 4)...]))
         guard checksum(UnsafeRawBufferPointer(rebasing: bytes[..<(headerBytes - 4)])) == UInt(storedHeaderCRC.uint32())
