@@ -39,10 +39,26 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Connects, runs `body`, and turns every client error into a message and an exit code.
+    ///
+    /// A connection that a stopping contactd closes or answers with `shutting_down` is tried once
+    /// more within `--timeout`: during `systemctl restart` the socket, kept by systemd, queues the
+    /// new connection for the next daemon, and every command is safe to repeat.
     func withConnection(_ body: (ContactdConnection) async throws -> Void) async throws {
+        let timeout = Self.duration(timeout)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
         do {
-            try await ContactdConnection.withConnection(socketPath: socketPath, timeout: Self.duration(timeout)) {
-                try await body($0)
+            do {
+                try await ContactdConnection.withConnection(socketPath: socketPath, timeout: timeout) {
+                    try await body($0)
+                }
+            } catch let error as ContactdClientError
+                where error.reason == "shutting_down" || error.reason == "connection_closed"
+            {
+                let remaining = deadline.map { $0 - ContinuousClock.now }
+                guard remaining.map({ $0 > .zero }) ?? true else { throw error }
+                try await ContactdConnection.withConnection(socketPath: socketPath, timeout: remaining) {
+                    try await body($0)
+                }
             }
         } catch let error as ContactdClientError {
             FileHandle.standardError.write(Data("contactctl: \(error.description) [\(error.reason)]\n".utf8))
