@@ -322,6 +322,10 @@ struct Startup: AsyncParsableCommand {
     var runs = 20
     @Option(help: "Pin contactd to this CPU.")
     var cpu: Int?
+    @Option(help: "Start with this cache snapshot (contactd --snapshot-file; each stop writes it again).")
+    var snapshotFile: String?
+    @Option(help: "The API URL contactd is given (a snapshot is restored only for the API it was taken for).")
+    var apiURL = "http://127.0.0.1:9"
 
     func run() throws {
         let daemon = try siblingExecutable("contactd")
@@ -338,7 +342,13 @@ struct Startup: AsyncParsableCommand {
                 throw BenchError("cannot bind \(notifyPath)")
             }
             let process = Process()
-            var arguments = [daemon, "--socket", directory + "/contactd.sock", "--api-url", "http://127.0.0.1:9"]
+            var arguments = [daemon, "--socket", directory + "/contactd.sock", "--api-url", apiURL]
+            if let snapshotFile {
+                arguments += [
+                    "--snapshot-file", snapshotFile, "--snapshot-interval", "0", "--cache-max-entries", "10000000",
+                ]
+                arguments += ["--cache-max-bytes", "16G"]
+            }
             if let cpu { arguments = ["-c", String(cpu)] + arguments }
             process.executableURL = URL(fileURLWithPath: cpu == nil ? daemon : "/usr/bin/taskset")
             process.arguments = cpu == nil ? Array(arguments.dropFirst()) : arguments
@@ -350,7 +360,7 @@ struct Startup: AsyncParsableCommand {
             var ready: UInt64?
             while ready == nil {
                 var poller = pollfd(fd: notify, events: Int16(POLLIN), revents: 0)
-                guard poll(&poller, 1, 5000) > 0 else { break }
+                guard poll(&poller, 1, 60_000) > 0 else { break }
                 let n = recv(notify, &buffer, buffer.count, 0)
                 if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).contains("READY=1") {
                     ready = monotonicNanos()
@@ -358,7 +368,7 @@ struct Startup: AsyncParsableCommand {
             }
             process.terminate()
             process.waitUntilExit()
-            guard let ready else { throw BenchError("contactd sent no READY=1 within 5 s") }
+            guard let ready else { throw BenchError("contactd sent no READY=1 within 60 s") }
             timings.append(Double(ready - start) / 1e6)
         }
         timings.sort()

@@ -145,11 +145,12 @@ final class WarmRestart: Sendable {
                 notifier.removeStored(name: Self.storeName)
                 notifier.store(fileDescriptor: memory.fd, name: Self.storeName)
                 written = memory.written
-                destinations.append("systemd's fd store")
+                destinations.append("systemd's fd store in \(milliseconds(since: started)) ms")
             }
             if let file {
+                let fileStarted = ContinuousClock.now
                 written = try SnapshotFiles.writeFile(file, write)
-                destinations.append(file)
+                destinations.append("\(file) in \(milliseconds(since: fileStarted)) ms")
             }
         } catch {
             let firstFailure = lastWriteFailed.withLockedValue { failed in
