@@ -66,11 +66,13 @@ final class ClientHandler: ChannelDuplexHandler {
         }
         guard let id = object["id"]?.intValue, let promise = pending.removeValue(forKey: id) else {
             // An error with id null (overloaded, request too large, …) concerns the connection as
-            // a whole: fail every waiting call with it.
+            // a whole, and the server closes it next: close it here first, so that no later call
+            // is written to it, then fail every waiting call with it.
             if let error = object["error"] {
                 let clientError = Self.clientError(error)
                 connectionError = clientError
                 refusal.record(clientError)
+                context.close(promise: nil)
                 failAll(clientError)
             }
             return

@@ -14,16 +14,20 @@ extension ContactdCalls {
         try await call(method, params: params, timeout: nil)
     }
 
-    /// A contact by phone number (any common spelling; the daemon normalises it to E.164).
+    /// A contact by phone number.
     ///
-    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    /// - Parameters:
+    ///   - phoneNumber: any common spelling; the daemon normalises it to E.164.
+    ///   - maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
     public func contact(phoneNumber: String, maxAge: Double? = nil) async throws -> ContactLookup {
         try await contact(params: ["phone_number": .string(phoneNumber)], maxAge: maxAge)
     }
 
     /// A contact by its API id.
     ///
-    /// - Parameter maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
+    /// - Parameters:
+    ///   - id: the contact's `id`.
+    ///   - maxAge: seconds; a cached entry older than this is fetched again (0 forces it).
     public func contact(id: String, maxAge: Double? = nil) async throws -> ContactLookup {
         try await contact(params: ["contact_id": .string(id)], maxAge: maxAge)
     }
@@ -32,18 +36,10 @@ extension ContactdCalls {
         var params = params
         if let maxAge { params["max_age"] = .double(maxAge) }
         let result = try await call("contact.get", params: .object(params))
-        guard let contact = result["contact"]?.objectValue, let cache = result["cache"]?.objectValue,
-            let status = cache["status"]?.stringValue
-        else {
-            throw ContactdClientError.badResponse("contact.get result without contact and cache")
+        guard let lookup = ContactLookup(result: result) else {
+            throw ContactdClientError.badResponse("contact.get result without a contact and its cache status")
         }
-        return ContactLookup(
-            contact: contact,
-            cacheStatus: status,
-            age: cache["age"]?.doubleValue ?? 0,
-            staleReason: cache["stale_reason"]?.stringValue,
-            result: result
-        )
+        return lookup
     }
 
     /// Drops the cached entry for a phone number; returns how many entries were removed.
@@ -61,20 +57,14 @@ extension ContactdCalls {
         try await removedCount(call("contact.invalidate", params: .object(["all": .bool(true)])))
     }
 
-    /// The `cache.stats` result.
-    public func stats() async throws -> JSONObject {
-        guard let object = try await call("cache.stats").objectValue else {
-            throw ContactdClientError.badResponse("cache.stats result is not an object")
-        }
-        return object
+    /// The cache's and the API's counters (`cache.stats`).
+    public func stats() async throws -> CacheStats {
+        try await call("cache.stats").decoded(as: CacheStats.self, method: "cache.stats")
     }
 
-    /// The `daemon.status` result.
-    public func status() async throws -> JSONObject {
-        guard let object = try await call("daemon.status").objectValue else {
-            throw ContactdClientError.badResponse("daemon.status result is not an object")
-        }
-        return object
+    /// The daemon's version, uptime and state (`daemon.status`).
+    public func status() async throws -> DaemonStatus {
+        try await call("daemon.status").decoded(as: DaemonStatus.self, method: "daemon.status")
     }
 
     /// Checks the daemon answers; throws if it does not say "pong".

@@ -21,6 +21,89 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
         self.retryAfter = retryAfter
     }
 
+    /// ``reason`` as a value to switch on; reasons this client does not know are `.unknown`.
+    public var kind: Reason { Reason(reason) }
+
+    /// Every reason contactd or this client gives, and one for reasons a newer contactd may add.
+    public enum Reason: Sendable, Hashable, CustomStringConvertible {
+        /// The line was not JSON (`-32700`).
+        case parseError
+        /// Not a JSON-RPC request (`-32600`).
+        case invalidRequest
+        /// The line was longer than the daemon allows; it closed the connection (`-32600`).
+        case requestTooLarge
+        /// More requests in one batch than the daemon allows (`-32600`).
+        case batchTooLarge
+        /// No such method (`-32601`).
+        case methodNotFound
+        /// Missing, unknown or malformed parameters (`-32602`).
+        case invalidParams
+        /// Not an E.164 number after normalisation (`-32602`).
+        case invalidPhoneNumber
+        /// An empty, too long or malformed contact id (`-32602`).
+        case invalidContactID
+        /// The API refused the key (400 or 422) (`-32602`).
+        case rejectedByAPI
+        /// A bug in contactd (`-32603`).
+        case internalError
+        /// The API has no such contact (`-32001`).
+        case notFound
+        /// The API failed: network, timeout, 5xx (`-32002`); worth retrying later.
+        case upstreamUnavailable
+        /// The API rejected contactd's token: an operator must act (`-32003`).
+        case upstreamUnauthorized
+        /// The API is rate limiting; see ``ContactdClientError/retryAfter`` (`-32004`).
+        case rateLimited
+        /// A contactd limit (connections, requests in flight) (`-32005`).
+        case overloaded
+        /// contactd is draining to stop; its successor takes new connections (`-32005`).
+        case shuttingDown
+        /// This user or group may not use contactd (`-32005`).
+        case forbidden
+        /// The API answered with something that is not a contact (`-32006`).
+        case upstreamBadResponse
+        /// No socket, or nobody listening (this client's own).
+        case connectionFailed
+        /// The socket may not be opened by this user (this client's own).
+        case permissionDenied
+        /// No answer in time (this client's own).
+        case timedOut
+        /// The connection closed before the answer (this client's own).
+        case connectionClosed
+        /// A reply this client cannot read (this client's own).
+        case badResponse
+        /// A reason this client does not know, as sent.
+        case unknown(String)
+
+        private static let spellings: [(Reason, String)] = [
+            (.parseError, "parse_error"), (.invalidRequest, "invalid_request"),
+            (.requestTooLarge, "request_too_large"), (.batchTooLarge, "batch_too_large"),
+            (.methodNotFound, "method_not_found"), (.invalidParams, "invalid_params"),
+            (.invalidPhoneNumber, "invalid_phone_number"), (.invalidContactID, "invalid_contact_id"),
+            (.rejectedByAPI, "rejected_by_api"), (.internalError, "internal_error"), (.notFound, "not_found"),
+            (.upstreamUnavailable, "upstream_unavailable"), (.upstreamUnauthorized, "upstream_unauthorized"),
+            (.rateLimited, "rate_limited"), (.overloaded, "overloaded"), (.shuttingDown, "shutting_down"),
+            (.forbidden, "forbidden"), (.upstreamBadResponse, "upstream_bad_response"),
+            (.connectionFailed, "connection_failed"), (.permissionDenied, "permission_denied"),
+            (.timedOut, "timed_out"), (.connectionClosed, "connection_closed"), (.badResponse, "bad_response"),
+        ]
+
+        /// Every reason contactd itself sends (the rest are this client's own).
+        public static let serverReasons: [String] = spellings.prefix(18).map(\.1)
+
+        /// The reason as spelled on the wire (`not_found`).
+        public init(_ text: String) {
+            self = Self.spellings.first { $0.1 == text }?.0 ?? .unknown(text)
+        }
+
+        /// The wire spelling.
+        public var description: String {
+            if case .unknown(let text) = self { return text }
+            return Self.spellings.first { $0.0 == self }?.1 ?? ""
+        }
+    }
+
+    /// The message, with the wait the server asked for, if any.
     public var description: String {
         var text = message
         if let retryAfter { text += " (retry after \(retryAfter)s)" }

@@ -39,15 +39,17 @@ public final class ContactdConnection: ContactdCalls {
     ///   - maxLineBytes: the longest reply accepted (a contact is a few KiB; the default is 16 MiB).
     ///   - timeout: how long connecting, and then each call, may take (a call can say otherwise);
     ///     the default, 10 s, is twice the daemon's own default deadline for a lookup. `nil`: no limit.
+    ///   - eventLoopGroup: where the connection's I/O runs; SwiftNIO's shared group by default.
     /// - Throws: `ContactdClientError` with reason `connection_failed`, `permission_denied` or
     ///   `timed_out`.
     public static func connect(
         socketPath: String = defaultSocketPath,
         maxLineBytes: Int = 16 << 20,
-        timeout: Duration? = .seconds(10)
+        timeout: Duration? = .seconds(10),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ContactdConnection {
         let refusal = ConnectionRefusal()
-        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: eventLoopGroup)
         if let timeout { bootstrap = bootstrap.connectTimeout(TimeAmount(timeout)) }
         do {
             let channel =
@@ -84,6 +86,10 @@ public final class ContactdConnection: ContactdCalls {
             throw error
         }
     }
+
+    /// Whether the connection is still open (the daemon closes it after a line too long for it,
+    /// or when it stops).
+    public var isOpen: Bool { channel.isActive }
 
     /// Closes the connection; calls still waiting fail with `connection_closed`.
     public func close() async {
@@ -151,19 +157,4 @@ public final class ContactdConnection: ContactdCalls {
         }
         return .connectionFailed(socketPath, "the connection could not be made")
     }
-}
-
-/// A contact and how the daemon served it.
-public struct ContactLookup: Sendable, Hashable {
-    /// The contact as the API sent it, members in the API's order.
-    public let contact: JSONObject
-    /// `hit`, `miss` or `stale`.
-    public let cacheStatus: String
-    /// Seconds since the API sent it.
-    public let age: Double
-    /// Why a `stale` answer was stale: `refreshing`, `upstream_unavailable`, `rate_limited` or
-    /// `circuit_open`; `nil` for fresh answers.
-    public let staleReason: String?
-    /// The whole `contact.get` result as received.
-    public let result: JSONValue
 }

@@ -6,7 +6,7 @@ enum ContactView {
     static func render(_ found: ContactLookup) -> String {
         var lines: [String] = []
         if let name = found.contact["name"]?.stringValue { lines.append(name) }
-        lines.append(table(found.contact, indent: "  "))
+        lines.append(table(found.contact.members, indent: "  "))
         let reason = found.staleReason.map { ", \($0)" } ?? ""
         lines.append("  (cache: \(found.cacheStatus)\(reason), age \(Int(found.age))s)")
         return lines.joined(separator: "\n")

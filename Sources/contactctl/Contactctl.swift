@@ -190,7 +190,7 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let stats = try await connection.stats()
+                let stats = try await connection.call("cache.stats").objectValue ?? [:]
                 global.json ? global.printJSON(.object(stats)) : print(ContactView.table(stats))
             }
         }
@@ -202,7 +202,7 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let status = try await connection.status()
+                let status = try await connection.call("daemon.status").objectValue ?? [:]
                 global.json ? global.printJSON(.object(status)) : print(ContactView.table(status))
             }
         }

@@ -15,7 +15,7 @@ import Testing
             let first = try SpawnedDaemon(directory: dir + "/a", arguments: ["--demo", "--socket", socket])
             _ = try await first.notify.waitFor("READY=1") { $0.contains("READY=1") }
             let before = try await session.contact(phoneNumber: "+14155551234")
-            #expect(before.cacheStatus == "miss")
+            #expect(before.cacheStatus == .miss)
             first.signal(SIGTERM)
             #expect(try await first.waitForExit() == 0)
             await first.stop()

@@ -46,7 +46,7 @@ import Testing
         for number in numbers {
             do {
                 let reply = try await connection.contact(phoneNumber: number)
-                replies.append((reply.cacheStatus, reply.age))
+                replies.append((reply.cacheStatus.description, reply.age))
             } catch let error as ContactdClientError where error.reason == "not_found" {
                 replies.append(("not_found", -1))
             }

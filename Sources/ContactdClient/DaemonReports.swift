@@ -1,0 +1,179 @@
+import ContactdJSON
+import Foundation
+
+/// The counters of `cache.stats`.
+public struct CacheStats: Sendable, Hashable, Codable {
+    /// Cached entries (a contact is one entry, however many keys find it).
+    public let entries: Int
+    /// What the entries cost, the figure `--cache-max-bytes` bounds.
+    public let bytes: Int
+    /// Memory the cache's record pages take, used or free.
+    public let heldBytes: Int?
+    /// Fresh hits.
+    public let hits: Int
+    /// Stale answers given while a refresh ran.
+    public let staleHits: Int
+    /// Stale answers given because the API failed.
+    public let staleIfError: Int
+    /// Lookups that went to the API.
+    public let misses: Int
+    /// Fresh and stale hits over all lookups, 0 to 1.
+    public let hitRatio: Double
+    /// Entries evicted to stay within the bounds.
+    public let evictions: Int
+    /// Background refreshes of stale entries.
+    public let refreshes: Int
+    /// Refreshes of hot entries before they went stale.
+    public let refreshAheads: Int
+    /// How the API is doing.
+    public let upstream: Upstream
+
+    /// The API calls' counters.
+    public struct Upstream: Sendable, Hashable, Codable {
+        /// API calls made.
+        public let requests: Int
+        /// API calls that failed.
+        public let errors: Int
+        /// API calls under way now.
+        public let inFlight: Int
+        /// Attempts made again after a transient failure.
+        public let retries: Int
+        /// Fetches waiting for an API slot now.
+        public let queueDepth: Int
+        /// Fetches refused because the queue was full.
+        public let overloaded: Int
+        /// Whether the API rejects contactd's token now.
+        public let tokenRejected: Bool
+        /// The circuit breaker.
+        public let circuit: Circuit
+        /// Latency percentiles of API calls in milliseconds; `nil` before the first call.
+        public let latencyMs: Latency?
+
+        enum CodingKeys: String, CodingKey {
+            case requests, errors, retries, overloaded, circuit
+            case inFlight = "in_flight"
+            case queueDepth = "queue_depth"
+            case tokenRejected = "token_rejected"
+            case latencyMs = "latency_ms"
+        }
+    }
+
+    /// The circuit breaker.
+    public struct Circuit: Sendable, Hashable, Codable {
+        /// `closed`, `open` or `half_open`.
+        public let state: String
+        /// Times it opened.
+        public let opened: Int
+        /// Calls it refused.
+        public let refusals: Int
+    }
+
+    /// API latency percentiles, milliseconds.
+    public struct Latency: Sendable, Hashable, Codable {
+        /// Median.
+        public let p50: Double
+        /// 90th percentile.
+        public let p90: Double
+        /// 99th percentile.
+        public let p99: Double
+        /// Slowest.
+        public let max: Double
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case entries, bytes, hits, misses, evictions, refreshes, upstream
+        case heldBytes = "held_bytes"
+        case staleHits = "stale_hits"
+        case staleIfError = "stale_if_error"
+        case hitRatio = "hit_ratio"
+        case refreshAheads = "refresh_aheads"
+    }
+}
+
+/// What `daemon.status` says.
+public struct DaemonStatus: Sendable, Hashable, Codable {
+    /// contactd's version.
+    public let version: String
+    /// Its process id.
+    public let pid: Int?
+    /// Seconds since it started.
+    public let uptime: Double
+    /// Open client connections.
+    public let connections: Int
+    /// Whether it serves (after start-up, before a stop).
+    public let ready: Bool
+    /// Whether it is draining to stop.
+    public let draining: Bool
+    /// The cache at a glance.
+    public let cache: Cache?
+    /// The API at a glance.
+    public let api: API?
+    /// The fast lane for plain hits.
+    public let fastPath: FastPath?
+
+    /// The cache at a glance.
+    public struct Cache: Sendable, Hashable, Codable {
+        /// Cached entries.
+        public let entries: Int
+        /// Fresh and stale hits over all lookups, 0 to 1.
+        public let hitRatio: Double
+
+        enum CodingKeys: String, CodingKey {
+            case entries
+            case hitRatio = "hit_ratio"
+        }
+    }
+
+    /// The API at a glance.
+    public struct API: Sendable, Hashable, Codable {
+        /// `ok`, or what is wrong (`unavailable`, `rate_limited`, …).
+        public let state: String
+        /// The circuit breaker's state.
+        public let circuit: String
+        /// Whether the API rejects contactd's token now.
+        public let tokenRejected: Bool
+        /// Fetches waiting for an API slot now.
+        public let queueDepth: Int
+        /// Since when answers are stale because the API fails (ISO 8601), while they are.
+        public let servingStaleSince: String?
+
+        enum CodingKeys: String, CodingKey {
+            case state, circuit
+            case tokenRejected = "token_rejected"
+            case queueDepth = "queue_depth"
+            case servingStaleSince = "serving_stale_since"
+        }
+    }
+
+    /// The fast lane for plain hits (`--fast-path`).
+    public struct FastPath: Sendable, Hashable, Codable {
+        /// Whether `--fast-path` is on.
+        public let enabled: Bool
+        /// Open connections still on the lane.
+        public let connections: Int
+        /// Connections handed to the general path since start.
+        public let handedOver: Int
+
+        enum CodingKeys: String, CodingKey {
+            case enabled, connections
+            case handedOver = "handed_over"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, pid, uptime, connections, ready, draining, cache, api
+        case fastPath = "fast_path"
+    }
+}
+
+extension JSONValue {
+    /// This value decoded as `type` (a method's typed result); `bad_response` naming `method` if
+    /// it does not fit.
+    func decoded<T: Decodable>(as type: T.Type, method: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(jsonBytes))
+        } catch {
+            throw ContactdClientError.badResponse("\(method) result does not match \(type): \(error)")
+        }
+    }
+}
