@@ -111,6 +111,7 @@ let package = Package(
             name: "contactd",
             dependencies: [
                 "ContactdDaemon",
+                "ContactdProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -119,6 +120,7 @@ let package = Package(
             name: "contactctl",
             dependencies: [
                 "ContactdClient",
+                "ContactdProtocol",
                 "ContactdJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -193,7 +195,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ContactdTestSupport", "ContactdDaemon", "FakeContactAPI", "ContactdClient", "ContactdJSON", "contactd",
+                "ContactdTestSupport", "ContactdDaemon", "FakeContactAPI", "ContactdClient", "ContactdJSON",
+                "ContactdProtocol",
+                "contactd",
                 "contactctl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

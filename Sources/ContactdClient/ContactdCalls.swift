@@ -67,6 +67,11 @@ extension ContactdCalls {
         try await call("daemon.status").decoded(as: DaemonStatus.self, method: "daemon.status")
     }
 
+    /// Every setting's effective value and where it came from (`daemon.config`).
+    public func config() async throws -> DaemonConfig {
+        try await call("daemon.config").decoded(as: DaemonConfig.self, method: "daemon.config")
+    }
+
     /// Checks the daemon answers; throws if it does not say "pong".
     public func ping() async throws {
         guard try await call("daemon.ping") == .string("pong") else {

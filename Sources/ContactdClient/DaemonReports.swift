@@ -177,3 +177,90 @@ extension JSONValue {
         }
     }
 }
+
+/// What `daemon.config` says: every setting's effective value and where it came from.
+public struct DaemonConfig: Sendable, Hashable, Decodable {
+    /// Where a value came from.
+    public enum Source: Sendable, Hashable, CustomStringConvertible {
+        /// A command-line flag.
+        case flag
+        /// A `CONTACTD_*` environment variable.
+        case environment
+        /// The config file.
+        case file
+        /// Nobody set it.
+        case `default`
+        /// systemd's `LoadCredential=` (the token only).
+        case credential
+        /// `--demo`'s own (the token only).
+        case demo
+        /// A source this client does not know, as sent.
+        case unknown(String)
+
+        /// The source as contactd spells it.
+        public init(_ text: String) {
+            switch text {
+            case "flag": self = .flag
+            case "environment": self = .environment
+            case "file": self = .file
+            case "default": self = .default
+            case "credential": self = .credential
+            case "demo": self = .demo
+            default: self = .unknown(text)
+            }
+        }
+
+        /// The source as contactd spells it.
+        public var description: String {
+            switch self {
+            case .flag: "flag"
+            case .environment: "environment"
+            case .file: "file"
+            case .default: "default"
+            case .credential: "credential"
+            case .demo: "demo"
+            case .unknown(let text): text
+            }
+        }
+    }
+
+    /// One setting's value, as a flag would take it (`5m`, `64K`, `on`; `nil` when unset), and
+    /// its source.
+    public struct Setting: Sendable, Hashable {
+        /// The value as a flag would take it; `nil` when unset.
+        public let value: String?
+        /// Where it came from.
+        public let source: Source
+
+        /// A setting's value and source.
+        public init(value: String?, source: Source) {
+            self.value = value
+            self.source = source
+        }
+    }
+
+    /// Every setting by name (the flag without `--`: `ttl`, `cache-max-entries`, …).
+    public let settings: [String: Setting]
+    /// Where the API token came from (`file`, `credential`, `environment` or `demo`); contactd
+    /// never sends the token itself.
+    public let apiTokenSource: Source?
+
+    /// The value of a setting, e.g. `config["ttl"]?.value`.
+    public subscript(name: String) -> Setting? { settings[name] }
+
+    private struct Entry: Decodable {
+        let value: String?
+        let source: String
+    }
+
+    /// Decodes `daemon.config`'s result.
+    public init(from decoder: any Decoder) throws {
+        let entries = try [String: Entry](from: decoder)
+        var settings: [String: Setting] = [:]
+        for (name, entry) in entries where name != "api-token" {
+            settings[name] = Setting(value: entry.value, source: Source(entry.source))
+        }
+        self.settings = settings
+        self.apiTokenSource = entries["api-token"].map { Source($0.source) }
+    }
+}

@@ -5,5 +5,6 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case cacheStats = "cache.stats"
     case daemonStatus = "daemon.status"
     case daemonPing = "daemon.ping"
+    case daemonConfig = "daemon.config"
     case rpcDiscover = "rpc.discover"
 }

@@ -13,6 +13,21 @@ enum ContactView {
     }
 
     /// Nested objects flatten to dotted keys; arrays join with commas; null shows as "-".
+    /// `daemon.config` as three columns: setting, value (`-` when unset; the token shows none),
+    /// source.
+    static func settings(_ config: JSONObject) -> String {
+        let rows = config.members.map { name, entry in
+            (name, entry["value"].map(text) ?? "(not shown)", entry["source"]?.stringValue ?? "?")
+        }
+        let nameWidth = max(7, rows.map(\.0.count).max() ?? 0)
+        let valueWidth = max(5, rows.map(\.1.count).max() ?? 0)
+        func pad(_ text: String, _ width: Int) -> String {
+            text + String(repeating: " ", count: width - text.count + 2)
+        }
+        let header = pad("SETTING", nameWidth) + pad("VALUE", valueWidth) + "SOURCE"
+        return ([header] + rows.map { pad($0.0, nameWidth) + pad($0.1, valueWidth) + $0.2 }).joined(separator: "\n")
+    }
+
     static func table(_ object: JSONObject, indent: String = "") -> String {
         var rows: [(String, String)] = []
         flatten(object, prefix: "", into: &rows)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ContactdClient
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 
 /// Options every subcommand takes.
@@ -91,7 +92,8 @@ struct Contactctl: AsyncParsableCommand {
             or a bad API answer, 70 internal error, 75 rate limited, overloaded or no answer within \
             --timeout, 77 unauthorized, forbidden, or no permission to open the socket.
             """,
-        subcommands: [Get.self, Invalidate.self, Stats.self, Status.self, Ping.self, Call.self]
+        version: "contactctl \(ContactdVersion.current)",
+        subcommands: [Get.self, Invalidate.self, Stats.self, Status.self, Config.self, Ping.self, Call.self]
     )
 
     /// SPEC §5 exit statuses for a client error.
@@ -204,6 +206,20 @@ extension Contactctl {
             try await global.withConnection { connection in
                 let status = try await connection.call("daemon.status").objectValue ?? [:]
                 global.json ? global.printJSON(.object(status)) : print(ContactView.table(status))
+            }
+        }
+    }
+
+    struct Config: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show every setting's effective value and where it came from (flag, environment, file, default)."
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                let config = try await connection.call("daemon.config").objectValue ?? [:]
+                global.json ? global.printJSON(.object(config)) : print(ContactView.settings(config))
             }
         }
     }

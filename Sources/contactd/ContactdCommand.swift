@@ -1,5 +1,6 @@
 import ArgumentParser
 import ContactdDaemon
+import ContactdProtocol
 import Foundation
 import Glibc
 import Logging
@@ -29,7 +30,8 @@ struct ContactdCommand: AsyncParsableCommand {
 
                 Try it: contactd --demo --socket /tmp/contactd.sock, then \
                 contactctl --socket /tmp/contactd.sock get +14155551234
-                """
+                """,
+            version: "contactd \(ContactdVersion.current)"
         )
     }()
 

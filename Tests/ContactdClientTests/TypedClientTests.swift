@@ -130,6 +130,26 @@ import Testing
         }
     }
 
+    /// A connection over `--max-connections` is refused with `overloaded`, as a whole: the
+    /// client reports it on the call it was making.
+    @Test func aConnectionOverTheLimitIsOverloaded() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.limits.maxConnections = 1 }) { daemon in
+                let first = try await ContactdConnection.connect(socketPath: daemon.socketPath, timeout: .seconds(5))
+                try await first.ping()
+                let second = ContactdSession(socketPath: daemon.socketPath, timeout: .seconds(5))
+                do {
+                    try await second.ping()
+                    Issue.record("a second connection was served past --max-connections 1")
+                } catch let error as ContactdClientError {
+                    #expect(error.kind == .overloaded, "\(error)")
+                }
+                await second.close()
+                await first.close()
+            }
+        }
+    }
+
     @Test func reasonsRoundTripAndAnUnknownOneStaysReadable() {
         for spelling in ContactdClientError.Reason.serverReasons + [
             "connection_failed", "permission_denied", "timed_out", "connection_closed", "bad_response",
@@ -154,6 +174,11 @@ import Testing
                 #expect(stats.entries == 1 && stats.hits == 1 && stats.misses == 1)
                 #expect(stats.hitRatio == 0.5 && stats.upstream.requests == 1)
                 #expect(stats.upstream.circuit.state == "closed" && stats.upstream.latencyMs != nil)
+                let config = try await client.config()
+                #expect(config.settings.count == DaemonConfiguration.settings.count)
+                #expect(config["ttl"] == .init(value: "5m", source: .default))
+                #expect(config["socket"]?.value == daemon.socketPath && config["socket"]?.source == .default)
+                #expect(config.apiTokenSource == .environment)
                 let status = try await client.status()
                 #expect(status.ready && !status.draining && status.connections == 1)
                 #expect(status.cache?.entries == 1 && status.api?.state == "ok")

@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdDaemon
+import ContactdJSON
 import Foundation
 import Testing
 
@@ -79,6 +80,25 @@ import Testing
         } throws: { error in
             "\(error)".hasPrefix(message)
         }
+    }
+
+    /// `daemon.config`: every setting with its value as a flag takes it and where it came from;
+    /// the token by its source only.
+    @Test func theConfigReportSaysWhereEachValueCameFrom() throws {
+        let configuration = try DaemonConfiguration.load(
+            arguments: ["ttl": "90s"],
+            environment: ["CONTACTD_NEGATIVE_TTL": "30s", "CONTACTD_TTL": "10s", "CONTACTD_API_TOKEN": "s3cret"]
+        )
+        let report = configuration.report(tokenSource: .environment)
+        let object = try #require(report.objectValue)
+        #expect(object.keys.count == DaemonConfiguration.settings.count + 1)
+        #expect(report["ttl"] == .object(["value": "90s", "source": "flag"]), "a flag wins over the environment")
+        #expect(report["negative-ttl"] == .object(["value": "30s", "source": "environment"]))
+        #expect(report["socket"] == .object(["value": "/run/contactd/contactd.sock", "source": "default"]))
+        #expect(report["socket-group"] == .object(["value": .null, "source": "default"]))
+        #expect(report["demo"] == .object(["value": "off", "source": "default"]))
+        #expect(report["api-token"] == .object(["source": "environment"]))
+        #expect(!report.jsonString.contains("s3cret"), "the token never appears")
     }
 
     @Test func theCommandLineIsReadByTheTable() throws {

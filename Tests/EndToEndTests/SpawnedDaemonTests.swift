@@ -1,4 +1,5 @@
 import ContactdClient
+import ContactdProtocol
 import ContactdTestSupport
 import FakeContactAPI
 import Foundation
@@ -34,6 +35,43 @@ import Testing
                 throw error
             }
             await daemon.stop()
+        }
+    }
+
+    @Test func bothBinariesSayTheirVersion() async throws {
+        for name in ["contactd", "contactctl"] {
+            let result = try await runProduct(name, ["--version"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "\(name) \(ContactdVersion.current)\n")
+        }
+    }
+
+    /// `contactctl config` shows each setting's value and source, and the token's source only.
+    @Test func contactctlConfigShowsWhereSettingsCameFrom() async throws {
+        try await withTemporaryDirectory { dir in
+            let daemon = try SpawnedDaemon(
+                directory: dir,
+                arguments: ["--api-url", "http://127.0.0.1:9", "--ttl", "2m"],
+                environment: ["CONTACTD_API_TOKEN": "tok-visible-nowhere", "CONTACTD_NEGATIVE_TTL": "20s"]
+            )
+            defer { Task { await daemon.stop() } }
+            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+            let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "config"])
+            #expect(shown.status == 0, "\(shown.stderr)")
+            let rows = shown.stdout.split(separator: "\n").map {
+                $0.split(separator: " ", omittingEmptySubsequences: true)
+            }
+            #expect(rows.first == ["SETTING", "VALUE", "SOURCE"])
+            #expect(rows.contains(["ttl", "2m", "flag"]))
+            #expect(rows.contains(["negative-ttl", "20s", "environment"]))
+            #expect(rows.contains(["max-batch", "1000", "default"]))
+            #expect(rows.contains(["api-token", "(not", "shown)", "environment"]))
+            #expect(!shown.stdout.contains("tok-visible-nowhere"))
+            let json = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+            #expect(json.stdout.contains(#""ttl":{"value":"2m","source":"flag"}"#))
+            #expect(!json.stdout.contains("tok-visible-nowhere"))
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit() == 0)
         }
     }
 

@@ -13,24 +13,44 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
     package var description: String { "<redacted>" }
     package var debugDescription: String { "<redacted>" }
 
+    /// Where a token came from: what `daemon.config` says of it (never its value).
+    package enum Source: String, Sendable {
+        /// `--token-file`.
+        case file
+        /// `$CREDENTIALS_DIRECTORY/api-token` (systemd's `LoadCredential=`).
+        case credential
+        /// `CONTACTD_API_TOKEN`.
+        case environment
+        /// `--demo` makes its own.
+        case demo
+    }
+
     /// Finds the token: `tokenFile`, then `$CREDENTIALS_DIRECTORY/api-token`, then
     /// `CONTACTD_API_TOKEN`; surrounding whitespace trimmed (SPEC §4).
     ///
     /// A named file that is missing, unreadable or empty is an error, as is finding no token.
     package static func load(tokenFile: String?, environment: [String: String]) throws(ConfigurationError) -> APIToken {
+        try loadWithSource(tokenFile: tokenFile, environment: environment).token
+    }
+
+    /// `load(tokenFile:environment:)`, and where the token was found.
+    package static func loadWithSource(
+        tokenFile: String?,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> (token: APIToken, source: Source) {
         if let tokenFile {
-            return try read(tokenFile, what: "--token-file")
+            return (try read(tokenFile, what: "--token-file"), .file)
         }
         if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
             let path = directory + "/api-token"
             if FileManager.default.fileExists(atPath: path) {
-                return try read(path, what: "credential api-token")
+                return (try read(path, what: "credential api-token"), .credential)
             }
         }
         if let value = environment["CONTACTD_API_TOKEN"] {
             let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { throw ConfigurationError("CONTACTD_API_TOKEN is set but empty") }
-            return APIToken(trimmed)
+            return (APIToken(trimmed), .environment)
         }
         throw ConfigurationError(
             "no API token: pass --token-file PATH, use LoadCredential=api-token:… under systemd, or set CONTACTD_API_TOKEN (or run with --demo)"

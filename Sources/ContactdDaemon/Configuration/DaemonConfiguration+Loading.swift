@@ -25,8 +25,10 @@ extension DaemonConfiguration {
         var given: [String: String] = [:]
         for setting in settings {
             guard let text = reader.string(forKey: setting.key) else { continue }
-            let name = arguments[setting.name] != nil ? "--" + setting.name : setting.environmentVariable
+            let fromFlag = arguments[setting.name] != nil
+            let name = fromFlag ? "--" + setting.name : setting.environmentVariable
             given[setting.name] = name
+            configuration.sources[setting.name] = fromFlag ? .flag : .environment
             do {
                 try setting.apply(text.trimmingCharacters(in: .whitespaces), to: &configuration)
             } catch {

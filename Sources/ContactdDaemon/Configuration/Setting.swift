@@ -55,6 +55,11 @@ package struct Setting: Sendable {
         return ConfigKey(["contactd", camel])
     }
 
+    /// The value in `configuration` as it is written (`5m`, `64K`, `on`); `nil` when unset.
+    package func value(in configuration: DaemonConfiguration) -> String? {
+        show(configuration)
+    }
+
     /// The value in `configuration`, written as the setting is written (`5m`, `64K`, `on`).
     package func text(in configuration: DaemonConfiguration) -> String {
         show(configuration) ?? unsetText

@@ -30,10 +30,11 @@ package enum Daemon {
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) async throws {
-        try await withAPI(configuration, environment: environment, logger: logger) { source in
+        try await withAPI(configuration, environment: environment, logger: logger) { source, tokenSource in
             try await serve(
                 configuration: configuration,
                 source: source,
+                tokenSource: tokenSource,
                 environment: environment,
                 inheritedSocket: inheritedSockets.first,
                 storedSnapshots: storedSnapshots,
@@ -50,19 +51,24 @@ package enum Daemon {
         _ configuration: DaemonConfiguration,
         environment: [String: String],
         logger: Logger,
-        _ body: (HTTPContactSource) async throws -> Void
+        _ body: (HTTPContactSource, APIToken.Source) async throws -> Void
     ) async throws {
         var url = configuration.upstream.url
         let token: APIToken
+        let tokenSource: APIToken.Source
         var demo: DemoAPI?
         if configuration.demo {
             let standIn = try await DemoAPI.start()
             demo = standIn
             url = standIn.baseURL
             token = APIToken(standIn.token)
+            tokenSource = .demo
             logger.notice("demo mode: serving bundled sample contacts", metadata: ["upstream.url": "\(url)"])
         } else {
-            token = try APIToken.load(tokenFile: configuration.upstream.tokenFile, environment: environment)
+            (token, tokenSource) = try APIToken.loadWithSource(
+                tokenFile: configuration.upstream.tokenFile,
+                environment: environment
+            )
             if let warning = APIToken.permissionWarning(tokenFile: configuration.upstream.tokenFile) {
                 logger.warning("token file is readable by other users", metadata: ["token.file": "\(warning)"])
             }
@@ -89,7 +95,7 @@ package enum Daemon {
         let source = HTTPContactSource(client: client, baseURL: url, token: token, logger: logger)
         let outcome: Result<Void, any Error>
         do {
-            try await body(source)
+            try await body(source, tokenSource)
             outcome = .success(())
         } catch {
             outcome = .failure(error)
@@ -103,6 +109,7 @@ package enum Daemon {
     private static func serve(
         configuration: DaemonConfiguration,
         source: HTTPContactSource,
+        tokenSource: APIToken.Source,
         environment: [String: String],
         inheritedSocket: Int32?,
         storedSnapshots: [Int32],
@@ -131,7 +138,8 @@ package enum Daemon {
             lookup: lookup,
             status: status,
             logger: logger,
-            logPersonalData: configuration.logPersonalData
+            logPersonalData: configuration.logPersonalData,
+            configReport: configuration.report(tokenSource: tokenSource)
         )
         let server = SocketServer(configuration: configuration, dispatcher: dispatcher, status: status, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

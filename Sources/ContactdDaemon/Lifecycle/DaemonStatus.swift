@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 import Synchronization
 

@@ -1,4 +1,5 @@
 import ContactdCore
+import ContactdProtocol
 import Logging
 import ServiceLifecycle
 import Systemd
@@ -21,7 +22,7 @@ struct SocketServerService: Service, CustomStringConvertible {
         let listener = try await server.listen(inheritedSocket: inheritedSocket)
         status.markReady()
         notifier.ready(status: status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
-        logger.notice("ready")
+        logger.notice("ready", metadata: ["version": "\(ContactdVersion.current)"])
         onReady()
         do {
             try await gracefulShutdown()

@@ -24,10 +24,19 @@ package final class RequestDispatcher: Sendable {
     let hits: HitWriter
     private let log: LookupLog
     private let discoverResult: [UInt8]
+    /// `daemon.config`'s answer, made once at start.
+    private let configReport: JSONValue
 
-    package init(lookup: ContactLookup, status: DaemonStatus, logger: Logger, logPersonalData: Bool = false) {
+    package init(
+        lookup: ContactLookup,
+        status: DaemonStatus,
+        logger: Logger,
+        logPersonalData: Bool = false,
+        configReport: JSONValue = .object([:])
+    ) {
         self.lookup = lookup
         self.status = status
+        self.configReport = configReport
         self.log = LookupLog(logger: logger, clear: logPersonalData)
         self.hits = HitWriter(lookup: lookup, log: log)
         let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
@@ -90,6 +99,9 @@ package final class RequestDispatcher: Sendable {
         case .daemonPing:
             try Self.expectNoParams(request.params)
             return reply(request, .string("pong"))
+        case .daemonConfig:
+            try Self.expectNoParams(request.params)
+            return reply(request, configReport)
         case .rpcDiscover:
             try Self.expectNoParams(request.params)
             guard let id = request.id else { return .reply(nil) }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ContactdCore
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 import Logging
 import NIOConcurrencyHelpers

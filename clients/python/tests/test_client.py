@@ -168,3 +168,13 @@ def test_a_draining_daemon_answers_shutting_down_to_a_client_that_does_not_recon
         plain.ping()
     waiter.join()
     assert outcome["slow"].contact.name == "Slow", "the request in flight was answered during the drain"
+
+
+def test_config_shows_each_settings_source_and_never_the_token(make_daemon) -> None:
+    daemon = make_daemon("--ttl", "2m")
+    with contactd.Client(daemon.socket_path, timeout=5) as client:
+        config = client.config()
+    assert config["ttl"] == {"value": "2m", "source": "flag"}
+    assert config["negative-ttl"]["source"] == "default"
+    assert config["api-token"] == {"source": "environment"}
+    assert "python-client-token" not in str(config)

@@ -68,6 +68,10 @@ class AsyncClient:
     async def status(self, *, timeout: Optional[float] = _DEFAULT) -> Dict[str, Any]:
         return dict(await self.call("daemon.status", timeout=timeout))
 
+    async def config(self, *, timeout: Optional[float] = _DEFAULT) -> Dict[str, Any]:
+        """``daemon.config``: each setting's ``value`` and ``source`` (the token's source only)."""
+        return dict(await self.call("daemon.config", timeout=timeout))
+
     async def ping(self, *, timeout: Optional[float] = _DEFAULT) -> None:
         await self.call("daemon.ping", timeout=timeout)
 

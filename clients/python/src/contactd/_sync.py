@@ -76,6 +76,10 @@ class Client:
         """``daemon.status``: version, uptime, connections, readiness."""
         return dict(self.call("daemon.status", timeout=timeout))
 
+    def config(self, *, timeout: Optional[float] = _DEFAULT) -> Dict[str, Any]:
+        """``daemon.config``: each setting's ``value`` and ``source`` (the token's source only)."""
+        return dict(self.call("daemon.config", timeout=timeout))
+
     def ping(self, *, timeout: Optional[float] = _DEFAULT) -> None:
         self.call("daemon.ping", timeout=timeout)
 
