@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // A small JSON reader/writer that keeps numbers as the sender spelled them
@@ -92,6 +93,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // Public async client library.
@@ -228,9 +230,9 @@ if Context.environment["CONTACTD_FUZZ"] != nil {
 }
 
 // One settings list for every Swift target we own (swift-log's habit).
-// Warnings become errors only when CONTACTD_WERROR is set (.ci/run sets it), so a
+// Warnings become errors only when WARNINGS_AS_ERRORS is set (.ci/run sets it), so a
 // newer compiler's new warning never breaks a user's build.
-let werror = Context.environment["CONTACTD_WERROR"] != nil
+let werror = Context.environment["WARNINGS_AS_ERRORS"] != nil
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))

@@ -114,6 +114,9 @@ struct ContactdCommand: AsyncParsableCommand {
                 environment: environment,
                 inheritedSockets: inherited.sockets,
                 storedSnapshots: inherited.snapshots,
+                reloadConfiguration: { () throws(ConfigurationError) in
+                    try DaemonConfiguration.load(arguments: arguments, environment: environment)
+                },
                 logger: logger
             )
         } catch let error as ConfigurationError {

@@ -23,7 +23,8 @@ import Testing
         "max-connections": ("10", "10"), "max-line-bytes": ("4096", "4K"), "max-batch": ("5", "5"),
         "max-requests-per-connection": ("7", "7"), "idle-timeout": ("0", "0"), "partial-line-timeout": ("3s", "3s"),
         "fast-path": ("off", "off"), "shutdown-timeout": ("1m", "1m"), "log-level": ("DEBUG", "debug"),
-        "snapshot-interval": ("15s", "15s"), "snapshot-file": ("/var/lib/contactd/cache", "/var/lib/contactd/cache"),
+        "config": ("/dev/null", "/dev/null"), "snapshot-interval": ("15s", "15s"),
+        "snapshot-file": ("/var/lib/contactd/cache", "/var/lib/contactd/cache"),
         "log-personal-data": ("true", "on"), "demo": ("1", "on"),
     ]
 
@@ -80,6 +81,85 @@ import Testing
         } throws: { error in
             "\(error)".hasPrefix(message)
         }
+    }
+
+    /// The config file: settings by flag name, YAML or JSON; flag > environment > file > default.
+    @Test func aConfigFileSetsWhatFlagsAndTheEnvironmentDoNot() throws {
+        let directory = NSTemporaryDirectory() + "contactd-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let yaml = directory + "/contactd.yaml"
+        try """
+        # comments and blank lines are fine
+
+        ttl: 2m
+        negative-ttl: 30s
+        stale-ttl: 10m
+        socket-mode: 0640        # octal as a flag takes it, not YAML 1.1's integer
+        allow-uid: [1000, 1001]
+        fast-path: off
+        api-url: http://127.0.0.1:9
+        """.write(toFile: yaml, atomically: true, encoding: .utf8)
+        let configuration = try DaemonConfiguration.load(
+            arguments: ["config": yaml, "stale-ttl": "20m"],
+            environment: ["CONTACTD_NEGATIVE_TTL": "45s"]
+        )
+        #expect(configuration.cache.ttl == .seconds(120))
+        #expect(configuration.socket.mode == 0o640)
+        #expect(configuration.socket.allowUIDs == [1000, 1001])
+        #expect(configuration.fastPath == false)
+        #expect(configuration.policy.staleTTL == .seconds(1200), "a flag wins over the file")
+        #expect(configuration.cache.negativeTTL == .seconds(45), "the environment wins over the file")
+        #expect(configuration.sources["ttl"] == .file && configuration.sources["stale-ttl"] == .flag)
+        #expect(configuration.sources["negative-ttl"] == .environment && configuration.sources["max-batch"] == nil)
+
+        let json = directory + "/contactd.json"
+        try #"{"ttl": "3m", "cache-max-entries": 500, "rate-limit-all-keys": true, "allow-gid": [50]}"#
+            .write(toFile: json, atomically: true, encoding: .utf8)
+        let fromJSON = try DaemonConfiguration.load(arguments: [:], environment: ["CONTACTD_CONFIG": json])
+        #expect(fromJSON.cache.ttl == .seconds(180) && fromJSON.cache.maxEntries == 500)
+        #expect(fromJSON.policy.rateLimitAllKeys && fromJSON.socket.allowGIDs == [50])
+
+        // Found at the default path when --config is not given; not an error when it is absent.
+        let byDefault = try DaemonConfiguration.load(arguments: [:], environment: [:], defaultConfigFile: yaml)
+        #expect(byDefault.cache.ttl == .seconds(120))
+        let none = try DaemonConfiguration.load(
+            arguments: [:],
+            environment: [:],
+            defaultConfigFile: directory + "/no.yaml"
+        )
+        #expect(none.cache.ttl == .seconds(300))
+    }
+
+    @Test func aTypoInTheFileOrTheEnvironmentStopsTheStartNamingTheNearestSetting() throws {
+        let directory = NSTemporaryDirectory() + "contactd-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func failure(_ file: String?, _ environment: [String: String] = [:]) -> String {
+            var arguments: [String: String] = [:]
+            if let file {
+                let path = directory + "/c.yaml"
+                try? file.write(toFile: path, atomically: true, encoding: .utf8)
+                arguments["config"] = path
+            }
+            do {
+                _ = try DaemonConfiguration.load(arguments: arguments, environment: environment)
+                return "accepted"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(failure("ttll: 5m\n") == directory + "/c.yaml: unknown setting 'ttll'; did you mean 'ttl'?")
+        #expect(failure("ttl: banana\n").hasPrefix(directory + "/c.yaml: ttl: 'banana'"))
+        #expect(failure("ttl:\n  nested: 1\n") == directory + "/c.yaml: 'ttl' must be a value or a list of values")
+        #expect(failure("- just\n- a list\n") == directory + "/c.yaml: expected settings as 'name: value' lines")
+        #expect(failure("config: /etc/other.yaml\n").contains("cannot be set in the config file itself"))
+        #expect(
+            failure(nil, ["CONTACTD_TTLL": "5"])
+                == "CONTACTD_TTLL is not a contactd setting; did you mean CONTACTD_TTL?"
+        )
+        #expect(failure(nil, ["CONTACTD_CONFIG": directory + "/missing.yaml"]).contains("cannot read the config file"))
+        #expect(failure(nil, ["CONTACTD_API_TOKEN": "t", "CONTACTD_TTL": "5m"]) == "accepted")
     }
 
     /// `daemon.config`: every setting with its value as a flag takes it and where it came from;
@@ -150,6 +230,30 @@ import Testing
             lines.append("| \(flag) | `\(setting.environmentVariable)` | \(setting.defaultText) | \(setting.help) |")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The example config file lists every setting at its default, and reads back as the defaults.
+    @Test func theExampleConfigFileIsTheSettingsTable() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../systemd/contactd.yaml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(
+            text == DaemonConfiguration.exampleConfigFile,
+            "systemd/contactd.yaml should read:\n\(DaemonConfiguration.exampleConfigFile)"
+        )
+        // Uncommented, it is a valid file that changes nothing.
+        let uncommented = DaemonConfiguration.exampleConfigFile.split(separator: "\n")
+            .filter { $0.hasPrefix("#") && !$0.hasPrefix("# ") && !$0.hasSuffix(":") }
+            .map { $0.dropFirst() }.joined(separator: "\n")
+        let file = NSTemporaryDirectory() + "contactd-example-\(UUID().uuidString).yaml"
+        try uncommented.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let values = try ConfigFile.read(file)
+        #expect(values.count >= DaemonConfiguration.settings.count - 6)
+        let configuration = try DaemonConfiguration.load(arguments: ["config": file], environment: [:])
+        for setting in DaemonConfiguration.settings where setting.name != "config" {
+            #expect(setting.text(in: configuration) == setting.text(in: DaemonConfiguration()), "\(setting.name)")
+        }
     }
 
     @Test func theDocsTableIsTheSettingsTable() throws {

@@ -75,6 +75,45 @@ import Testing
         }
     }
 
+    /// The issue's own example: a misspelled variable is not silently ignored.
+    @Test func aMisspelledVariableStopsTheStartNamingTheRightOne() async throws {
+        let result = try await runProduct("contactd", ["--demo"], environment: ["CONTACTD_TTLL": "5"])
+        #expect(result.status == 78)
+        #expect(result.stderr == "contactd: CONTACTD_TTLL is not a contactd setting; did you mean CONTACTD_TTL?\n")
+    }
+
+    /// A config file at start, and SIGHUP re-reading it: a broken file keeps the running
+    /// configuration, a changed setting is named as needing a restart.
+    @Test func theConfigFileIsReadAtStartAndCheckedOnReload() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = dir + "/contactd.yaml"
+            try "ttl: 2m\nnegative-ttl: 20s\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file])
+            defer { Task { await daemon.stop() } }
+            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+            let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+            #expect(shown.stdout.contains(#""ttl":{"value":"2m","source":"file"}"#), "\(shown.stdout)")
+            #expect(shown.stdout.contains(#""config":{"value":"\#(file)","source":"flag"}"#))
+
+            try "ttll: 5m\n".write(toFile: file, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the first reload") { $0.contains("READY=1") }
+            #expect(
+                daemon.log.contains("configuration not reloaded: \(file): unknown setting 'ttll'; did you mean 'ttl'?")
+            )
+            let ping = try await runProduct("contactctl", ["--socket", daemon.socketPath, "ping"])
+            #expect(ping.status == 0, "the daemon goes on with its running configuration")
+
+            try "ttl: 3m\nnegative-ttl: 20s\n".write(toFile: file, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            _ = try await daemon.notify.waitFor(count: 3, "READY=1 after the second reload") { $0.contains("READY=1") }
+            #expect(daemon.log.contains("settings=ttl"), "\(daemon.log)")
+            #expect(daemon.log.contains("the new values take effect after a restart"))
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit() == 0)
+        }
+    }
+
     @Test func withoutATokenItExits78WithOneClearLine() async throws {
         let result = try await runProduct("contactd", ["--socket", "/tmp/cdt-never.sock"])
         #expect(result.status == 78)

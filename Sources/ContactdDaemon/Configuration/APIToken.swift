@@ -13,6 +13,9 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
     package var description: String { "<redacted>" }
     package var debugDescription: String { "<redacted>" }
 
+    /// The variable the token may come from; it is not a setting.
+    package static let environmentVariable = "CONTACTD_API_TOKEN"
+
     /// Where a token came from: what `daemon.config` says of it (never its value).
     package enum Source: String, Sendable {
         /// `--token-file`.

@@ -4,31 +4,62 @@ import Foundation
 
 extension DaemonConfiguration {
     /// Builds a configuration: a flag's value wins over its environment variable, which wins over
-    /// the default. `arguments` maps setting names (`"ttl"`) to their text, as
-    /// `commandLineValues(_:)` reads them.
+    /// the config file, which wins over the default. `arguments` maps setting names (`"ttl"`) to
+    /// their text, as `commandLineValues(_:)` reads them. The file is `--config` (or
+    /// `CONTACTD_CONFIG`), else `defaultConfigFile` if it exists.
+    ///
+    /// An unknown `CONTACTD_*` variable or an unknown key in the file stops it, named with the
+    /// nearest known name: a typo must not be ignored.
     package static func load(
         arguments: [String: String],
-        environment: [String: String]
+        environment: [String: String],
+        defaultConfigFile: String? = ConfigFile.defaultPath
     ) throws(ConfigurationError) -> DaemonConfiguration {
+        let known = Set(settings.map(\.environmentVariable) + [APIToken.environmentVariable])
+        for name in environment.keys.sorted() where name.hasPrefix("CONTACTD_") && !known.contains(name) {
+            let asSetting = name.dropFirst("CONTACTD_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+            let nearest = nearestSetting(to: asSetting).map { name in
+                "; did you mean " + (settings.first { $0.name == name }?.environmentVariable ?? name) + "?"
+            }
+            throw ConfigurationError("\(name) is not a contactd setting\(nearest ?? "")")
+        }
+        let configPath = arguments["config"] ?? environment["CONTACTD_CONFIG"]
+        var fileValues: [String: String] = [:]
+        if let path = configPath ?? defaultConfigFile.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil })
+        {
+            fileValues = try ConfigFile.read(path)
+        }
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        var inFile: [AbsoluteConfigKey: ConfigValue] = [:]
         for setting in settings {
             if let text = arguments[setting.name] {
                 values[AbsoluteConfigKey(setting.key)] = ConfigValue(.string(text), isSecret: false)
+            }
+            if let text = fileValues[setting.name] {
+                inFile[AbsoluteConfigKey(setting.key)] = ConfigValue(.string(text), isSecret: false)
             }
         }
         let reader = ConfigReader(providers: [
             InMemoryProvider(name: "arguments", values: values),
             EnvironmentVariablesProvider(environmentVariables: environment),
+            InMemoryProvider(name: "file", values: inFile),
         ])
         var configuration = DaemonConfiguration()
         /// What the user set, as they set it: the flag, or the variable when it came from there.
         var given: [String: String] = [:]
         for setting in settings {
             guard let text = reader.string(forKey: setting.key) else { continue }
-            let fromFlag = arguments[setting.name] != nil
-            let name = fromFlag ? "--" + setting.name : setting.environmentVariable
+            let source: SettingSource =
+                arguments[setting.name] != nil
+                ? .flag : environment[setting.environmentVariable] != nil ? .environment : .file
+            let name: String
+            switch source {
+            case .flag: name = "--" + setting.name
+            case .environment: name = setting.environmentVariable
+            default: name = "\(configPath ?? defaultConfigFile ?? "the config file"): \(setting.name)"
+            }
             given[setting.name] = name
-            configuration.sources[setting.name] = fromFlag ? .flag : .environment
+            configuration.sources[setting.name] = source
             do {
                 try setting.apply(text.trimmingCharacters(in: .whitespaces), to: &configuration)
             } catch {
@@ -80,9 +111,14 @@ extension DaemonConfiguration {
 
     /// `; did you mean --ttl?` for the setting closest to a mistyped name, if one is close.
     private static func suggestion(for name: String) -> String {
+        nearestSetting(to: name).map { "; did you mean --\($0)?" } ?? ""
+    }
+
+    /// The name of the setting closest to a mistyped one, if one is close.
+    package static func nearestSetting(to name: String) -> String? {
         let scored = settings.map { ($0.name, editDistance(name, $0.name)) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, name.count / 4) else { return "" }
-        return "; did you mean --\(best.0)?"
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, name.count / 4) else { return nil }
+        return best.0
     }
 
     /// Every setting for `--help`: the flag and what it takes, then its help and its default,
@@ -97,6 +133,27 @@ extension DaemonConfiguration {
             let text = "\(setting.help) Default: \(setting.defaultText)."
             return "  \(flag)\n" + wrap(text, width: 78, indent: "      ")
         }.joined(separator: "\n")
+    }
+}
+
+extension DaemonConfiguration {
+    /// A config file with every setting commented out at its default, each under its help:
+    /// `systemd/contactd.yaml`, the file packages install as `/etc/contactd/contactd.yaml`.
+    package static var exampleConfigFile: String {
+        var lines = [
+            "# contactd's settings, read at start and checked again on `systemctl reload contactd`.",
+            "# Names are the flags without \"--\"; a flag or a CONTACTD_* variable wins over this file.",
+            "# Every setting is shown at its default: uncomment a line to change it.",
+            "# Durations: seconds or a number with ms, s, m or h. Sizes: bytes or a number with K, M or G.",
+        ]
+        for setting in settings where setting.name != "config" {
+            lines.append("")
+            let value = setting.value(in: DaemonConfiguration())
+            let unset = value == nil ? " Unset by default: \(setting.defaultText)." : ""
+            lines.append(wrap(setting.help + unset, width: 98, indent: "# "))
+            lines.append("#\(setting.name):" + (value.map { " " + $0 } ?? ""))
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 }
 

@@ -4,6 +4,13 @@ import Logging
 extension DaemonConfiguration {
     /// Every setting the daemon takes, in the order `--help` and the docs list them.
     package static let settings: [Setting] = [
+        .optionalText(
+            "config",
+            \.configFile,
+            placeholder: "path",
+            unset: "/etc/contactd/contactd.yaml if it exists",
+            help: "Config file of settings by name (YAML, or JSON for .json); flags and the environment win over it."
+        ),
         .text("socket", \.socket.path, placeholder: "path", help: "Unix socket path."),
         Setting(
             "socket-mode",

@@ -77,6 +77,9 @@ package struct DaemonConfiguration: Sendable {
     package var demo = false
     /// Write phone numbers and contact ids in clear in logs. Default off (masked).
     package var logPersonalData = false
+    /// The config file read at start (`--config`); `nil`: `/etc/contactd/contactd.yaml` if it
+    /// exists, else none.
+    package var configFile: String?
     /// Where each setting's value came from, by setting name; a setting not listed has its
     /// default. Filled by `load(arguments:environment:)`; `daemon.config` reports it.
     package var sources: [String: SettingSource] = [:]

@@ -27,6 +27,7 @@ package enum Daemon {
         environment: [String: String],
         inheritedSockets: [Int32] = [],
         storedSnapshots: [Int32] = [],
+        reloadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)? = nil,
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) async throws {
@@ -38,6 +39,7 @@ package enum Daemon {
                 environment: environment,
                 inheritedSocket: inheritedSockets.first,
                 storedSnapshots: storedSnapshots,
+                reloadConfiguration: reloadConfiguration,
                 logger: logger,
                 onReady: onReady
             )
@@ -113,6 +115,7 @@ package enum Daemon {
         environment: [String: String],
         inheritedSocket: Int32?,
         storedSnapshots: [Int32],
+        reloadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)?,
         logger: Logger,
         onReady: @escaping @Sendable () -> Void
     ) async throws {
@@ -166,7 +169,9 @@ package enum Daemon {
                     status: status,
                     lookup: lookup,
                     notifier: notifier,
-                    logger: logger
+                    logger: logger,
+                    running: configuration,
+                    loadConfiguration: reloadConfiguration
                 ),
                 successTerminationBehavior: .ignore
             ),
