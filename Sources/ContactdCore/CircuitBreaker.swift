@@ -106,6 +106,11 @@ package final class CircuitBreaker: Sendable {
         }
     }
 
+    /// Sets the count of times opened back to zero (`cache.reset_stats`); the state stays.
+    package func resetOpenedCount() {
+        machine.withLockedValue { $0.opened = 0 }
+    }
+
     /// The state, failures in a row and times opened since start.
     package var snapshot: (state: State, consecutiveFailures: Int, opened: Int) {
         let now = clock.now()

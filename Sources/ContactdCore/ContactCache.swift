@@ -218,6 +218,11 @@ package final class ContactCache: Sendable {
         }
     }
 
+    /// Sets the eviction count back to zero (`cache.reset_stats`).
+    package func resetEvictions() {
+        state.withLockedValue { $0.evictions = 0 }
+    }
+
     /// Entry count, byte total and evictions so far.
     package var counts: (entries: Int, bytes: Int, evictions: Int) {
         state.withLockedValue { ($0.count, $0.bytes, $0.evictions) }

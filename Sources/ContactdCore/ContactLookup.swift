@@ -240,6 +240,16 @@ package final class ContactLookup: Sendable {
         return LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason)
     }
 
+    /// Zeroes the counters `cache.stats` reports (hits, misses, API calls, retries, evictions, the
+    /// latency percentiles, times the circuit opened); levels (entries, bytes, calls in flight,
+    /// queue depth, the circuit's state) stay as they are.
+    package func resetStatistics() {
+        counters.reset()
+        latency.withLockedValue { $0.reset() }
+        cache.resetEvictions()
+        breaker.resetOpenedCount()
+    }
+
     // MARK: - Administration
 
     /// Removes the entry for `key`; returns the number of entries removed.

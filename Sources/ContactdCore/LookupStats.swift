@@ -96,4 +96,19 @@ final class Counters: Sendable {
     let upstreamRequests = Atomic<Int>(0)
     let upstreamErrors = Atomic<Int>(0)
     let upstreamInFlight = Atomic<Int>(0)
+
+    /// Zeroes every count; `upstreamInFlight` is a level, not a count, and stays.
+    func reset() {
+        hits.store(0, ordering: .relaxed)
+        misses.store(0, ordering: .relaxed)
+        staleHits.store(0, ordering: .relaxed)
+        staleIfError.store(0, ordering: .relaxed)
+        refreshes.store(0, ordering: .relaxed)
+        refreshAheads.store(0, ordering: .relaxed)
+        retries.store(0, ordering: .relaxed)
+        circuitRefusals.store(0, ordering: .relaxed)
+        overloaded.store(0, ordering: .relaxed)
+        upstreamRequests.store(0, ordering: .relaxed)
+        upstreamErrors.store(0, ordering: .relaxed)
+    }
 }

@@ -38,6 +38,8 @@ public enum OpenRPCDocument {
              "result": {"name": "removed", "schema": {"type": "object", "properties": {"removed": {"type": "integer"}}}}},
             {"name": "cache.stats", "summary": "Cache and upstream counters.", "params": [],
              "result": {"name": "stats", "schema": {"type": "object"}}},
+            {"name": "cache.reset_stats", "summary": "Zero the counters cache.stats reports; levels such as entries stay.", "params": [],
+             "result": {"name": "empty", "schema": {"type": "object"}}},
             {"name": "daemon.status", "summary": "Version, uptime, connections, readiness.", "params": [],
              "result": {"name": "status", "schema": {"type": "object"}}},
             {"name": "daemon.config", "summary": "Every setting's effective value and where it came from; the token's source only.", "params": [],

@@ -4,13 +4,21 @@ import ContactdJSON
 import ContactdProtocol
 import Foundation
 
+/// How JSON is printed: `--json=short|pretty|off` (`--json` alone is `short`).
+enum JSONOutput: String, ExpressibleByArgument, CaseIterable {
+    case short, pretty, off
+}
+
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
     @Option(help: "The daemon's socket. Default: $CONTACTD_SOCKET, else /run/contactd/contactd.sock.")
     var socket: String?
 
-    @Flag(help: "Print the raw JSON result instead of the human-readable view.")
-    var json = false
+    @Option(help: "Print the raw JSON result: short (one line, what --json alone means), pretty, or off.")
+    var json: JSONOutput = .off
+
+    @Flag(help: "Leave out column headers.")
+    var noLegend = false
 
     @Option(
         parsing: .unconditional,
@@ -62,13 +70,25 @@ struct GlobalOptions: ParsableArguments {
                 }
             }
         } catch let error as ContactdClientError {
-            FileHandle.standardError.write(Data("contactctl: \(error.description) [\(error.reason)]\n".utf8))
+            Self.report(error)
             throw ExitCode(Contactctl.exitStatus(for: error))
         }
     }
 
+    /// The error on stderr, `[reason]` after it, and a hint on the next line when there is an
+    /// obvious next step.
+    static func report(_ error: ContactdClientError, key: String? = nil) {
+        var text = "contactctl: " + (key.map { ContactView.escape($0) + ": " } ?? "")
+        text += "\(error.description) [\(error.reason)]\n"
+        if let hint = Contactctl.hint(for: error) { text += "hint: \(hint)\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// Whether JSON is asked for.
+    var wantsJSON: Bool { json != .off }
+
     func printJSON(_ value: JSONValue) {
-        print(value.jsonString)
+        print(json == .pretty ? ContactView.pretty(value) : value.jsonString)
     }
 }
 
@@ -83,20 +103,47 @@ struct Contactctl: AsyncParsableCommand {
             Examples:
               contactctl get +14155551234          look up by phone number (a leading + means phone)
               contactctl get c1d2e3f4-…            look up by contact id
+              contactctl get +1415… +1212… c1d2…   several at once, answered in order
               contactctl get --max-age 0 +1415…    force a fresh fetch from the API
+              contactctl --json=pretty get +1415…  the raw result, indented (--json alone: one line)
               contactctl invalidate --all          empty the cache
               contactctl stats                     cache hits, misses and API calls
+              contactctl reset-statistics          zero those counters
+              contactctl config                    every setting in effect, and where it came from
               contactctl call daemon.ping          any JSON-RPC method, raw
 
             Exit status: 0 ok, 1 not found, 2 usage or invalid input, 69 daemon or API unavailable \
             or a bad API answer, 70 internal error, 75 rate limited, overloaded or no answer within \
-            --timeout, 77 unauthorized, forbidden, or no permission to open the socket.
+            --timeout, 77 unauthorized, forbidden, or no permission to open the socket. With several \
+            keys, the status of the first that failed. Errors name their reason in brackets and, \
+            when there is an obvious next step, give it on a "hint:" line.
             """,
         version: "contactctl \(ContactdVersion.current)",
-        subcommands: [Get.self, Invalidate.self, Stats.self, Status.self, Config.self, Ping.self, Call.self]
+        subcommands: [
+            Get.self, Invalidate.self, Stats.self, Status.self, Config.self, ResetStatistics.self, Ping.self, Call.self,
+        ]
     )
 
     /// SPEC §5 exit statuses for a client error.
+    /// What to do next, for the errors where that is clear.
+    static func hint(for error: ContactdClientError) -> String? {
+        switch error.kind {
+        case .connectionFailed: "start it with `systemctl start contactd.socket`, or pass --socket PATH"
+        case .permissionDenied: "add your user to the contactd-clients group, then log in again"
+        case .timedOut: "contactd is stopped or overloaded: see `systemctl status contactd`; --timeout waits longer"
+        case .upstreamUnauthorized:
+            "the API rejected contactd's token: replace /etc/credstore/contactd.api-token, then `systemctl restart contactd`"
+        case .upstreamUnavailable: "the API is down or unreachable; `contactctl status` shows since when"
+        case .rateLimited:
+            "the API is rate limiting" + (error.retryAfter.map { ": try again in \(Int($0.rounded(.up)))s" } ?? "")
+        case .overloaded: "contactd is at a limit (--max-connections, --api-queue); try again shortly"
+        case .forbidden: "your user or group is not in contactd's --allow-uid/--allow-gid"
+        case .invalidPhoneNumber: "write the number in E.164, e.g. +14155551234"
+        case .shuttingDown, .connectionClosed: "contactd is restarting; run the command again"
+        default: nil
+        }
+    }
+
     static func exitStatus(for error: ContactdClientError) -> Int32 {
         switch error.reason {
         case "not_found": 1
@@ -127,7 +174,8 @@ extension Contactctl {
         // for an option.
         @Option(parsing: .unconditional, help: "Seconds; refetch if the cached entry is older (0 forces a fetch).")
         var maxAge: Double?
-        @Argument(help: "A phone number such as +14155551234, or a contact id.") var key: String
+        @Argument(help: "Phone numbers such as +14155551234, or contact ids; several are looked up at once.")
+        var keys: [String]
 
         func validate() throws {
             if phone && id { throw ValidationError("--phone and --id exclude each other") }
@@ -135,21 +183,54 @@ extension Contactctl {
                 throw ValidationError("--max-age: \(maxAge) is negative; it must be 0 or more")
             }
             if let maxAge, !maxAge.isFinite { throw ValidationError("--max-age: must be a finite number of seconds") }
+            if keys.isEmpty { throw ValidationError("give at least one phone number or contact id") }
         }
 
         func run() async throws {
-            let byPhone = phone || (!id && key.hasPrefix("+"))
+            var failure: Int32?
             try await global.withConnection { connection in
-                let found =
-                    byPhone
-                    ? try await connection.contact(phoneNumber: key, maxAge: maxAge)
-                    : try await connection.contact(id: key, maxAge: maxAge)
-                if global.json {
-                    global.printJSON(found.result)
-                } else {
-                    print(ContactView.render(found))
+                // Every lookup at once on the one connection (they are pipelined), printed in order.
+                let answers = await withTaskGroup(of: (Int, Result<ContactLookup, ContactdClientError>).self) { group in
+                    for (index, key) in keys.enumerated() {
+                        let byPhone = phone || (!id && key.hasPrefix("+"))
+                        group.addTask {
+                            do {
+                                let found =
+                                    byPhone
+                                    ? try await connection.contact(phoneNumber: key, maxAge: maxAge)
+                                    : try await connection.contact(id: key, maxAge: maxAge)
+                                return (index, .success(found))
+                            } catch let error as ContactdClientError {
+                                return (index, .failure(error))
+                            } catch {
+                                return (index, .failure(.connectionClosed))
+                            }
+                        }
+                    }
+                    var answers = [Result<ContactLookup, ContactdClientError>?](repeating: nil, count: keys.count)
+                    for await (index, answer) in group { answers[index] = answer }
+                    return answers
+                }
+                for (index, answer) in answers.enumerated() {
+                    switch answer {
+                    case .success(let found)?:
+                        if global.wantsJSON {
+                            global.printJSON(found.result)
+                        } else {
+                            if index > 0 { print("") }
+                            print(ContactView.render(found))
+                        }
+                    case .failure(let error)?:
+                        // A connection problem is the whole command's; a key's own error is its own.
+                        if keys.count == 1 || error.code == nil { throw error }
+                        GlobalOptions.report(error, key: keys[index])
+                        failure = failure ?? Contactctl.exitStatus(for: error)
+                    case nil:
+                        break
+                    }
                 }
             }
+            if let failure { throw ExitCode(failure) }
         }
     }
 
@@ -177,7 +258,7 @@ extension Contactctl {
                 } else {
                     removed = try await connection.invalidate(id: key ?? "")
                 }
-                if global.json {
+                if global.wantsJSON {
                     global.printJSON(.object(["removed": .int(removed)]))
                 } else {
                     print("removed \(removed) \(removed == 1 ? "entry" : "entries")")
@@ -193,7 +274,7 @@ extension Contactctl {
         func run() async throws {
             try await global.withConnection { connection in
                 let stats = try await connection.call("cache.stats").objectValue ?? [:]
-                global.json ? global.printJSON(.object(stats)) : print(ContactView.table(stats))
+                global.wantsJSON ? global.printJSON(.object(stats)) : print(ContactView.table(stats, units: true))
             }
         }
     }
@@ -205,7 +286,7 @@ extension Contactctl {
         func run() async throws {
             try await global.withConnection { connection in
                 let status = try await connection.call("daemon.status").objectValue ?? [:]
-                global.json ? global.printJSON(.object(status)) : print(ContactView.table(status))
+                global.wantsJSON ? global.printJSON(.object(status)) : print(ContactView.table(status, units: true))
             }
         }
     }
@@ -219,7 +300,23 @@ extension Contactctl {
         func run() async throws {
             try await global.withConnection { connection in
                 let config = try await connection.call("daemon.config").objectValue ?? [:]
-                global.json ? global.printJSON(.object(config)) : print(ContactView.settings(config))
+                global.wantsJSON
+                    ? global.printJSON(.object(config)) : print(ContactView.settings(config, legend: !global.noLegend))
+            }
+        }
+    }
+
+    struct ResetStatistics: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-statistics",
+            abstract: "Zero the cache and API counters (entries and the cache itself stay)."
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                _ = try await connection.call("cache.reset_stats")
+                if global.wantsJSON { global.printJSON(.object([:])) }
             }
         }
     }
@@ -231,7 +328,7 @@ extension Contactctl {
         func run() async throws {
             try await global.withConnection { connection in
                 try await connection.ping()
-                global.json ? global.printJSON("pong") : print("pong")
+                global.wantsJSON ? global.printJSON("pong") : print("pong")
             }
         }
     }
@@ -264,7 +361,8 @@ extension Contactctl {
 enum ContactctlMain {
     static func main() async {
         do {
-            var command = try Contactctl.parseAsRoot(movingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+            let arguments = Array(CommandLine.arguments.dropFirst()).map { $0 == "--json" ? "--json=short" : $0 }
+            var command = try Contactctl.parseAsRoot(movingGlobalOptions(arguments))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -284,7 +382,7 @@ enum ContactctlMain {
         }
     }
 
-    /// Lets `--socket` and `--json` come before the subcommand (`contactctl --socket S get K`), as
+    /// Lets `--socket`, `--timeout`, `--json` and `--no-legend` come before the subcommand (`contactctl --socket S get K`), as
     /// with systemctl, by moving them after it, where ArgumentParser looks for them.
     static func movingGlobalOptions(_ arguments: [String]) -> [String] {
         var rest = arguments
@@ -293,7 +391,9 @@ enum ContactctlMain {
             if first == "--socket" || first == "--timeout", rest.count >= 2 {
                 globals += rest.prefix(2)
                 rest.removeFirst(2)
-            } else if first.hasPrefix("--socket=") || first.hasPrefix("--timeout=") || first == "--json" {
+            } else if first.hasPrefix("--socket=") || first.hasPrefix("--timeout=") || first.hasPrefix("--json=")
+                || first == "--no-legend"
+            {
                 globals.append(first)
                 rest.removeFirst()
             } else {

@@ -95,8 +95,10 @@ import Testing
             let firstTook = started.duration(to: .now)
             #expect(first.errorReason == "upstream_unavailable")
             #expect(Self.plainMessage(first).hasSuffix("connection refused"), "\(first)")
-            // Three refused attempts and two short backoffs, not the 5 s deadline.
-            #expect(firstTook < .seconds(2), "took \(firstTook)")
+            // Three refused attempts and two short backoffs (well under a second), not the 5 s
+            // deadline; the bound leaves room for a loaded machine (2 s was missed by 0.23 s once
+            // with a soak running beside the suite).
+            #expect(firstTook < .seconds(4), "took \(firstTook)")
             var upstream = try await stats(client)["upstream"]
             #expect(upstream?["requests"]?.intValue == 3)
             #expect(upstream?["retries"]?.intValue == 2)

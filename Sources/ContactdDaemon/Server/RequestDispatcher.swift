@@ -93,6 +93,10 @@ package final class RequestDispatcher: Sendable {
         case .cacheStats:
             try Self.expectNoParams(request.params)
             return reply(request, Self.statsJSON(lookup.stats))
+        case .cacheResetStats:
+            try Self.expectNoParams(request.params)
+            lookup.resetStatistics()
+            return reply(request, .object([:]))
         case .daemonStatus:
             try Self.expectNoParams(request.params)
             return reply(request, status.json(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
