@@ -87,7 +87,7 @@ class AsyncClient:
         while True:
             try:
                 connection = await self._connect(deadline)
-                reply = await connection.exchange(next(self._ids), method, params, _remaining(deadline))
+                reply = await connection.exchange(next(self._ids), method, params, _wire.remaining(deadline))
                 return _wire.result_of(reply)
             except ContactdError as error:
                 if not retried and self.reconnect and method in _wire.IDEMPOTENT and _wire.retryable(error):
@@ -121,31 +121,17 @@ class AsyncClient:
             while True:
                 try:
                     reader, writer = await asyncio.wait_for(
-                        asyncio.open_unix_connection(self.socket_path, limit=1 << 20), _remaining(deadline))
+                        asyncio.open_unix_connection(self.socket_path, limit=1 << 20), _wire.remaining(deadline))
                 except asyncio.TimeoutError:
                     raise TimedOut(f"no connection to {self.socket_path} within the timeout") from None
                 except OSError as error:
-                    failure = _wire.connect_error(self.socket_path, error)
-                    if not (self.reconnect and self._was_connected) or failure.reason == "permission_denied":
-                        raise failure from None
-                    delay = next(delays)
-                    if deadline is not None and time.monotonic() + delay >= deadline:
-                        raise TimedOut(f"contactd did not come back at {self.socket_path} within the timeout") \
-                            from None
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(_wire.reconnect_delay(
+                        self.socket_path, error, reconnect=self.reconnect, was_connected=self._was_connected,
+                        delays=delays, deadline=deadline))
                     continue
                 self._connection = _Connection(reader, writer)
                 self._was_connected = True
                 return self._connection
-
-
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimedOut("no answer from contactd within the timeout")
-    return remaining
 
 
 class _Connection:

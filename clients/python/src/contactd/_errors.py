@@ -27,6 +27,13 @@ class ContactdError(Exception):
     def __str__(self) -> str:
         return f"{self.message} [{self.reason}]"
 
+    @property
+    def retry_after(self) -> Optional[float]:
+        """Seconds contactd says to wait before trying again (``data.retry_after``), when it says:
+        on ``RateLimited``, and on ``UpstreamUnavailable`` when the API said."""
+        value = self.data.get("retry_after")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
     @staticmethod
     def from_error_object(error: Any) -> "ContactdError":
         """The exception for a JSON-RPC ``error`` member as contactd sends it."""
@@ -95,11 +102,6 @@ class UpstreamUnavailable(ContactdError):
     """The API failed: network error, timeout, reset or 5xx. Worth retrying later."""
     reason = "upstream_unavailable"
 
-    @property
-    def retry_after(self) -> Optional[float]:
-        value = self.data.get("retry_after")
-        return float(value) if isinstance(value, (int, float)) else None
-
 
 class UpstreamUnauthorized(ContactdError):
     """The API rejected the daemon's token: an operator must act."""
@@ -109,11 +111,6 @@ class UpstreamUnauthorized(ContactdError):
 class RateLimited(ContactdError):
     """The API is rate limiting; ``retry_after`` is how many seconds it asked for, when it said."""
     reason = "rate_limited"
-
-    @property
-    def retry_after(self) -> Optional[float]:
-        value = self.data.get("retry_after")
-        return float(value) if isinstance(value, (int, float)) else None
 
 
 class Overloaded(ContactdError):

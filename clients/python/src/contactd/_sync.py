@@ -139,21 +139,15 @@ class Client:
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(self._remaining(deadline))
+                sock.settimeout(_wire.remaining(deadline))
                 sock.connect(self.socket_path)
             except socket.timeout:
                 sock.close()
                 raise TimedOut(f"no connection to {self.socket_path} within the timeout") from None
             except OSError as error:
                 sock.close()
-                failure = _wire.connect_error(self.socket_path, error)
-                # Only a client that was connected before waits for the daemon to come back.
-                if not (self.reconnect and self._was_connected) or failure.reason == "permission_denied":
-                    raise failure from None
-                delay = next(delays)
-                if deadline is not None and time.monotonic() + delay >= deadline:
-                    raise TimedOut(f"contactd did not come back at {self.socket_path} within the timeout") from None
-                time.sleep(delay)
+                time.sleep(_wire.reconnect_delay(self.socket_path, error, reconnect=self.reconnect,
+                                                 was_connected=self._was_connected, delays=delays, deadline=deadline))
                 continue
             self._sock = sock
             self._buffer = b""
@@ -165,14 +159,6 @@ class Client:
             self._sock.close()
         self._sock = None
         self._buffer = b""
-
-    def _remaining(self, deadline: Optional[float]) -> Optional[float]:
-        if deadline is None:
-            return None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimedOut("no answer from contactd within the timeout")
-        return remaining
 
     def _exchange(self, method: str, params: List[Optional[Dict[str, Any]]], deadline: Optional[float],
                   done: Dict[int, Union[Dict[str, Any], ContactdError]]) -> None:
@@ -187,7 +173,7 @@ class Client:
             waiting[request_id] = index
             lines.append(_wire.encode(request_id, method, value))
         try:
-            self._sock.settimeout(self._remaining(deadline))
+            self._sock.settimeout(_wire.remaining(deadline))
             self._sock.sendall(b"".join(lines))
             while waiting:
                 request_id, reply = _wire.decode(self._read_line(deadline))
@@ -219,7 +205,7 @@ class Client:
                 if line.strip():
                     return line
                 continue
-            self._sock.settimeout(self._remaining(deadline))
+            self._sock.settimeout(_wire.remaining(deadline))
             chunk = self._sock.recv(65536)
             if not chunk:
                 raise ConnectionClosed("contactd closed the connection before answering")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ._errors import (BadResponse, ConnectionFailed, ContactdError, InvalidParams, PermissionDenied,
-                      ShuttingDown)
+                      ShuttingDown, TimedOut)
 from ._types import Contact, CacheInfo, LookupResult
 
 DEFAULT_SOCKET = "/run/contactd/contactd.sock"
@@ -86,6 +87,32 @@ def connect_error(path: str, error: OSError) -> ContactdError:
 def retryable(error: ContactdError) -> bool:
     """Whether a call that failed this way may be sent again on a new connection."""
     return isinstance(error, ShuttingDown) or error.reason in ("connection_closed", "connection_failed")
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline`` (``None``: no limit); ``TimedOut`` once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimedOut("no answer from contactd within the timeout")
+    return left
+
+
+def reconnect_delay(path: str, error: OSError, *, reconnect: bool, was_connected: bool,
+                    delays: Iterator[float], deadline: Optional[float]) -> float:
+    """After a failed connect: how long to wait before trying again, or the error to raise.
+
+    Only a client that was connected before waits for the daemon to come back (a restart); a
+    first connect fails at once, and so does a socket this user may not open.
+    """
+    failure = connect_error(path, error)
+    if not (reconnect and was_connected) or isinstance(failure, PermissionDenied):
+        raise failure from None
+    delay = next(delays)
+    if deadline is not None and time.monotonic() + delay >= deadline:
+        raise TimedOut(f"contactd did not come back at {path} within the timeout") from None
+    return delay
 
 
 def backoff_delays() -> Iterator[float]:
