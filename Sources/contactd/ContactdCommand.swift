@@ -97,15 +97,14 @@ struct ContactdCommand: AsyncParsableCommand {
             // Under systemd with stderr going to the journal, log structured entries straight to
             // it; otherwise plain lines on stderr.
             let toJournal = SystemdEnvironment.stderrIsJournal(environment: environment)
+            // One level for every handler, changed by a reload with a new log-level.
+            let levelSwitch = LogLevelSwitch(level)
             LoggingSystem.bootstrap { label in
                 if toJournal {
-                    var handler = JournalLogHandler(label: label, identifier: "contactd")
-                    handler.logLevel = level
-                    return handler
+                    let handler = JournalLogHandler(label: label, identifier: "contactd")
+                    return SwitchedLogHandler(handler, levelSwitch: levelSwitch)
                 }
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
+                return SwitchedLogHandler(StreamLogHandler.standardError(label: label), levelSwitch: levelSwitch)
             }
             let logger = Logger(label: "contactd")
             let inherited = try Self.inheritedDescriptors()
@@ -117,6 +116,7 @@ struct ContactdCommand: AsyncParsableCommand {
                 reloadConfiguration: { () throws(ConfigurationError) in
                     try DaemonConfiguration.load(arguments: arguments, environment: environment)
                 },
+                logLevelSwitch: levelSwitch,
                 logger: logger
             )
         } catch let error as ConfigurationError {

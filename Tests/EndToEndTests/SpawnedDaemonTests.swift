@@ -109,6 +109,19 @@ import Testing
             _ = try await daemon.notify.waitFor(count: 3, "READY=1 after the second reload") { $0.contains("READY=1") }
             #expect(daemon.log.contains("settings=ttl"), "\(daemon.log)")
             #expect(daemon.log.contains("the new values take effect after a restart"))
+
+            // log-level changes at once: the per-lookup debug line appears without a restart.
+            _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+            #expect(!daemon.log.contains("looked up"), "at info there is no per-lookup line")
+            try "ttl: 2m\nnegative-ttl: 20s\nlog-level: debug\n".write(toFile: file, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            _ = try await daemon.notify.waitFor(count: 4, "READY=1 after the third reload") { $0.contains("READY=1") }
+            #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
+            #expect(daemon.log.contains("settings=log-level"))
+            _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+            #expect(daemon.log.contains("looked up"), "\(daemon.log)")
+            let after = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+            #expect(after.stdout.contains(#""log-level":{"value":"debug","source":"file"}"#), "\(after.stdout)")
             daemon.signal(SIGTERM)
             #expect(try await daemon.waitForExit() == 0)
         }

@@ -20,6 +20,8 @@ package enum Daemon {
     ///   - inheritedSockets: listening sockets from socket activation; the first is served.
     ///   - storedSnapshots: cache snapshots systemd passed back from the fd store; restored
     ///     before `READY=1`, then closed.
+    ///   - reloadConfiguration: loads the configuration again on SIGHUP; `nil`: only the token.
+    ///   - logLevelSwitch: the level `logger`'s handlers follow, set by a reload.
     ///   - onReady: called once the socket accepts and the token is loaded, with the socket path.
     /// - Throws: `ConfigurationError` for a missing token or an unusable socket path (exit 78).
     package static func run(
@@ -28,6 +30,7 @@ package enum Daemon {
         inheritedSockets: [Int32] = [],
         storedSnapshots: [Int32] = [],
         reloadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)? = nil,
+        logLevelSwitch: LogLevelSwitch? = nil,
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) async throws {
@@ -40,6 +43,7 @@ package enum Daemon {
                 inheritedSocket: inheritedSockets.first,
                 storedSnapshots: storedSnapshots,
                 reloadConfiguration: reloadConfiguration,
+                logLevelSwitch: logLevelSwitch,
                 logger: logger,
                 onReady: onReady
             )
@@ -116,6 +120,7 @@ package enum Daemon {
         inheritedSocket: Int32?,
         storedSnapshots: [Int32],
         reloadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)?,
+        logLevelSwitch: LogLevelSwitch?,
         logger: Logger,
         onReady: @escaping @Sendable () -> Void
     ) async throws {
@@ -142,7 +147,8 @@ package enum Daemon {
             status: status,
             logger: logger,
             logPersonalData: configuration.logPersonalData,
-            configReport: configuration.report(tokenSource: tokenSource)
+            configReport: configuration.report(tokenSource: tokenSource),
+            levelSwitch: logLevelSwitch
         )
         let server = SocketServer(configuration: configuration, dispatcher: dispatcher, status: status, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -171,7 +177,10 @@ package enum Daemon {
                     notifier: notifier,
                     logger: logger,
                     running: configuration,
-                    loadConfiguration: reloadConfiguration
+                    loadConfiguration: reloadConfiguration,
+                    levelSwitch: logLevelSwitch,
+                    dispatcher: dispatcher,
+                    tokenSource: tokenSource
                 ),
                 successTerminationBehavior: .ignore
             ),

@@ -7,7 +7,7 @@ import UnixSignals
 /// On SIGHUP: `RELOADING=1`, re-read the token and the config file, `READY=1` (SPEC §4).
 ///
 /// A config file that no longer loads (an unknown key, a bad value) is a warning and the running
-/// configuration stays. Settings do not change while running yet: a changed one is named in one
+/// configuration stays. `log-level` changes at once; any other changed setting is named in one
 /// warning as taking effect after a restart.
 struct ReloadService: Service, CustomStringConvertible {
     // The default description would print `environment`, which may hold CONTACTD_API_TOKEN.
@@ -25,8 +25,14 @@ struct ReloadService: Service, CustomStringConvertible {
     /// at start, the config file as it is now); `nil` when there is nothing to re-read.
     let running: DaemonConfiguration
     let loadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)?
+    /// The level the log handlers follow, when it can change while running.
+    let levelSwitch: LogLevelSwitch?
+    /// Where `daemon.config`'s answer is replaced when a setting changes live.
+    let dispatcher: RequestDispatcher
+    let tokenSource: APIToken.Source
 
     func run() async throws {
+        var current = running
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             notifier.reloading()
             if !demo {
@@ -39,13 +45,14 @@ struct ReloadService: Service, CustomStringConvertible {
                     logger.error("reload failed; keeping the current token", metadata: ["error": "\(error)"])
                 }
             }
-            if let loadConfiguration { reloadConfiguration(loadConfiguration) }
+            if let loadConfiguration { reloadConfiguration(loadConfiguration, current: &current) }
             notifier.ready(status: status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
         }
     }
 
     private func reloadConfiguration(
-        _ load: @Sendable () throws(ConfigurationError) -> DaemonConfiguration
+        _ load: @Sendable () throws(ConfigurationError) -> DaemonConfiguration,
+        current: inout DaemonConfiguration
     ) {
         let fresh: DaemonConfiguration
         do {
@@ -54,14 +61,25 @@ struct ReloadService: Service, CustomStringConvertible {
             logger.warning("configuration not reloaded: \(error.description); the running configuration stays")
             return
         }
-        let changed = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: running) }
-        guard !changed.isEmpty else {
-            logger.notice("reloaded: configuration unchanged")
-            return
+        var applied: [String] = []
+        if let levelSwitch, fresh.logLevel != current.logLevel {
+            levelSwitch.set(fresh.logLevel)
+            current.logLevel = fresh.logLevel
+            current.sources["log-level"] = fresh.sources["log-level"]
+            applied.append("log-level")
         }
-        logger.warning(
-            "configuration changed; the new values take effect after a restart",
-            metadata: ["settings": "\(changed.map(\.name).joined(separator: ", "))"]
-        )
+        let needRestart = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
+        if !applied.isEmpty {
+            dispatcher.replaceConfigReport(current.report(tokenSource: tokenSource))
+            logger.notice("reloaded: applied at once", metadata: ["settings": "\(applied.joined(separator: ", "))"])
+        }
+        if !needRestart.isEmpty {
+            logger.warning(
+                "configuration changed; the new values take effect after a restart",
+                metadata: ["settings": "\(needRestart.map(\.name).joined(separator: ", "))"]
+            )
+        } else if applied.isEmpty {
+            logger.notice("reloaded: configuration unchanged")
+        }
     }
 }

@@ -26,14 +26,21 @@ package enum LogMasking {
 struct LookupLog: Sendable {
     private let logger: Logger
     private let clear: Bool
-    /// Whether lines are written at all; read once, so the hit path pays one branch.
-    let enabled: Bool
+    private let fixedEnabled: Bool
+    private let levelSwitch: LogLevelSwitch?
 
-    /// - Parameter clear: write keys in clear (`--log-personal-data`), else masked.
-    init(logger: Logger, clear: Bool) {
+    /// Whether lines are written at all: one atomic load when the level can change while running
+    /// (`levelSwitch`), else the level at start; the hit path pays one branch either way.
+    var enabled: Bool { levelSwitch?.debugEnabled ?? fixedEnabled }
+
+    /// - Parameters:
+    ///   - clear: write keys in clear (`--log-personal-data`), else masked.
+    ///   - levelSwitch: the level to follow while running; `nil`: the logger's level at start.
+    init(logger: Logger, clear: Bool, levelSwitch: LogLevelSwitch? = nil) {
         self.logger = logger
         self.clear = clear
-        self.enabled = logger.logLevel <= .debug
+        self.fixedEnabled = logger.logLevel <= .debug
+        self.levelSwitch = levelSwitch
     }
 
     func record(_ key: ContactKey, _ result: Result<LookupResult, LookupError>) {

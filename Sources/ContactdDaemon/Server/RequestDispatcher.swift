@@ -3,6 +3,7 @@ import ContactdJSON
 import ContactdProtocol
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Answers parsed requests: every method, through the full JSON parser. Plain `contact.get`
@@ -24,20 +25,21 @@ package final class RequestDispatcher: Sendable {
     let hits: HitWriter
     private let log: LookupLog
     private let discoverResult: [UInt8]
-    /// `daemon.config`'s answer, made once at start.
-    private let configReport: JSONValue
+    /// `daemon.config`'s answer: made at start, made again when a reload changes a setting live.
+    private let configReport: NIOLockedValueBox<JSONValue>
 
     package init(
         lookup: ContactLookup,
         status: DaemonStatus,
         logger: Logger,
         logPersonalData: Bool = false,
-        configReport: JSONValue = .object([:])
+        configReport: JSONValue = .object([:]),
+        levelSwitch: LogLevelSwitch? = nil
     ) {
         self.lookup = lookup
         self.status = status
-        self.configReport = configReport
-        self.log = LookupLog(logger: logger, clear: logPersonalData)
+        self.configReport = NIOLockedValueBox(configReport)
+        self.log = LookupLog(logger: logger, clear: logPersonalData, levelSwitch: levelSwitch)
         self.hits = HitWriter(lookup: lookup, log: log)
         let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
         // The document is a constant checked by a test; compact it once here.
@@ -105,7 +107,7 @@ package final class RequestDispatcher: Sendable {
             return reply(request, .string("pong"))
         case .daemonConfig:
             try Self.expectNoParams(request.params)
-            return reply(request, configReport)
+            return reply(request, configReport.withLockedValue { $0 })
         case .rpcDiscover:
             try Self.expectNoParams(request.params)
             guard let id = request.id else { return .reply(nil) }
@@ -113,6 +115,11 @@ package final class RequestDispatcher: Sendable {
             RPCResponse.success(id: id, rawResult: discoverResult, into: &out)
             return .reply(out)
         }
+    }
+
+    /// What `daemon.config` answers from now on.
+    func replaceConfigReport(_ report: JSONValue) {
+        configReport.withLockedValue { $0 = report }
     }
 
     private func reply(_ request: RPCRequest, _ result: JSONValue) -> Outcome {
