@@ -94,28 +94,32 @@ import Testing
             let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
             #expect(shown.stdout.contains(#""ttl":{"value":"2m","source":"file"}"#), "\(shown.stdout)")
             #expect(shown.stdout.contains(#""config":{"value":"\#(file)","source":"flag"}"#))
+            // Writes `text` to the file, sends SIGHUP and waits for the reload's READY=1.
+            var reloads = 0
+            func reload(with text: String) async throws {
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                reloads += 1
+                daemon.signal(SIGHUP)
+                _ = try await daemon.notify.waitFor(count: reloads + 1, "READY=1 after reload \(reloads)") {
+                    $0.contains("READY=1")
+                }
+            }
 
-            try "ttll: 5m\n".write(toFile: file, atomically: true, encoding: .utf8)
-            daemon.signal(SIGHUP)
-            _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the first reload") { $0.contains("READY=1") }
+            try await reload(with: "ttll: 5m\n")
             #expect(
                 daemon.log.contains("configuration not reloaded: \(file): unknown setting 'ttll'; did you mean 'ttl'?")
             )
             let ping = try await runProduct("contactctl", ["--socket", daemon.socketPath, "ping"])
             #expect(ping.status == 0, "the daemon goes on with its running configuration")
 
-            try "ttl: 3m\nnegative-ttl: 20s\n".write(toFile: file, atomically: true, encoding: .utf8)
-            daemon.signal(SIGHUP)
-            _ = try await daemon.notify.waitFor(count: 3, "READY=1 after the second reload") { $0.contains("READY=1") }
+            try await reload(with: "ttl: 3m\nnegative-ttl: 20s\n")
             #expect(daemon.log.contains("settings=ttl"), "\(daemon.log)")
             #expect(daemon.log.contains("the new values take effect after a restart"))
 
             // log-level changes at once: the per-lookup debug line appears without a restart.
             _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
             #expect(!daemon.log.contains("looked up"), "at info there is no per-lookup line")
-            try "ttl: 2m\nnegative-ttl: 20s\nlog-level: debug\n".write(toFile: file, atomically: true, encoding: .utf8)
-            daemon.signal(SIGHUP)
-            _ = try await daemon.notify.waitFor(count: 4, "READY=1 after the third reload") { $0.contains("READY=1") }
+            try await reload(with: "ttl: 2m\nnegative-ttl: 20s\nlog-level: debug\n")
             #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
             #expect(daemon.log.contains("settings=log-level"))
             _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
