@@ -102,7 +102,7 @@ public struct Contact: Sendable, Hashable, Codable {
 }
 
 /// How contactd answered a lookup: `cache.status` of `contact.get`.
-public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
+public enum CacheStatus: Sendable, Hashable, CustomStringConvertible, WireSpelling {
     /// A fresh entry from the cache.
     case hit
     /// Fetched from the API for this request (or joined a fetch in progress).
@@ -112,32 +112,19 @@ public enum CacheStatus: Sendable, Hashable, CustomStringConvertible {
     /// A status this client does not know (from a newer contactd), as sent.
     case unknown(String)
 
+    static let spellings: [(Self, String)] = [(.hit, "hit"), (.miss, "miss"), (.stale, "stale")]
+
     /// The status as contactd spells it.
-    public init(_ text: String) {
-        switch text {
-        case "hit": self = .hit
-        case "miss": self = .miss
-        case "stale": self = .stale
-        default: self = .unknown(text)
-        }
-    }
+    public init(_ text: String) { self.init(spelling: text) }
 
     /// Every status this client knows, as contactd spells them (`rpc.discover` lists the same).
-    public static let known: [String] = ["hit", "miss", "stale"]
+    public static let known: [String] = spellings.map(\.1)
 
-    /// The status as contactd spells it.
-    public var description: String {
-        switch self {
-        case .hit: "hit"
-        case .miss: "miss"
-        case .stale: "stale"
-        case .unknown(let text): text
-        }
-    }
+    var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
 }
 
 /// Why an answer was stale: `cache.stale_reason` of `contact.get`.
-public enum StaleReason: Sendable, Hashable, CustomStringConvertible {
+public enum StaleReason: Sendable, Hashable, CustomStringConvertible, WireSpelling {
     /// A refresh is running (stale-while-revalidate).
     case refreshing
     /// The API is failing (stale-if-error).
@@ -149,29 +136,37 @@ public enum StaleReason: Sendable, Hashable, CustomStringConvertible {
     /// A reason this client does not know (from a newer contactd), as sent.
     case unknown(String)
 
+    static let spellings: [(Self, String)] = [
+        (.refreshing, "refreshing"), (.upstreamUnavailable, "upstream_unavailable"), (.rateLimited, "rate_limited"),
+        (.circuitOpen, "circuit_open"),
+    ]
+
     /// The reason as contactd spells it.
-    public init(_ text: String) {
-        switch text {
-        case "refreshing": self = .refreshing
-        case "upstream_unavailable": self = .upstreamUnavailable
-        case "rate_limited": self = .rateLimited
-        case "circuit_open": self = .circuitOpen
-        default: self = .unknown(text)
-        }
-    }
+    public init(_ text: String) { self.init(spelling: text) }
 
     /// Every reason this client knows, as contactd spells them (`rpc.discover` lists the same).
-    public static let known: [String] = ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open"]
+    public static let known: [String] = spellings.map(\.1)
 
-    /// The reason as contactd spells it.
+    var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
+}
+
+/// A value contactd sends as a string, with an `unknown` case that keeps a spelling a newer
+/// contactd adds: the spellings are one table, read both ways.
+protocol WireSpelling: Equatable, CustomStringConvertible {
+    static var spellings: [(Self, String)] { get }
+    static func unknown(_ text: String) -> Self
+    /// The text of the `unknown` case; `nil` for a known value.
+    var unknownSpelling: String? { get }
+}
+
+extension WireSpelling {
+    init(spelling text: String) {
+        self = Self.spellings.first { $0.1 == text }?.0 ?? .unknown(text)
+    }
+
+    /// The value as contactd spells it.
     public var description: String {
-        switch self {
-        case .refreshing: "refreshing"
-        case .upstreamUnavailable: "upstream_unavailable"
-        case .rateLimited: "rate_limited"
-        case .circuitOpen: "circuit_open"
-        case .unknown(let text): text
-        }
+        unknownSpelling ?? Self.spellings.first { $0.0 == self }?.1 ?? ""
     }
 }
 

@@ -25,7 +25,7 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
     public var kind: Reason { Reason(reason) }
 
     /// Every reason contactd or this client gives, and one for reasons a newer contactd may add.
-    public enum Reason: Sendable, Hashable, CustomStringConvertible {
+    public enum Reason: Sendable, Hashable, CustomStringConvertible, WireSpelling {
         /// The line was not JSON (`-32700`).
         case parseError
         /// Not a JSON-RPC request (`-32600`).
@@ -75,7 +75,8 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
         /// A reason this client does not know, as sent.
         case unknown(String)
 
-        private static let spellings: [(Reason, String)] = [
+        /// What contactd itself sends, then the client's own.
+        private static let serverSpellings: [(Reason, String)] = [
             (.parseError, "parse_error"), (.invalidRequest, "invalid_request"),
             (.requestTooLarge, "request_too_large"), (.batchTooLarge, "batch_too_large"),
             (.methodNotFound, "method_not_found"), (.invalidParams, "invalid_params"),
@@ -84,23 +85,21 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
             (.upstreamUnavailable, "upstream_unavailable"), (.upstreamUnauthorized, "upstream_unauthorized"),
             (.rateLimited, "rate_limited"), (.overloaded, "overloaded"), (.shuttingDown, "shutting_down"),
             (.forbidden, "forbidden"), (.upstreamBadResponse, "upstream_bad_response"),
+        ]
+        private static let clientSpellings: [(Reason, String)] = [
             (.connectionFailed, "connection_failed"), (.permissionDenied, "permission_denied"),
             (.timedOut, "timed_out"), (.connectionClosed, "connection_closed"), (.badResponse, "bad_response"),
         ]
 
+        static let spellings = serverSpellings + clientSpellings
+
         /// Every reason contactd itself sends (the rest are this client's own).
-        public static let serverReasons: [String] = spellings.prefix(18).map(\.1)
+        public static let serverReasons: [String] = serverSpellings.map(\.1)
 
         /// The reason as spelled on the wire (`not_found`).
-        public init(_ text: String) {
-            self = Self.spellings.first { $0.1 == text }?.0 ?? .unknown(text)
-        }
+        public init(_ text: String) { self.init(spelling: text) }
 
-        /// The wire spelling.
-        public var description: String {
-            if case .unknown(let text) = self { return text }
-            return Self.spellings.first { $0.0 == self }?.1 ?? ""
-        }
+        var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
     }
 
     /// The message, with the wait the server asked for, if any.

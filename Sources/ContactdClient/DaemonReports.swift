@@ -181,7 +181,7 @@ extension JSONValue {
 /// What `daemon.config` says: every setting's effective value and where it came from.
 public struct DaemonConfig: Sendable, Hashable, Decodable {
     /// Where a value came from.
-    public enum Source: Sendable, Hashable, CustomStringConvertible {
+    public enum Source: Sendable, Hashable, CustomStringConvertible, WireSpelling {
         /// A command-line flag.
         case flag
         /// A `CONTACTD_*` environment variable.
@@ -197,31 +197,15 @@ public struct DaemonConfig: Sendable, Hashable, Decodable {
         /// A source this client does not know, as sent.
         case unknown(String)
 
-        /// The source as contactd spells it.
-        public init(_ text: String) {
-            switch text {
-            case "flag": self = .flag
-            case "environment": self = .environment
-            case "file": self = .file
-            case "default": self = .default
-            case "credential": self = .credential
-            case "demo": self = .demo
-            default: self = .unknown(text)
-            }
-        }
+        static let spellings: [(Self, String)] = [
+            (.flag, "flag"), (.environment, "environment"), (.file, "file"), (.default, "default"),
+            (.credential, "credential"), (.demo, "demo"),
+        ]
 
         /// The source as contactd spells it.
-        public var description: String {
-            switch self {
-            case .flag: "flag"
-            case .environment: "environment"
-            case .file: "file"
-            case .default: "default"
-            case .credential: "credential"
-            case .demo: "demo"
-            case .unknown(let text): text
-            }
-        }
+        public init(_ text: String) { self.init(spelling: text) }
+
+        var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
     }
 
     /// One setting's value, as a flag would take it (`5m`, `64K`, `on`; `nil` when unset), and

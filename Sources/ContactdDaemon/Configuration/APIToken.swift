@@ -50,7 +50,7 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
                 return (try read(path, what: "credential api-token"), .credential)
             }
         }
-        if let value = environment["CONTACTD_API_TOKEN"] {
+        if let value = environment[environmentVariable] {
             let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { throw ConfigurationError("CONTACTD_API_TOKEN is set but empty") }
             return (APIToken(trimmed), .environment)

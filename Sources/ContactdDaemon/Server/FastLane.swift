@@ -139,6 +139,6 @@ struct FastLaneError: Error, CustomStringConvertible {
     let cause: Int32
 
     var description: String {
-        "cannot set up the fast lane's event loops: \(String(cString: strerror(cause)).lowercased())"
+        "cannot set up the fast lane's event loops: \(ErrnoText.plain(cause))"
     }
 }

@@ -51,18 +51,20 @@ struct SocketFile {
                 throw ConfigurationError("--socket-group: no group named '\(group)'")
             }
             guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
-                throw ConfigurationError("--socket-group: cannot give \(path) to group '\(group)' (errno \(errno))")
+                throw ConfigurationError(
+                    "--socket-group: cannot give \(path) to group '\(group)': \(ErrnoText.plain(errno))"
+                )
             }
         }
         guard chmod(path, mode_t(mode)) == 0 else {
-            throw ConfigurationError("--socket-mode: cannot chmod \(path) (errno \(errno))")
+            throw ConfigurationError("--socket-mode: cannot chmod \(path): \(ErrnoText.plain(errno))")
         }
     }
 
     /// Creates a non-blocking listening socket bound to `path` (which `prepare()` made free).
     func bindListener(backlog: Int32) throws(ConfigurationError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ConfigurationError("--socket: cannot create a socket (errno \(errno))") }
+        guard fd >= 0 else { throw ConfigurationError("--socket: cannot create a socket: \(ErrnoText.plain(errno))") }
         guard var address = Self.address(path) else {
             close(fd)
             throw ConfigurationError("--socket: \(path) is too long for a Unix socket path")
@@ -75,7 +77,7 @@ struct SocketFile {
         guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
             let error = errno
             close(fd)
-            throw ConfigurationError("--socket: cannot listen on \(path) (errno \(error))")
+            throw ConfigurationError("--socket: cannot listen on \(path): \(ErrnoText.plain(error))")
         }
         return fd
     }

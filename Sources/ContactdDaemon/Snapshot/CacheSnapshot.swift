@@ -178,18 +178,21 @@ enum CacheSnapshot {
     }
 
     private static func writeAll(_ bytes: [UInt8], to fd: Int32, at start: Int) -> WriteError? {
-        bytes.withUnsafeBytes { bytes -> WriteError? in
-            var done = 0
-            while done < bytes.count {
-                let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(start + done))
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return WriteError(description: "could not write the snapshot: \(SnapshotFiles.reason(errno))")
-                }
-                done += written
+        bytes.withUnsafeBytes { writeAll($0, to: fd, at: start) }
+    }
+
+    /// Writes all of `bytes` to `fd` at offset `start`.
+    static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32, at start: Int) -> WriteError? {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(start + done))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return WriteError(description: "could not write the snapshot: \(ErrnoText.plain(errno))")
             }
-            return nil
+            done += written
         }
+        return nil
     }
 
     // MARK: Reading

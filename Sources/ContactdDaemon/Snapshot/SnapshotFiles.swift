@@ -11,12 +11,12 @@ enum SnapshotFiles {
     ) throws(CacheSnapshot.WriteError) -> (fd: Int32, written: CacheSnapshot.Written) {
         let fd = contactd_memfd_create("contactd-cache")
         guard fd >= 0 else {
-            throw CacheSnapshot.WriteError(description: "could not create a memory file: \(reason(errno))")
+            throw CacheSnapshot.WriteError(description: "could not create a memory file: \(ErrnoText.plain(errno))")
         }
         do throws(CacheSnapshot.WriteError) {
             let written = try write(fd)
             guard contactd_seal_memfd(fd) == 0 else {
-                throw CacheSnapshot.WriteError(description: "could not seal the memory file: \(reason(errno))")
+                throw CacheSnapshot.WriteError(description: "could not seal the memory file: \(ErrnoText.plain(errno))")
             }
             return (fd, written)
         } catch {
@@ -35,17 +35,17 @@ enum SnapshotFiles {
         let temporary = "\(path).\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
-            throw CacheSnapshot.WriteError(description: "could not create \(temporary): \(reason(errno))")
+            throw CacheSnapshot.WriteError(description: "could not create \(temporary): \(ErrnoText.plain(errno))")
         }
         do throws(CacheSnapshot.WriteError) {
             let written = try write(fd)
             guard fchmod(fd, 0o600) == 0, fdatasync(fd) == 0 else {
-                throw CacheSnapshot.WriteError(description: "could not write \(temporary): \(reason(errno))")
+                throw CacheSnapshot.WriteError(description: "could not write \(temporary): \(ErrnoText.plain(errno))")
             }
             close(fd)
             guard rename(temporary, path) == 0 else {
                 throw CacheSnapshot.WriteError(
-                    description: "could not rename \(temporary) to \(path): \(reason(errno))"
+                    description: "could not rename \(temporary) to \(path): \(ErrnoText.plain(errno))"
                 )
             }
             return written
@@ -53,6 +53,19 @@ enum SnapshotFiles {
             close(fd)
             unlink(temporary)
             throw error
+        }
+    }
+
+    /// A writer that copies the snapshot already in `memory` (a sealed memfd) instead of reading
+    /// the cache again.
+    static func copying(
+        _ memory: (fd: Int32, written: CacheSnapshot.Written)
+    ) -> (Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written {
+        { (fd: Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written in
+            let mapping = try map(memory.fd).get()
+            defer { mapping.unmap() }
+            if let failure = CacheSnapshot.writeAll(mapping.bytes, to: fd, at: 0) { throw failure }
+            return memory.written
         }
     }
 
@@ -69,25 +82,13 @@ enum SnapshotFiles {
     static func map(_ fd: Int32) -> Result<Mapping, CacheSnapshot.WriteError> {
         var status = stat()
         guard fstat(fd, &status) == 0 else {
-            return .failure(.init(description: "could not read its size: \(reason(errno))"))
+            return .failure(.init(description: "could not read its size: \(ErrnoText.plain(errno))"))
         }
         guard status.st_size > 0 else { return .success(Mapping(bytes: UnsafeRawBufferPointer(start: nil, count: 0))) }
         let size = Int(status.st_size)
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            return .failure(.init(description: "could not map it: \(reason(errno))"))
+            return .failure(.init(description: "could not map it: \(ErrnoText.plain(errno))"))
         }
         return .success(Mapping(bytes: UnsafeRawBufferPointer(start: base, count: size)))
-    }
-
-    /// An errno in plain words, without its number.
-    static func reason(_ code: Int32) -> String {
-        switch code {
-        case ENOENT: "no such file or directory"
-        case EACCES, EPERM: "permission denied"
-        case ENOSPC: "no space left on the device"
-        case EROFS: "the file system is read-only"
-        case ENOMEM: "out of memory"
-        default: String(cString: strerror(code)).lowercased()
-        }
     }
 }

@@ -74,7 +74,7 @@ final class WarmRestart: Sendable {
             } else if errno != ENOENT {
                 logger.warning(
                     "cache snapshot not restored: could not open it",
-                    metadata: ["snapshot.source": "\(file)", "reason": "\(SnapshotFiles.reason(errno))"]
+                    metadata: ["snapshot.source": "\(file)", "reason": "\(ErrnoText.plain(errno))"]
                 )
             }
         }
@@ -136,20 +136,23 @@ final class WarmRestart: Sendable {
         }
         var written = CacheSnapshot.Written()
         var destinations: [String] = []
+        var memory: (fd: Int32, written: CacheSnapshot.Written)?
+        defer { if let memory { close(memory.fd) } }
         do {
             if toStore {
-                let memory = try SnapshotFiles.sealedMemory(write)
-                defer { close(memory.fd) }
+                let sealed = try SnapshotFiles.sealedMemory(write)
+                memory = sealed
                 // Two messages: a store keeps every descriptor sent under a name, so the old one
                 // goes first (FileDescriptorStoreMax=1 has room for one).
                 notifier.removeStored(name: Self.storeName)
-                notifier.store(fileDescriptor: memory.fd, name: Self.storeName)
-                written = memory.written
+                notifier.store(fileDescriptor: sealed.fd, name: Self.storeName)
+                written = sealed.written
                 destinations.append("systemd's fd store in \(milliseconds(since: started)) ms")
             }
             if let file {
                 let fileStarted = ContinuousClock.now
-                written = try SnapshotFiles.writeFile(file, write)
+                // The cache is read once: with a memfd written, the file gets its bytes.
+                written = try SnapshotFiles.writeFile(file, memory.map { SnapshotFiles.copying($0) } ?? write)
                 destinations.append("\(file) in \(milliseconds(since: fileStarted)) ms")
             }
         } catch {

@@ -46,7 +46,7 @@ enum TransportErrorDescription {
         case ETIMEDOUT: "timed out connecting to the API"
         case ENETUNREACH, EHOSTUNREACH: "the API's network is unreachable"
         case ECONNRESET, EPIPE: "the connection to the API was reset"
-        default: String(cString: strerror(code)).lowercased()
+        default: ErrnoText.plain(code)
         }
     }
 }
