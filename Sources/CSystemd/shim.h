@@ -3,6 +3,7 @@
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
+#include <systemd/sd-login.h>
 #include <sys/uio.h>
 
 /// sd_notify with unset_environment = 0, as a plain call for Swift.

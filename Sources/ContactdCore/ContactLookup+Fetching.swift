@@ -136,6 +136,7 @@ extension ContactLookup {
             UInt64(max(0, elapsed.components.seconds)) * 1_000_000
             + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
         _ = latency.withLockedValue { $0.record(min(micros, 600_000_000)) }
+        observer?.apiCallFinished(APICallOutcome(result), after: elapsed)
         switch result {
         case .success, .failure(.notFound), .failure(.rejectedByAPI): break
         case .failure: counters.upstreamErrors.add(1, ordering: .relaxed)

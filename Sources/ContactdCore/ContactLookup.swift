@@ -17,6 +17,8 @@ package final class ContactLookup: Sendable {
     package let breaker: CircuitBreaker
     package let budget: APIBudget
     let source: any ContactSource
+    /// Told of every API call's outcome and duration (the daemon's metrics); `nil`: nobody.
+    let observer: (any APICallObserver)?
     let clock: MonotonicClock
     let logger: Logger
     let flights = NIOLockedValueBox(FlightTable())
@@ -44,10 +46,12 @@ package final class ContactLookup: Sendable {
         source: any ContactSource,
         policy: UpstreamPolicy = UpstreamPolicy(),
         clock: MonotonicClock = .system,
+        observer: (any APICallObserver)? = nil,
         logger: Logger = Logger(label: "contactd", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.cache = cache
         self.source = source
+        self.observer = observer
         self.policy = policy
         self.clock = clock
         self.logger = logger

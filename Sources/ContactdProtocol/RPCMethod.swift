@@ -7,5 +7,6 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case daemonStatus = "daemon.status"
     case daemonPing = "daemon.ping"
     case daemonConfig = "daemon.config"
+    case daemonMetrics = "daemon.metrics"
     case rpcDiscover = "rpc.discover"
 }

@@ -57,6 +57,8 @@ package func withDaemon<T: Sendable>(
         let ready = AsyncStream.makeStream(of: Void.self)
         let frozen = configuration
         let daemon = Task {
+            // A daemon that fails before it is ready ends the wait for READY too.
+            defer { ready.continuation.finish() }
             try await Daemon.run(configuration: frozen, environment: environment, logger: logger) {
                 ready.continuation.yield()
                 ready.continuation.finish()

@@ -110,6 +110,7 @@ struct Contactctl: AsyncParsableCommand {
               contactctl stats                     cache hits, misses and API calls
               contactctl reset-statistics          zero those counters
               contactctl config                    every setting in effect, and where it came from
+              contactctl metrics                   Prometheus metrics (node_exporter's textfile format)
               contactctl call daemon.ping          any JSON-RPC method, raw
 
             Exit status: 0 ok, 1 not found, 2 usage or invalid input, 69 daemon or API unavailable \
@@ -120,7 +121,8 @@ struct Contactctl: AsyncParsableCommand {
             """,
         version: "contactctl \(ContactdVersion.current)",
         subcommands: [
-            Get.self, Invalidate.self, Stats.self, Status.self, Config.self, ResetStatistics.self, Ping.self, Call.self,
+            Get.self, Invalidate.self, Stats.self, Status.self, Config.self, Metrics.self, ResetStatistics.self,
+            Ping.self, Call.self,
         ]
     )
 
@@ -302,6 +304,24 @@ extension Contactctl {
                 let config = try await connection.call("daemon.config").objectValue ?? [:]
                 global.wantsJSON
                     ? global.printJSON(.object(config)) : print(ContactView.settings(config, legend: !global.noLegend))
+            }
+        }
+    }
+
+    struct Metrics: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the Prometheus metrics, as /metrics serves them (for node_exporter's textfile collector)."
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withConnection { connection in
+                let result = try await connection.call("daemon.metrics")
+                if global.wantsJSON {
+                    global.printJSON(result)
+                } else {
+                    print(result.objectValue?["text"]?.stringValue ?? "", terminator: "")
+                }
             }
         }
     }

@@ -25,6 +25,7 @@ import Testing
         "fast-path": ("off", "off"), "shutdown-timeout": ("1m", "1m"), "log-level": ("DEBUG", "debug"),
         "config": ("/dev/null", "/dev/null"), "snapshot-interval": ("15s", "15s"),
         "snapshot-file": ("/var/lib/contactd/cache", "/var/lib/contactd/cache"),
+        "metrics-listen": ("unix:/run/contactd/metrics.sock", "unix:/run/contactd/metrics.sock"),
         "log-personal-data": ("true", "on"), "demo": ("1", "on"),
     ]
 
@@ -249,7 +250,7 @@ import Testing
         try uncommented.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let values = try ConfigFile.read(file)
-        #expect(values.count >= DaemonConfiguration.settings.count - 6)
+        #expect(values.count >= DaemonConfiguration.settings.count - 7)
         let configuration = try DaemonConfiguration.load(arguments: ["config": file], environment: [:])
         for setting in DaemonConfiguration.settings where setting.name != "config" {
             #expect(setting.text(in: configuration) == setting.text(in: DaemonConfiguration()), "\(setting.name)")

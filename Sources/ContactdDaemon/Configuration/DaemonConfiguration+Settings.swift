@@ -183,6 +183,14 @@ extension DaemonConfiguration {
             help: "Also keep the cache snapshot in this file (mode 0600; personal data at rest)."
         ),
         Setting(
+            "metrics-listen",
+            .value("address"),
+            help: "Serve Prometheus metrics at /metrics on HOST:PORT (e.g. 127.0.0.1:9464) or unix:PATH.",
+            unset: "off",
+            show: { $0.metricsListen?.description },
+            parse: { c, text in c.metricsListen = try MetricsAddress(parsing: text) }
+        ),
+        Setting(
             "log-level",
             .value("level"),
             help: "trace, debug, info, notice, warning, error or critical.",

@@ -67,6 +67,8 @@ package struct DaemonConfiguration: Sendable {
     package var policy = UpstreamPolicy()
     package var limits = Limits()
     package var snapshots = Snapshots()
+    /// Where Prometheus metrics are served; `nil` = nowhere (`contactctl metrics` still reads them).
+    package var metricsListen: MetricsAddress?
     /// Longest drain on SIGTERM. Default 10 s.
     package var shutdownTimeout: Duration = .seconds(10)
     /// Serve plain cache hits on hand-written epoll loops beside NIO (`FastLane`). Default on.

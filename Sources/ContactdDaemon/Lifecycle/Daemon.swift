@@ -134,23 +134,34 @@ package enum Daemon {
             logger: logger
         )
         warmRestart.restore(storedDescriptors: storedSnapshots)
+        let metrics = DaemonMetrics()
         let lookup = ContactLookup(
             cache: cache,
             source: source,
             policy: configuration.policy,
             clock: configuration.clock,
+            observer: metrics,
             logger: logger
         )
         let status = DaemonStatus()
+        let callers = CallerUnits()
+        metrics.read(from: .init(lookup: lookup, status: status, callers: callers, snapshots: warmRestart))
         let dispatcher = RequestDispatcher(
             lookup: lookup,
             status: status,
             logger: logger,
             logPersonalData: configuration.logPersonalData,
             configReport: configuration.report(tokenSource: tokenSource),
-            levelSwitch: logLevelSwitch
+            levelSwitch: logLevelSwitch,
+            metrics: metrics
         )
-        let server = SocketServer(configuration: configuration, dispatcher: dispatcher, status: status, logger: logger)
+        let server = SocketServer(
+            configuration: configuration,
+            dispatcher: dispatcher,
+            status: status,
+            callers: callers,
+            logger: logger
+        )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             // First, so it is shut down last, after the drain: see SnapshotService.
             .init(service: SnapshotService(warmRestart: warmRestart, interval: configuration.snapshots.interval)),
@@ -189,6 +200,11 @@ package enum Daemon {
                 successTerminationBehavior: .ignore
             ),
         ]
+        if let address = configuration.metricsListen {
+            let metricsServer = try await MetricsServer.start(at: address, metrics: metrics)
+            logger.info("serving metrics", metadata: ["metrics.address": "\(address)"])
+            services.append(.init(service: MetricsService(server: metricsServer), successTerminationBehavior: .ignore))
+        }
         if let interval = SystemdEnvironment.watchdogInterval() {
             let watchdog = WatchdogService(
                 intervalMicroseconds: interval,

@@ -29,6 +29,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         var lookUp: PendingLookup?
         /// Bytes read but not yet handled: read as if they had just arrived.
         var input: ByteBuffer
+        /// Where the lane counted the connection's lookups.
+        var caller: CallerUnits.Tally?
     }
 
     private let dispatcher: RequestDispatcher
@@ -52,15 +54,19 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// What the fast lane had not finished when it gave this connection up (`FastLane`).
     private var handedOver: Unfinished?
+    /// Where this connection's lookups are counted by the caller's systemd unit.
+    private let caller: CallerUnits.Tally?
 
     init(
         dispatcher: RequestDispatcher,
         rules: ConnectionRules,
         maxBatch: Int,
         maxInFlight: Int,
-        handedOver: Unfinished? = nil
+        handedOver: Unfinished? = nil,
+        caller: CallerUnits.Tally? = nil
     ) {
         self.handedOver = handedOver
+        self.caller = caller
         self.dispatcher = dispatcher
         self.rules = rules
         self.maxBatch = maxBatch
@@ -144,8 +150,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             prepareOutput(context, room: 0)
             let decision = line.withUnsafeReadableBytes { dispatcher.hits.answer(line: $0, into: &output!) }
             switch decision {
-            case .wrote: output!.writeInteger(UInt8(ascii: "\n"))
-            case .lookUp(let pending): startAsync { dispatcher in await dispatcher.fetch(pending) }
+            case .wrote:
+                caller?.count(1)
+                output!.writeInteger(UInt8(ascii: "\n"))
+            case .lookUp(let pending):
+                caller?.count(1)
+                startAsync { dispatcher in await dispatcher.fetch(pending) }
             case .parse: handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
             }
         }
@@ -237,14 +247,26 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .failure(let error):
             writeLine(RPCResponse.failure(id: .null, error: error))
         case .single(let item):
+            countLookups([item])
             if let refusal = refusal(for: item) {
                 writeLine(refusal)
                 return
             }
             dispatch(dispatcher.respond(to: item))
         case .batch(let items):
+            countLookups(items)
             handleBatch(items)
         }
+    }
+
+    /// Counts the `contact.get` requests among `items` for the caller's unit.
+    private func countLookups(_ items: [RPCItem]) {
+        guard let caller else { return }
+        let lookups = items.count { item in
+            if case .request(let request) = item { return request.method == RPCMethod.contactGet.rawValue }
+            return false
+        }
+        if lookups > 0 { caller.count(lookups) }
     }
 
     private func dispatch(_ outcome: RequestDispatcher.Outcome) {

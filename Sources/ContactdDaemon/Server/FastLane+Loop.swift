@@ -15,7 +15,7 @@ extension FastLane {
         case closeAll
         case ping
         /// Serve this connection, accepted and admitted by another loop.
-        case adopt(Int32, acceptedAt: Int64)
+        case adopt(Int32, acceptedAt: Int64, caller: CallerUnits.Tally)
     }
 
     /// One loop. Its mutable state is touched only by its own thread (`run()`); other threads
@@ -30,6 +30,7 @@ extension FastLane {
         private let rules: ConnectionRules
         private let host: any FastLaneHost
         private let gauge: HandOverGauge
+        private let callers: CallerUnits
         /// The idle timeout in nanoseconds; 0 = none.
         private let idleNanos: Int64
         // A pthread mutex (not `Synchronization.Mutex`, which ThreadSanitizer does not model; security.md).
@@ -45,9 +46,16 @@ extension FastLane {
             var ended = false
         }
 
+        /// A connection on this loop.
+        private struct Connection {
+            /// When it last sent something (monotonic ns).
+            var lastRead: Int64
+            /// Where its lookups are counted.
+            let caller: CallerUnits.Tally
+        }
+
         // The loop thread's own state.
-        /// Connections on this loop and when each last sent something (monotonic ns).
-        private var lastRead: [Int32: Int64] = [:]
+        private var connections: [Int32: Connection] = [:]
         private var accepting = true
         /// Set when accepting failed for want of descriptors or memory: accept again after it.
         private var acceptPausedUntil: Int64?
@@ -62,10 +70,12 @@ extension FastLane {
             hits: HitWriter,
             rules: ConnectionRules,
             host: any FastLaneHost,
-            gauge: HandOverGauge
+            gauge: HandOverGauge,
+            callers: CallerUnits
         ) throws(FastLaneError) {
             self.index = index
             self.gauge = gauge
+            self.callers = callers
             self.exclusive = exclusive
             self.listener = listener
             self.hits = hits
@@ -133,7 +143,7 @@ extension FastLane {
                         if !running { break }
                     } else if fd == listener {
                         if accepting { acceptConnections(now: now) }
-                    } else if lastRead[fd] != nil {
+                    } else if connections[fd] != nil {
                         serve(fd, now: now)
                     }
                 }
@@ -157,7 +167,7 @@ extension FastLane {
                 return mailbox.commands
             }
             for (command, continuation) in waiting {
-                if case .adopt(let fd, _) = command {
+                if case .adopt(let fd, _, _) = command {
                     close(fd)
                     host.release()
                 }
@@ -186,8 +196,8 @@ extension FastLane {
                     if let continuation { finished.append(continuation) }
                 case .ping:
                     if let continuation { finished.append(continuation) }
-                case .adopt(let fd, let acceptedAt):
-                    lastRead[fd] = acceptedAt
+                case .adopt(let fd, let acceptedAt, let caller):
+                    connections[fd] = Connection(lastRead: acceptedAt, caller: caller)
                     watch(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
                 case .closeAll:
                     // Resumed by run() once the connections are closed.
@@ -233,17 +243,19 @@ extension FastLane {
                         return
                     }
                 }
-                guard !rules.checksPeers || PeerCredentials(of: fd).map(rules.allows) == true, host.admit() else {
+                let peer = PeerCredentials(of: fd)
+                guard !rules.checksPeers || peer.map(rules.allows) == true, host.admit() else {
                     // The host checks again, logs and refuses, as for a connection NIO accepted.
                     handOver(fd, output: ByteBuffer(), lookUp: nil, input: ByteBuffer(), admitted: false)
                     continue
                 }
+                let caller = callers.tally(pid: peer?.pid)
                 let target = siblings[nextLoop]
                 nextLoop = (nextLoop + 1) % siblings.count
                 if target === self {
-                    lastRead[fd] = now
+                    connections[fd] = Connection(lastRead: now, caller: caller)
                     watch(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-                } else if !target.post(.adopt(fd, acceptedAt: now), whenDone: nil) {
+                } else if !target.post(.adopt(fd, acceptedAt: now, caller: caller), whenDone: nil) {
                     close(fd)
                     host.release()
                 }
@@ -260,7 +272,9 @@ extension FastLane {
                 closeConnection(fd)
                 return
             }
-            lastRead[fd] = now
+            guard let slot = connections.index(forKey: fd) else { return }
+            connections.values[slot].lastRead = now
+            let caller = connections.values[slot].caller
             // Moved out of the loop object for the read: replies are then appended to a local
             // value, with no exclusivity check on the object per write.
             var out = output
@@ -270,6 +284,9 @@ extension FastLane {
             // Read once per read: while draining, NIO answers every line (with `shutting_down`).
             let draining = host.isDraining
             var start = 0
+            // Lookups answered or started in this read, counted for the caller's unit at once.
+            var lookups = 0
+            defer { if lookups > 0 { caller.count(lookups) } }
             lines: while start < count {
                 guard let newline = memchr(bytes.baseAddress! + start, 0x0A, count - start) else { break }
                 let end = bytes.baseAddress!.distance(to: UnsafeRawPointer(newline))
@@ -278,8 +295,10 @@ extension FastLane {
                 if let line = ConnectionRules.content(of: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) {
                     switch hits.answer(line: line, into: &out) {
                     case .wrote:
+                        lookups += 1
                         out.append("\n" as StaticString)
                     case .lookUp(let pending):
+                        lookups += 1
                         let rest = UnsafeRawBufferPointer(rebasing: bytes[(end + 1)...])
                         giveToNIO(fd, output: out.bytes, lookUp: pending, input: rest)
                         return
@@ -334,13 +353,14 @@ extension FastLane {
             input: UnsafeRawBufferPointer
         ) {
             epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
-            lastRead.removeValue(forKey: fd)
+            let caller = connections.removeValue(forKey: fd)?.caller
             handOver(
                 fd,
                 output: ByteBuffer(bytes: output),
                 lookUp: lookUp,
                 input: ByteBuffer(bytes: input),
-                admitted: true
+                admitted: true,
+                caller: caller
             )
         }
 
@@ -349,7 +369,8 @@ extension FastLane {
             output: ByteBuffer,
             lookUp: PendingLookup?,
             input: ByteBuffer,
-            admitted: Bool
+            admitted: Bool,
+            caller: CallerUnits.Tally? = nil
         ) {
             gauge.pending.add(1, ordering: .relaxed)
             host.handOver(
@@ -359,6 +380,7 @@ extension FastLane {
                     lookUp: lookUp,
                     unread: input,
                     admitted: admitted,
+                    caller: caller,
                     gauge: gauge
                 )
             )
@@ -367,18 +389,18 @@ extension FastLane {
         // MARK: Closing
 
         private func closeIdle(now: Int64) {
-            let idle = lastRead.compactMap { fd, last in now - last >= idleNanos ? fd : nil }
+            let idle = connections.compactMap { fd, connection in now - connection.lastRead >= idleNanos ? fd : nil }
             for fd in idle { closeConnection(fd) }
         }
 
         private func closeConnection(_ fd: Int32) {
-            guard lastRead.removeValue(forKey: fd) != nil else { return }
+            guard connections.removeValue(forKey: fd) != nil else { return }
             close(fd)
             host.release()
         }
 
         private func closeConnections() {
-            for fd in Array(lastRead.keys) { closeConnection(fd) }
+            for fd in Array(connections.keys) { closeConnection(fd) }
         }
 
         // MARK: System

@@ -31,7 +31,7 @@ import Synchronization
 /// |---|---|
 /// | accepted, until admitted and placed | the accepting loop |
 /// | placed on another loop, in its mailbox | that loop (closed by it if it has ended) |
-/// | on a loop (`Loop.lastRead` holds it) | that loop |
+/// | on a loop (`Loop.connections` holds it) | that loop |
 /// | in a `HandOver` given to `FastLaneHost.handOver` | the host, which gives it to NIO |
 /// | registered with NIO | the NIO channel (NIO also closes it when registering fails) |
 final class FastLane: Sendable {
@@ -48,6 +48,8 @@ final class FastLane: Sendable {
         /// `false`: the connection is not counted yet (the limit was reached, or the peer is
         /// refused), so the host checks it as one NIO accepted itself.
         var admitted: Bool
+        /// Where the connection's lookups are counted; `nil` when not admitted (the host finds it).
+        var caller: CallerUnits.Tally?
         var gauge: HandOverGauge
 
         /// The host has set the connection up (or failed to): call exactly once.
@@ -74,7 +76,8 @@ final class FastLane: Sendable {
         loopCount: Int,
         hits: HitWriter,
         rules: ConnectionRules,
-        host: any FastLaneHost
+        host: any FastLaneHost,
+        callers: CallerUnits
     ) throws(FastLaneError) {
         var loops: [Loop] = []
         let gauge = HandOverGauge()
@@ -87,7 +90,8 @@ final class FastLane: Sendable {
                     hits: hits,
                     rules: rules,
                     host: host,
-                    gauge: gauge
+                    gauge: gauge,
+                    callers: callers
                 )
             )
         }

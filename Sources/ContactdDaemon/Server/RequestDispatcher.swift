@@ -27,6 +27,8 @@ package final class RequestDispatcher: Sendable {
     private let discoverResult: [UInt8]
     /// `daemon.config`'s answer: made at start, made again when a reload changes a setting live.
     private let configReport: NIOLockedValueBox<JSONValue>
+    /// What `daemon.metrics` renders; `nil` in tests that build a dispatcher alone.
+    private let metrics: DaemonMetrics?
 
     package init(
         lookup: ContactLookup,
@@ -34,9 +36,11 @@ package final class RequestDispatcher: Sendable {
         logger: Logger,
         logPersonalData: Bool = false,
         configReport: JSONValue = .object([:]),
-        levelSwitch: LogLevelSwitch? = nil
+        levelSwitch: LogLevelSwitch? = nil,
+        metrics: DaemonMetrics? = nil
     ) {
         self.lookup = lookup
+        self.metrics = metrics
         self.status = status
         self.configReport = NIOLockedValueBox(configReport)
         self.log = LookupLog(logger: logger, clear: logPersonalData, levelSwitch: levelSwitch)
@@ -97,7 +101,11 @@ package final class RequestDispatcher: Sendable {
             return reply(request, Self.statsJSON(lookup.stats))
         case .cacheResetStats:
             try Self.expectNoParams(request.params)
-            lookup.resetStatistics()
+            if let metrics {
+                metrics.resetStatistics { lookup.resetStatistics() }
+            } else {
+                lookup.resetStatistics()
+            }
             return reply(request, .object([:]))
         case .daemonStatus:
             try Self.expectNoParams(request.params)
@@ -108,6 +116,13 @@ package final class RequestDispatcher: Sendable {
         case .daemonConfig:
             try Self.expectNoParams(request.params)
             return reply(request, configReport.withLockedValue { $0 })
+        case .daemonMetrics:
+            try Self.expectNoParams(request.params)
+            let text = metrics.map { String(decoding: $0.exposition(), as: UTF8.self) } ?? ""
+            return reply(
+                request,
+                .object(["content_type": .string(DaemonMetrics.contentType), "text": .string(text)])
+            )
         case .rpcDiscover:
             try Self.expectNoParams(request.params)
             guard let id = request.id else { return .reply(nil) }

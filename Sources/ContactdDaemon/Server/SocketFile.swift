@@ -8,6 +8,8 @@ import Glibc
 /// `cleanupExistingSocketFile: true` a leftover file is removed only when nobody listens on it.
 struct SocketFile {
     let path: String
+    /// The setting that named `path`, for messages.
+    var flag = "--socket"
 
     /// Makes `path` free to bind: creates the parent directory if missing, removes a stale socket
     /// (connect is refused), and refuses a live one or a file that is not a socket.
@@ -21,7 +23,7 @@ struct SocketFile {
                     attributes: [.posixPermissions: 0o755]
                 )
             } catch {
-                throw ConfigurationError("--socket: cannot create directory \(directory)")
+                throw ConfigurationError("\(flag): cannot create directory \(directory)")
             }
         }
         var directoryInfo = stat()
@@ -30,16 +32,16 @@ struct SocketFile {
         {
             // Anyone could replace our socket with theirs and read every client's requests.
             throw ConfigurationError(
-                "--socket: \(directory) is writable by everyone and not sticky; choose a private directory"
+                "\(flag): \(directory) is writable by everyone and not sticky; choose a private directory"
             )
         }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
-            throw ConfigurationError("--socket: \(path) exists and is not a socket; not touching it")
+            throw ConfigurationError("\(flag): \(path) exists and is not a socket; not touching it")
         }
         if Self.someoneListens(at: path) {
-            throw ConfigurationError("--socket: another process is already listening on \(path)")
+            throw ConfigurationError("\(flag): another process is already listening on \(path)")
         }
         unlink(path)
     }
@@ -64,10 +66,10 @@ struct SocketFile {
     /// Creates a non-blocking listening socket bound to `path` (which `prepare()` made free).
     func bindListener(backlog: Int32) throws(ConfigurationError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ConfigurationError("--socket: cannot create a socket: \(ErrnoText.plain(errno))") }
+        guard fd >= 0 else { throw ConfigurationError("\(flag): cannot create a socket: \(ErrnoText.plain(errno))") }
         guard var address = Self.address(path) else {
             close(fd)
-            throw ConfigurationError("--socket: \(path) is too long for a Unix socket path")
+            throw ConfigurationError("\(flag): \(path) is too long for a Unix socket path")
         }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -77,7 +79,7 @@ struct SocketFile {
         guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
             let error = errno
             close(fd)
-            throw ConfigurationError("--socket: cannot listen on \(path): \(ErrnoText.plain(error))")
+            throw ConfigurationError("\(flag): cannot listen on \(path): \(ErrnoText.plain(error))")
         }
         return fd
     }

@@ -21,6 +21,8 @@ package final class SocketServer: Sendable {
     private let dispatcher: RequestDispatcher
     let registry: ConnectionRegistry
     private let logger: Logger
+    /// Lookups by the caller's systemd unit, counted on both paths.
+    private let callers: CallerUnits
     /// The hand-written loops serving plain hits, while listening (`FastLane`).
     private let fastLane = NIOLockedValueBox<FastLane?>(nil)
 
@@ -28,9 +30,11 @@ package final class SocketServer: Sendable {
         configuration: DaemonConfiguration,
         dispatcher: RequestDispatcher,
         status: DaemonStatus,
+        callers: CallerUnits = CallerUnits(),
         logger: Logger
     ) {
         self.configuration = configuration
+        self.callers = callers
         self.rules = ConnectionRules(configuration)
         self.dispatcher = dispatcher
         self.registry = ConnectionRegistry(status: status, maxConnections: configuration.limits.maxConnections)
@@ -74,7 +78,8 @@ package final class SocketServer: Sendable {
                     loopCount: Self.loopCount,
                     hits: dispatcher.hits,
                     rules: rules,
-                    host: LaneHost(registry: registry, status: dispatcher.status, handOver: makeHandOver())
+                    host: LaneHost(registry: registry, status: dispatcher.status, handOver: makeHandOver()),
+                    callers: callers
                 )
                 fastLane.withLockedValue { $0 = lane }
                 dispatcher.status.fastPathEnabled.store(true, ordering: .relaxed)
@@ -151,29 +156,30 @@ package final class SocketServer: Sendable {
         await registry.waitForAllClosed()
     }
 
-    /// Whether the peer's credentials (SO_PEERCRED) are on the allow lists; true when there are
-    /// none. Root is always allowed. A refusal is logged once, with the peer's uid, gid and pid.
-    private func peerAllowed(_ channel: any Channel) -> EventLoopFuture<Bool> {
+    /// Reads the peer's credentials (SO_PEERCRED): `nil` when they are not on the allow lists
+    /// (there are none: anyone is), else where the connection's lookups are counted. Root is
+    /// always allowed. A refusal is logged once, with the peer's uid, gid and pid.
+    private func checkPeer(_ channel: any Channel) -> EventLoopFuture<CallerUnits.Tally?> {
         let rules = self.rules
-        guard rules.checksPeers else { return channel.eventLoop.makeSucceededFuture(true) }
+        let callers = self.callers
         guard let provider = channel as? any SocketOptionProvider else {
-            return channel.eventLoop.makeSucceededFuture(false)
+            return channel.eventLoop.makeSucceededFuture(rules.checksPeers ? nil : callers.tally(pid: nil))
         }
         let logger = self.logger
         let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
             level: .socket,
             name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
         )
-        return credentials.map { peer in
-            let allowed = rules.allows(peer)
-            if !allowed {
+        return credentials.map { peer -> CallerUnits.Tally? in
+            guard rules.allows(peer) else {
                 logger.notice(
                     "refused a peer not on the allow lists",
                     metadata: ["peer.uid": "\(peer.uid)", "peer.gid": "\(peer.gid)", "peer.pid": "\(peer.pid)"]
                 )
+                return nil
             }
-            return allowed
-        }.recover { _ in false }
+            return callers.tally(pid: peer.pid)
+        }.recover { _ in rules.checksPeers ? nil : callers.tally(pid: nil) }
     }
 
     private func makeBootstrap() -> ServerBootstrap {
@@ -205,7 +211,8 @@ package final class SocketServer: Sendable {
                     let unfinished = ConnectionHandler.Unfinished(
                         output: handed.unwritten,
                         lookUp: handed.lookUp,
-                        input: handed.unread
+                        input: handed.unread,
+                        caller: handed.caller
                     )
                     return initialize(channel, unfinished)
                 }
@@ -230,24 +237,25 @@ package final class SocketServer: Sendable {
         let registry = self.registry
         let limits = configuration.limits
         let rules = self.rules
-        let peerAllowed = self.peerAllowed
+        let checkPeer = self.checkPeer
         return { channel, handedOver in
-            @Sendable func handler() -> ConnectionHandler {
+            @Sendable func handler(caller: CallerUnits.Tally?) -> ConnectionHandler {
                 ConnectionHandler(
                     dispatcher: dispatcher,
                     rules: rules,
                     maxBatch: limits.maxBatch,
                     maxInFlight: limits.maxInFlightPerConnection,
-                    handedOver: handedOver
+                    handedOver: handedOver,
+                    caller: caller
                 )
             }
-            if handedOver != nil {
+            if let handedOver {
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(handler())
+                    try channel.pipeline.syncOperations.addHandler(handler(caller: handedOver.caller))
                 }
             }
-            return peerAllowed(channel).flatMapThrowing { allowed in
-                guard allowed else {
+            return checkPeer(channel).flatMapThrowing { caller in
+                guard let caller else {
                     try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(error: .forbidden))
                     return
                 }
@@ -257,7 +265,7 @@ package final class SocketServer: Sendable {
                     )
                     return
                 }
-                try channel.pipeline.syncOperations.addHandler(handler())
+                try channel.pipeline.syncOperations.addHandler(handler(caller: caller))
             }
         }
     }

@@ -27,6 +27,8 @@ final class WarmRestart: Sendable {
     private let logger: Logger
     /// Whether the last write failed: a failure is a warning once, then debug until one works.
     private let lastWriteFailed = NIOLockedValueBox(false)
+    /// When the last snapshot was written, for `contactd_snapshot_age_seconds`.
+    private let lastWritten = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     init(
         configuration: DaemonConfiguration,
@@ -166,6 +168,7 @@ final class WarmRestart: Sendable {
             )
             return
         }
+        lastWritten.withLockedValue { $0 = .now }
         let recovered = lastWriteFailed.withLockedValue { failed in
             defer { failed = false }
             return failed
@@ -180,6 +183,14 @@ final class WarmRestart: Sendable {
                 "duration_ms": "\(milliseconds(since: started))",
             ]
         )
+    }
+
+    /// Whether snapshots are written at all (under systemd, or to `--snapshot-file`).
+    var writes: Bool { toStore || file != nil }
+
+    /// Seconds since the last snapshot was written; `nil` before the first.
+    var secondsSinceLastWrite: Double? {
+        lastWritten.withLockedValue { $0 }.map { (ContinuousClock.now - $0).seconds }
     }
 
     private func milliseconds(since start: ContinuousClock.Instant) -> String {

@@ -1,0 +1,157 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// Where `/metrics` is served (`--metrics-listen`).
+package enum MetricsAddress: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    /// `HOST:PORT` (`[::1]:9464` for IPv6) or `unix:PATH`.
+    package init(parsing text: String) throws(ConfigurationError) {
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard path.hasPrefix("/") else {
+                throw ConfigurationError("'\(text)' needs an absolute path after unix:")
+            }
+            self = .unix(path: path)
+            return
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
+            throw ConfigurationError("'\(text)' is not HOST:PORT (e.g. 127.0.0.1:9464) or unix:PATH")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else {
+            throw ConfigurationError("'\(text)' has no host; to listen on every address say 0.0.0.0:\(port)")
+        }
+        self = .tcp(host: host, port: port)
+    }
+
+    package var description: String {
+        switch self {
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
+    }
+}
+
+/// Serves the Prometheus text at `GET /metrics` over HTTP/1.1, on TCP or a Unix socket.
+///
+/// Bound before the daemon says it is ready, so a port already taken stops the start with a
+/// clear message; closed on shutdown.
+struct MetricsServer: Sendable {
+    let channel: any Channel
+    private let socketFile: (SocketFile, inode: UInt?)?
+
+    static func start(at address: MetricsAddress, metrics: DaemonMetrics) async throws(ConfigurationError)
+        -> MetricsServer
+    {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(metrics: metrics))
+                }
+            }
+        switch address {
+        case .tcp(let host, let port):
+            do {
+                return MetricsServer(channel: try await bootstrap.bind(host: host, port: port).get(), socketFile: nil)
+            } catch {
+                throw ConfigurationError("--metrics-listen: cannot listen on \(address): \(Self.plain(error))")
+            }
+        case .unix(let path):
+            let file = SocketFile(path: path, flag: "--metrics-listen")
+            try file.prepare()
+            let fd = try file.bindListener(backlog: 64)
+            do {
+                // Anyone who may reach the directory may read the counts: they hold no personal data.
+                try file.applyPermissions(mode: 0o666, group: nil)
+                let channel = try await bootstrap.withBoundSocket(fd).get()
+                return MetricsServer(channel: channel, socketFile: (file, file.inode()))
+            } catch {
+                file.remove(ifInode: file.inode())
+                throw ConfigurationError("--metrics-listen: cannot listen on \(address): \(Self.plain(error))")
+            }
+        }
+    }
+
+    func close() async {
+        try? await channel.close()
+        if let socketFile { socketFile.0.remove(ifInode: socketFile.inode) }
+    }
+
+    private static func plain(_ error: any Error) -> String {
+        if let error = error as? IOError { return ErrnoText.plain(error.errnoCode) }
+        if let error = error as? ConfigurationError { return error.description }
+        return "\(error)"
+    }
+}
+
+/// Runs until shutdown, then closes the metrics listener.
+struct MetricsService: Service, CustomStringConvertible {
+    var description: String { "MetricsService" }
+    let server: MetricsServer
+
+    func run() async {
+        try? await gracefulShutdown()
+        await server.close()
+    }
+}
+
+/// One HTTP connection to the metrics listener: `GET /metrics` (and `HEAD`) get the text;
+/// another path is 404, another method 405.
+private final class MetricsHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let metrics: DaemonMetrics
+    private var request: HTTPRequestHead?
+
+    init(metrics: DaemonMetrics) { self.metrics = metrics }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): request = head
+        case .body: break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) =
+            if path != "/metrics" {
+                (.notFound, "text/plain; charset=utf-8", Array("Not found: metrics are at /metrics\n".utf8))
+            } else if head.method != .GET && head.method != .HEAD {
+                (.methodNotAllowed, "text/plain; charset=utf-8", Array("Use GET\n".utf8))
+            } else {
+                (.ok, DaemonMetrics.contentType, metrics.exposition())
+            }
+        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.count))])
+        if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil
+        )
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        }
+        let keepAlive = head.isKeepAlive
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { channel.close(promise: nil) }
+        }
+    }
+}

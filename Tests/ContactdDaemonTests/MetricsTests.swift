@@ -1,0 +1,254 @@
+import ContactdCore
+import ContactdDaemon
+import ContactdJSON
+import ContactdProtocol
+import ContactdTestSupport
+import FakeContactAPI
+import Foundation
+import Testing
+
+/// Prometheus metrics: what `/metrics` and `daemon.metrics` say after real traffic through a
+/// real socket, over HTTP on TCP and on a Unix socket.
+@Suite(.timeLimit(.minutes(1))) struct MetricsTests {
+    /// The `daemon.metrics` text, parsed.
+    func scrape(_ client: RawSocketClient) async throws -> (PrometheusText, String) {
+        let reply = try await roundTrip(client, #"{"jsonrpc":"2.0","id":90,"method":"daemon.metrics"}"#)
+        let text = try #require(reply["result"]?["text"]?.stringValue)
+        return (PrometheusText(text), text)
+    }
+
+    /// `GET path` over HTTP/1.1 on a Unix socket; the whole response.
+    func httpGet(unixSocket path: String, _ target: String = "/metrics", method: String = "GET") async throws -> String
+    {
+        let client = try await RawSocketClient.connect(path)
+        try await client.send("\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        var lines: [String] = []
+        while let line = try await client.readLine() { lines.append(line) }
+        await client.close()
+        return lines.joined(separator: "\n")
+    }
+
+    @Test(arguments: [true, false])
+    func countersAreCurrentAtEveryScrapeOnBothPaths(fastPath: Bool) async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.fastPath = fastPath }) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                _ = try await roundTrip(client, getPhone(johnPhone))  // miss
+                for id in 2...4 { _ = try await roundTrip(client, getPhone(johnPhone, id: id)) }  // hits
+                // A spelling the line scanner leaves to the full parser, and a batch of two hits.
+                _ = try await roundTrip(
+                    client,
+                    #"{"params":{"phone_number":"+14155551234"},"method":"contact.get","id":5,"jsonrpc":"2.0"}"#
+                )
+                _ = try await roundTrip(client, "[\(getPhone(johnPhone, id: 6)),\(getPhone(johnPhone, id: 7))]")
+                api.setBehavior(.status(503))
+                _ = try await roundTrip(client, getPhone("+14155550000", id: 8))  // fails: unavailable
+
+                let (metrics, _) = try await scrape(client)
+                #expect(metrics[#"contactd_lookups_total{status="hit"}"#] == 6)
+                #expect(metrics[#"contactd_lookups_total{status="miss"}"#] == 2)
+                #expect(metrics[#"contactd_lookups_total{status="stale"}"#] == 0)
+                // This test process runs in no systemd unit: every lookup is counted under "none".
+                #expect(metrics[#"contactd_unit_lookups_total{unit="none"}"#] == 8)
+                let calls = api.calls
+                #expect(metrics[#"contactd_api_requests_total{outcome="ok"}"#] == 1)
+                #expect(metrics[#"contactd_api_requests_total{outcome="unavailable"}"#] == Double(calls - 1))
+                #expect(metrics["contactd_api_request_duration_seconds_count"] == Double(calls))
+                #expect(metrics[#"contactd_api_request_duration_seconds_bucket{le="+Inf"}"#] == Double(calls))
+                #expect(metrics["contactd_cache_entries"] == 1)
+                #expect((metrics["contactd_cache_bytes"] ?? 0) > 0)
+                #expect(metrics["contactd_connections"] == 1)
+                #expect(metrics[#"contactd_circuit_state{state="closed"}"#] == 1)
+                #expect(metrics["contactd_token_rejected"] == 0)
+                #expect(metrics[#"contactd_build_info{version="\#(ContactdVersion.current)"}"#] == 1)
+
+                // Current at the next scrape too, with nothing else asked in between.
+                _ = try await roundTrip(client, getPhone(johnPhone, id: 9))
+                let (later, _) = try await scrape(client)
+                #expect(later[#"contactd_lookups_total{status="hit"}"#] == 7)
+                #expect(later[#"contactd_unit_lookups_total{unit="none"}"#] == 9)
+                await client.close()
+            }
+        }
+    }
+
+    /// Every metric has help and a type; the names the SPEC fixes are there.
+    @Test func everyMetricHasHelpAndATypeAndTheSpecNamesAreThere() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                _ = try await roundTrip(client, getPhone(johnPhone))
+                let (metrics, _) = try await scrape(client)
+                for name in [
+                    "contactd_lookups_total", "contactd_api_requests_total", "contactd_api_request_duration_seconds",
+                    "contactd_cache_entries", "contactd_cache_bytes", "contactd_unit_lookups_total",
+                    "contactd_cache_evictions_total", "contactd_connections", "contactd_circuit_state",
+                    "contactd_token_rejected", "contactd_api_queue_depth",
+                ] {
+                    #expect(metrics.types[name] != nil, "\(name) has no TYPE line")
+                }
+                #expect(metrics.types["contactd_api_request_duration_seconds"] == "histogram")
+                #expect(metrics.types["contactd_lookups_total"] == "counter")
+                #expect(Set(metrics.types.keys) == metrics.helped, "a metric without help")
+                await client.close()
+            }
+        }
+    }
+
+    /// `cache.reset_stats` zeroes what `cache.stats` shows; the exported counters never go back
+    /// (Prometheus would read a drop as a restart) and go on counting.
+    @Test func resettingStatisticsDoesNotTurnCountersBack() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                for id in 1...3 { _ = try await roundTrip(client, getPhone(johnPhone, id: id)) }
+                _ = try await roundTrip(client, #"{"jsonrpc":"2.0","id":10,"method":"cache.reset_stats"}"#)
+                let stats = try await roundTrip(client, #"{"jsonrpc":"2.0","id":11,"method":"cache.stats"}"#)
+                #expect(stats["result"]?["hits"]?.intValue == 0)
+                let (afterReset, _) = try await scrape(client)
+                #expect(afterReset[#"contactd_lookups_total{status="hit"}"#] == 2)
+                #expect(afterReset[#"contactd_lookups_total{status="miss"}"#] == 1)
+                _ = try await roundTrip(client, getPhone(johnPhone, id: 12))
+                let (later, _) = try await scrape(client)
+                #expect(later[#"contactd_lookups_total{status="hit"}"#] == 3)
+                #expect(later[#"contactd_unit_lookups_total{unit="none"}"#] == 4)
+                await client.close()
+            }
+        }
+    }
+
+    /// `--metrics-listen unix:PATH`: HTTP/1.1 on a Unix socket; the same series as `daemon.metrics`;
+    /// 404 elsewhere, 405 for another method; the socket file is removed at stop.
+    @Test func servesHTTPOnAUnixSocket() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/metrics.sock"
+            try await withFakeAPI { api in
+                try await withDaemon(api: api, configure: { $0.metricsListen = .unix(path: path) }) { daemon in
+                    let client = try await RawSocketClient.connect(daemon.socketPath)
+                    _ = try await roundTrip(client, getPhone(johnPhone))
+                    let response = try await httpGet(unixSocket: path)
+                    #expect(response.hasPrefix("HTTP/1.1 200 OK"))
+                    #expect(response.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"))
+                    let body = PrometheusText(response)
+                    let (viaRPC, _) = try await scrape(client)
+                    #expect(Set(body.types.keys) == Set(viaRPC.types.keys))
+                    #expect(body[#"contactd_lookups_total{status="miss"}"#] == 1)
+                    #expect(try await httpGet(unixSocket: path, "/").hasPrefix("HTTP/1.1 404"))
+                    #expect(try await httpGet(unixSocket: path, method: "POST").hasPrefix("HTTP/1.1 405"))
+                    await client.close()
+                }
+                #expect(!FileManager.default.fileExists(atPath: path), "the metrics socket was left behind")
+            }
+        }
+    }
+
+    /// A port already taken stops the start with a plain message naming the setting.
+    @Test func aTakenPortStopsTheStartWithAPlainMessage() async throws {
+        let taken = try TCPListener()
+        defer { taken.close() }
+        _ = try await withFakeAPI { api in
+            await #expect {
+                try await withDaemon(
+                    api: api,
+                    configure: { $0.metricsListen = .tcp(host: "127.0.0.1", port: taken.port) }
+                ) {
+                    _ in
+                }
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("--metrics-listen: cannot listen on 127.0.0.1:\(taken.port)")
+                    && text.contains("the address is in use")
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:9464", MetricsAddress.tcp(host: "127.0.0.1", port: 9464)),
+        ("[::1]:9464", .tcp(host: "::1", port: 9464)),
+        ("localhost:80", .tcp(host: "localhost", port: 80)),
+        ("unix:/run/contactd/metrics.sock", .unix(path: "/run/contactd/metrics.sock")),
+    ])
+    func addressesAreRead(text: String, address: MetricsAddress) throws {
+        #expect(try MetricsAddress(parsing: text) == address)
+        #expect(address.description == text)
+    }
+
+    @Test(arguments: [
+        ("9464", "is not HOST:PORT"), (":9464", "has no host"), ("127.0.0.1:0", "is not HOST:PORT"),
+        ("127.0.0.1:70000", "is not HOST:PORT"), ("unix:metrics.sock", "absolute path"),
+        ("127.0.0.1:http", "is not HOST:PORT"),
+    ])
+    func badAddressesAreRefusedPlainly(text: String, message: String) {
+        #expect {
+            _ = try MetricsAddress(parsing: text)
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+}
+
+/// Per-unit counting with units chosen by the test: bounded labels, `none`, remembered pids.
+@Suite struct CallerUnitsTests {
+    @Test func unitsPastTheBoundCountAsOther() {
+        let callers = CallerUnits(unitOf: { pid in "service-\(pid).service" })
+        for pid in 1...Int32(CallerUnits.maxUnits + 10) { callers.tally(pid: pid).count(1) }
+        let counts = Dictionary(uniqueKeysWithValues: callers.counts.map { ($0.unit, $0.lookups) })
+        #expect(counts.count == CallerUnits.maxUnits + 1)
+        #expect(counts["other"] == 10)
+        #expect(counts["service-1.service"] == 1)
+    }
+
+    @Test func aPeerInNoUnitOrUnknownCountsAsNone() {
+        let callers = CallerUnits(unitOf: { _ in nil })
+        callers.tally(pid: 42).count(2)
+        callers.tally(pid: nil).count(1)
+        #expect(callers.counts.map(\.unit) == ["none"])
+        #expect(callers.counts.first?.lookups == 3)
+    }
+
+    @Test func aPidIsLookedUpOnceWhileRemembered() {
+        let asked = Counter()
+        let callers = CallerUnits(unitOf: { _ in
+            asked.add()
+            return "billing.service"
+        })
+        for _ in 0..<5 { callers.tally(pid: 7).count(1) }
+        #expect(asked.value == 1)
+        #expect(callers.counts.first?.lookups == 5)
+    }
+
+    final class Counter: @unchecked Sendable {
+        private var count = 0
+        private let lock = NSLock()
+        func add() { lock.withLock { count += 1 } }
+        var value: Int { lock.withLock { count } }
+    }
+}
+
+/// A loopback TCP port held open, to be found taken.
+struct TCPListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else { throw TestSupportError("cannot hold a loopback port") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}
