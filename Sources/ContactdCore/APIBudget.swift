@@ -18,7 +18,23 @@ package final class APIBudget: Sendable {
         var deadline: DeadlineScheduler.Token?
     }
 
+    /// The caps, changed by a reload (`reconfigure`).
+    private struct Limits {
+        var maxConcurrent: Int
+        var ratePerSecond: Double
+        var burst: Double
+        var queueLimit: Int
+
+        init(maxConcurrent: Int, ratePerSecond: Double, burst: Int, queueLimit: Int) {
+            self.maxConcurrent = max(1, maxConcurrent)
+            self.ratePerSecond = ratePerSecond
+            self.burst = ratePerSecond > 0 ? Double(burst > 0 ? burst : max(1, Int(ratePerSecond))) : 1
+            self.queueLimit = max(0, queueLimit)
+        }
+    }
+
     private struct State {
+        var limits: Limits
         var inFlight = 0
         var tokens: Double
         var refilledAt: Double
@@ -28,19 +44,34 @@ package final class APIBudget: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
-    private let maxConcurrent: Int
-    private let ratePerSecond: Double
-    private let burst: Double
-    private let queueLimit: Int
     private let clock: MonotonicClock
 
     package init(maxConcurrent: Int, ratePerSecond: Double, burst: Int, queueLimit: Int, clock: MonotonicClock) {
-        self.maxConcurrent = max(1, maxConcurrent)
-        self.ratePerSecond = ratePerSecond
-        self.burst = ratePerSecond > 0 ? Double(burst > 0 ? burst : max(1, Int(ratePerSecond))) : 1
-        self.queueLimit = max(0, queueLimit)
+        let limits = Limits(
+            maxConcurrent: maxConcurrent,
+            ratePerSecond: ratePerSecond,
+            burst: burst,
+            queueLimit: queueLimit
+        )
         self.clock = clock
-        self.state = NIOLockedValueBox(State(tokens: self.burst, refilledAt: clock.now()))
+        self.state = NIOLockedValueBox(State(limits: limits, tokens: limits.burst, refilledAt: clock.now()))
+    }
+
+    /// New caps from a reload. Calls in flight keep their slots (a lower cap lets no new one start
+    /// until enough have ended); waiters already queued stay queued; a higher cap lets them start.
+    package func reconfigure(maxConcurrent: Int, ratePerSecond: Double, burst: Int, queueLimit: Int) {
+        let now = clock.now()
+        state.withLockedValue { s in
+            refill(&s, now: now)
+            s.limits = Limits(
+                maxConcurrent: maxConcurrent,
+                ratePerSecond: ratePerSecond,
+                burst: burst,
+                queueLimit: queueLimit
+            )
+            s.tokens = min(s.tokens, s.limits.burst)
+        }
+        wakeWaiters()
     }
 
     /// Requests holding a slot now.
@@ -58,7 +89,7 @@ package final class APIBudget: Sendable {
                 take(&s)
                 return .granted
             }
-            return s.waiters.count >= queueLimit || timeout <= 0 ? .queueFull : nil
+            return s.waiters.count >= s.limits.queueLimit || timeout <= 0 ? .queueFull : nil
         }
         if let immediate { return immediate }
         // An instant, not a duration: the wait must end when it was due, before the caller's own
@@ -92,18 +123,18 @@ package final class APIBudget: Sendable {
     }
 
     private func canStart(_ s: State) -> Bool {
-        s.inFlight < maxConcurrent && (ratePerSecond <= 0 || s.tokens >= 1)
+        s.inFlight < s.limits.maxConcurrent && (s.limits.ratePerSecond <= 0 || s.tokens >= 1)
     }
 
     private func take(_ s: inout State) {
         s.inFlight += 1
-        if ratePerSecond > 0 { s.tokens -= 1 }
+        if s.limits.ratePerSecond > 0 { s.tokens -= 1 }
     }
 
     private func refill(_ s: inout State, now: Double) {
-        guard ratePerSecond > 0 else { return }
-        s.tokens = min(burst, s.tokens + (now - s.refilledAt) * ratePerSecond)
-        s.refilledAt = now
+        defer { s.refilledAt = now }
+        guard s.limits.ratePerSecond > 0 else { return }
+        s.tokens = min(s.limits.burst, s.tokens + (now - s.refilledAt) * s.limits.ratePerSecond)
     }
 
     private func expire(_ id: Int) {
@@ -126,9 +157,9 @@ package final class APIBudget: Sendable {
                 take(&s)
                 woken.append(s.waiters.removeFirst())
             }
-            if !s.waiters.isEmpty, s.inFlight < maxConcurrent, ratePerSecond > 0, !s.refillScheduled {
+            if !s.waiters.isEmpty, s.inFlight < s.limits.maxConcurrent, s.limits.ratePerSecond > 0, !s.refillScheduled {
                 s.refillScheduled = true
-                refillIn = (1 - s.tokens) / ratePerSecond
+                refillIn = (1 - s.tokens) / s.limits.ratePerSecond
             }
             return woken
         }

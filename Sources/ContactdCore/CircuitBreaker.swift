@@ -37,17 +37,25 @@ package final class CircuitBreaker: Sendable {
         var openUntil = 0.0
         var probing = false
         var opened = 0
+        var failureThreshold: Int
+        var cooldown: Double
     }
 
-    private let machine = NIOLockedValueBox(Machine())
-    private let failureThreshold: Int
-    private let cooldown: Double
+    private let machine: NIOLockedValueBox<Machine>
     private let clock: MonotonicClock
 
     package init(failureThreshold: Int, cooldown: Double, clock: MonotonicClock) {
-        self.failureThreshold = max(1, failureThreshold)
-        self.cooldown = cooldown
+        self.machine = NIOLockedValueBox(Machine(failureThreshold: max(1, failureThreshold), cooldown: cooldown))
         self.clock = clock
+    }
+
+    /// New limits from a reload: they count from the next failure; an open circuit keeps the
+    /// cooldown it opened with.
+    package func reconfigure(failureThreshold: Int, cooldown: Double) {
+        machine.withLockedValue { m in
+            m.failureThreshold = max(1, failureThreshold)
+            m.cooldown = cooldown
+        }
     }
 
     /// Whether a call may go out now.
@@ -97,9 +105,9 @@ package final class CircuitBreaker: Sendable {
                 break
             case .failure:
                 m.consecutiveFailures += 1
-                if wasProbe || (m.state == .closed && m.consecutiveFailures >= failureThreshold) {
+                if wasProbe || (m.state == .closed && m.consecutiveFailures >= m.failureThreshold) {
                     m.state = .open
-                    m.openUntil = now + cooldown
+                    m.openUntil = now + m.cooldown
                     m.opened += 1
                 }
             }

@@ -68,16 +68,27 @@ package struct CacheView {
 /// contact in the daemon, over Redis's 611; 586 with records (docs/benchmarks.md).
 package final class ContactCache: Sendable {
     let state: NIOLockedValueBox<LRUState>
+    /// The configuration at start; the TTLs may have changed since (`ttls`).
     package let configuration: CacheConfiguration
-    /// The TTLs in seconds, as ages are counted (read on every hit).
-    private let ttlSeconds: (contact: Double, notFound: Double)
     let clock: MonotonicClock
 
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
         self.configuration = configuration
-        self.ttlSeconds = (contact: configuration.ttl.seconds, notFound: configuration.negativeTTL.seconds)
         self.clock = clock
-        self.state = NIOLockedValueBox(LRUState())
+        var state = LRUState()
+        state.ttlSeconds = (contact: configuration.ttl.seconds, notFound: configuration.negativeTTL.seconds)
+        self.state = NIOLockedValueBox(state)
+    }
+
+    /// Changes the TTLs (a reload): entries already cached are fresh or not by the new ones from
+    /// the next read.
+    package func setTTLs(contact: Duration, notFound: Duration) {
+        state.withLockedValue { $0.ttlSeconds = (contact: contact.seconds, notFound: notFound.seconds) }
+    }
+
+    /// The TTLs in seconds now.
+    package var ttls: (contact: Double, notFound: Double) {
+        state.withLockedValue { $0.ttlSeconds }
     }
 
     /// Heap bytes of an entry for `value` under `keys` (the key asked for first).
@@ -129,7 +140,7 @@ package final class ContactCache: Sendable {
             let node = state.nodes[slot]
             let record = Record(node)
             let age = max(0, now - node.storedAt)
-            let ttl = record.isContact ? ttlSeconds.contact : ttlSeconds.notFound
+            let ttl = record.isContact ? state.ttlSeconds.contact : state.ttlSeconds.notFound
             let view = CacheView(
                 json: record.json,
                 age: age,

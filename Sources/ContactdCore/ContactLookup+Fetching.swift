@@ -58,6 +58,8 @@ extension ContactLookup {
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
     /// breaker and holding a budget slot.
     private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Fetched {
+        // One policy for the whole fetch, whatever a reload does meanwhile.
+        let policy = self.policy
         // Deadlines are real time (they bound real waits), not the cache's injectable clock.
         let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.

@@ -13,7 +13,8 @@ import Synchronization
 /// deadline, asks the circuit breaker before each call and holds an `APIBudget` slot during it.
 package final class ContactLookup: Sendable {
     package let cache: ContactCache
-    package let policy: UpstreamPolicy
+    /// The policy now: a reload replaces it (`reconfigure`).
+    package var policy: UpstreamPolicy { live.withLockedValue { $0.policy } }
     package let breaker: CircuitBreaker
     package let budget: APIBudget
     let source: any ContactSource
@@ -24,9 +25,12 @@ package final class ContactLookup: Sendable {
     let flights = NIOLockedValueBox(FlightTable())
     let counters = Counters()
     let health = NIOLockedValueBox(UpstreamHealth())
-    /// The age (seconds) past which a hot fresh entry is refreshed ahead: `ttl × refreshAhead`,
-    /// worked out once because every hit asks (a `Duration` to seconds is 128-bit arithmetic).
-    private let refreshAheadAge: Double
+    /// The policy and the contact TTL (seconds), replaced together by a reload.
+    private let live: NIOLockedValueBox<(policy: UpstreamPolicy, ttl: Double)>
+    /// What every fresh hit asks (is the entry due a refresh ahead?), as two relaxed atomics: no
+    /// lock on the hit path, and no `Duration` arithmetic (128-bit) per hit.
+    private let refreshAheadReads = Atomic<Int>(0)
+    private let refreshAheadAgeBits = Atomic<UInt64>(0)
     /// API call durations in microseconds.
     let latency = NIOLockedValueBox(
         Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .two)
@@ -52,10 +56,9 @@ package final class ContactLookup: Sendable {
         self.cache = cache
         self.source = source
         self.observer = observer
-        self.policy = policy
+        self.live = NIOLockedValueBox((policy, cache.ttls.contact))
         self.clock = clock
         self.logger = logger
-        self.refreshAheadAge = cache.configuration.ttl.seconds * policy.refreshAhead
         self.breaker = CircuitBreaker(
             failureThreshold: policy.breakerFailures,
             cooldown: policy.breakerCooldown.seconds,
@@ -68,6 +71,29 @@ package final class ContactLookup: Sendable {
             queueLimit: policy.queueLimit,
             clock: .system  // its waits are real time
         )
+        setRefreshAhead(policy, ttl: cache.ttls.contact)
+    }
+
+    /// Applies a reloaded policy and TTLs: the cache's freshness, stale windows, refresh-ahead,
+    /// retries, deadline, breaker and API budget follow from the next lookup. Fetches in flight
+    /// finish under the policy they started with.
+    package func reconfigure(policy: UpstreamPolicy, ttl: Duration, negativeTTL: Duration) {
+        cache.setTTLs(contact: ttl, notFound: negativeTTL)
+        live.withLockedValue { $0 = (policy, ttl.seconds) }
+        setRefreshAhead(policy, ttl: ttl.seconds)
+        breaker.reconfigure(failureThreshold: policy.breakerFailures, cooldown: policy.breakerCooldown.seconds)
+        budget.reconfigure(
+            maxConcurrent: policy.maxConcurrent,
+            ratePerSecond: policy.ratePerSecond,
+            burst: policy.rateBurst,
+            queueLimit: policy.queueLimit
+        )
+    }
+
+    private func setRefreshAhead(_ policy: UpstreamPolicy, ttl: Double) {
+        // Off (0) is a read count no entry reaches.
+        refreshAheadReads.store(policy.refreshAhead > 0 ? policy.refreshAheadReads : .max, ordering: .relaxed)
+        refreshAheadAgeBits.store((ttl * policy.refreshAhead).bitPattern, ordering: .relaxed)
     }
 
     // MARK: - Answering
@@ -81,7 +107,6 @@ package final class ContactLookup: Sendable {
     package func cached(_ key: ContactKey, maxAge: Double?) -> Result<LookupResult, LookupError>? {
         guard let entry = cache.read(key) else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
-        let ttl = cache.configuration.ttl.seconds
         if entry.isFresh {
             counters.hits.add(1, ordering: .relaxed)
             switch entry.value {
@@ -92,6 +117,7 @@ package final class ContactLookup: Sendable {
                 return .failure(.notFound)
             }
         }
+        let (policy, ttl) = live.withLockedValue { $0 }
         guard case .contact(let contact) = entry.value, entry.age < ttl + policy.staleTTL.seconds,
             let reason = revalidate(key, entry: contact.id)
         else { return nil }
@@ -202,14 +228,14 @@ package final class ContactLookup: Sendable {
         return .refreshing
     }
 
-    /// Starts a background refresh of a hot entry unless one runs or the API should be left alone.
     /// Whether a fresh entry read `reads` times at `age` seconds is hot and near enough its TTL to
     /// be refreshed ahead (`cached` and `writeHit` decide alike).
     private func refreshAheadDue(reads: Int, age: Double) -> Bool {
-        policy.refreshAhead > 0 && reads >= policy.refreshAheadReads
-            && age >= refreshAheadAge
+        reads >= refreshAheadReads.load(ordering: .relaxed)
+            && age >= Double(bitPattern: refreshAheadAgeBits.load(ordering: .relaxed))
     }
 
+    /// Starts a background refresh of a hot entry unless one runs or the API should be left alone.
     private func refreshAhead(_ key: ContactKey, entry: ContactID) {
         let now = clock.now()
         guard health.withLockedValue({ $0.mayRefreshAhead(key, now: now) }), !breaker.isRefusing else { return }
@@ -235,7 +261,7 @@ package final class ContactLookup: Sendable {
         default: return nil
         }
         guard let entry = cache.read(key), case .contact(let contact) = entry.value,
-            entry.age < cache.configuration.ttl.seconds + policy.staleIfError.seconds
+            entry.age < live.withLockedValue({ $0.ttl + $0.policy.staleIfError.seconds })
         else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
         counters.staleIfError.add(1, ordering: .relaxed)

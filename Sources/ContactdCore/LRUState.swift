@@ -23,6 +23,9 @@ struct LRUState: @unchecked Sendable {
     var count = 0
     var bytes = 0
     var evictions = 0
+    /// The TTLs in seconds, as ages are counted (read on every hit, under the lock already held;
+    /// a reload changes them with `ContactCache.setTTLs`).
+    var ttlSeconds: (contact: Double, notFound: Double) = (0, 0)
 
     /// The slot of the entry that has `key`.
     func slot(for key: KeyBytes) -> Int? {

@@ -66,6 +66,26 @@ final class ScriptedSource: ContactSource {
         #expect(lookup.stats.misses == 1)
     }
 
+    /// A reload's TTLs and stale windows hold from the next read, for entries cached before it.
+    @Test func reconfiguredTTLsHoldForEntriesAlreadyCached() async throws {
+        let source = ScriptedSource(.success(makeContact("a")))
+        let (lookup, clock) = makeLookup(source)
+        _ = try await lookup.get(cid("a"), maxAge: nil).get()
+        clock.advance(by: 120)
+        #expect(try lookup.cached(cid("a"), maxAge: nil)?.get().status == .hit, "fresh under the default 5m")
+        var policy = lookup.policy
+        policy.staleTTL = .seconds(10)
+        policy.refreshAhead = 0
+        lookup.reconfigure(policy: policy, ttl: .seconds(100), negativeTTL: .seconds(5))
+        #expect(lookup.policy.staleTTL == .seconds(10))
+        // 120 s old: past the new 100 s TTL and its 10 s stale window.
+        #expect(lookup.cached(cid("a"), maxAge: nil) == nil, "past the new TTL and stale window")
+        lookup.reconfigure(policy: policy, ttl: .seconds(115), negativeTTL: .seconds(5))
+        #expect(try lookup.cached(cid("a"), maxAge: nil)?.get().status == .stale)
+        lookup.reconfigure(policy: policy, ttl: .seconds(200), negativeTTL: .seconds(5))
+        #expect(try lookup.cached(cid("a"), maxAge: nil)?.get().status == .hit)
+    }
+
     @Test func concurrentMissesForOneKeyShareOneFetch() async throws {
         let source = ScriptedSource(.success(makeContact("a")))
         source.hold()

@@ -26,6 +26,18 @@ import Testing
         #expect(breaker.permit() == .allowed)
     }
 
+    /// A reload's new threshold counts from the next failure; the new cooldown from the next opening.
+    @Test func reconfiguredLimitsHoldFromTheNextFailure() {
+        let clock = ManualClock()
+        let breaker = CircuitBreaker(failureThreshold: 5, cooldown: 10, clock: clock.clock)
+        breaker.record(.failure, permit: breaker.permit())
+        #expect(breaker.snapshot.state == .closed)
+        breaker.reconfigure(failureThreshold: 2, cooldown: 3)
+        breaker.record(.failure, permit: breaker.permit())
+        #expect(breaker.snapshot.state == .open)
+        #expect(breaker.permit() == .refused(retryAfter: 3))
+    }
+
     @Test func aProbeThatSaidNothingLetsTheNextCallerProbe() {
         let clock = ManualClock()
         let breaker = CircuitBreaker(failureThreshold: 1, cooldown: 1, clock: clock.clock)
@@ -53,6 +65,23 @@ import Testing
         budget.release()
         #expect(await second.value == .granted)
         #expect(budget.inFlight == 2)
+    }
+
+    /// A higher cap from a reload lets a queued waiter start at once; a lower one starts no new
+    /// call until enough have ended; a smaller queue refuses sooner.
+    @Test func reconfiguredCapsApplyToWaitersAndNewCalls() async {
+        let budget = APIBudget(maxConcurrent: 1, ratePerSecond: 0, burst: 0, queueLimit: 10, clock: .system)
+        #expect(await budget.acquire(timeout: 1) == .granted)
+        let waiter = Task { await budget.acquire(timeout: 30) }
+        while budget.queued < 1 { await Task.yield() }
+        budget.reconfigure(maxConcurrent: 2, ratePerSecond: 0, burst: 0, queueLimit: 10)
+        #expect(await waiter.value == .granted)
+        #expect(budget.inFlight == 2)
+        budget.reconfigure(maxConcurrent: 1, ratePerSecond: 0, burst: 0, queueLimit: 0)
+        budget.release()
+        #expect(await budget.acquire(timeout: 1) == .queueFull, "one in flight at a cap of 1, no queue")
+        budget.release()
+        #expect(await budget.acquire(timeout: 1) == .granted)
     }
 
     @Test func aWaiterGivesUpAtItsTimeout() async {

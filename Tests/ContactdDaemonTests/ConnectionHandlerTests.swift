@@ -21,8 +21,7 @@ import Testing
                 maxLineBytes: 4096,
                 idleTimeout: .zero,
                 partialLineTimeout: .zero,
-                allowUIDs: [],
-                allowGIDs: []
+                allowLists: AllowLists(uids: [], gids: [])
             ),
             maxBatch: 10,
             maxInFlight: 10

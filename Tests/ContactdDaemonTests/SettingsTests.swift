@@ -233,6 +233,17 @@ import Testing
         return lines.joined(separator: "\n")
     }
 
+    /// Every setting a reload applies at once is a setting, and the policy's and the cache's
+    /// TTLs, which `ContactLookup.reconfigure` applies, are all among them.
+    @Test func theSettingsAppliedLiveAreSettings() {
+        let names = Set(DaemonConfiguration.settings.map(\.name))
+        #expect(DaemonConfiguration.appliedLive.isSubset(of: names))
+        for setting in DaemonConfiguration.settings
+        where ["ttl", "negative-ttl", "api-rate", "upstream-timeout"].contains(setting.name) {
+            #expect(DaemonConfiguration.appliedLive.contains(setting.name))
+        }
+    }
+
     /// The example config file lists every setting at its default, and reads back as the defaults.
     @Test func theExampleConfigFileIsTheSettingsTable() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

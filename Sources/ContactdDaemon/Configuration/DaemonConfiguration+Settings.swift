@@ -2,6 +2,17 @@ import ContactdCore
 import Logging
 
 extension DaemonConfiguration {
+    /// The settings a reload (SIGHUP) applies at once: freshness (the cache's and the lookup's),
+    /// the retry policy, the breaker, the API budget, the allow lists (for new connections) and
+    /// the log level. The rest shape what is built at start (sockets, the cache's size, the HTTP
+    /// client, the snapshot schedule, the metrics listener) and need a restart.
+    package static let appliedLive: Set<String> = [
+        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "refresh-ahead", "refresh-ahead-reads",
+        "upstream-timeout", "retry-attempts", "retry-base-delay", "retry-max-delay", "breaker-failures",
+        "breaker-cooldown", "api-concurrency", "api-rate", "api-burst", "api-queue", "rate-limit-all-keys",
+        "allow-uid", "allow-gid", "log-level",
+    ]
+
     /// Every setting the daemon takes, in the order `--help` and the docs list them.
     package static let settings: [Setting] = [
         .optionalText(

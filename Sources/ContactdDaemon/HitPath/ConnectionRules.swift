@@ -1,5 +1,6 @@
 import ContactdProtocol
 import Glibc
+import NIOConcurrencyHelpers
 
 /// The rules every client connection is held to, whichever path serves it: the fast lane
 /// consults them for the connections on its loops, `ConnectionHandler` and `SocketServer` for the
@@ -11,18 +12,14 @@ struct ConnectionRules: Sendable {
     var idleTimeout: Duration
     /// Close a connection whose started line is not finished this long after; `.zero` = never.
     var partialLineTimeout: Duration
-    /// Peers allowed by uid and by primary gid (SO_PEERCRED); both empty: anyone the socket
-    /// file's mode lets in.
-    var allowUIDs: Set<UInt32>
-    var allowGIDs: Set<UInt32>
+    /// Peers allowed by uid and by primary gid (SO_PEERCRED); a reload may change them.
+    let allowLists: AllowLists
 
     /// Whether peers are checked at all.
-    var checksPeers: Bool { !allowUIDs.isEmpty || !allowGIDs.isEmpty }
+    var checksPeers: Bool { allowLists.current.checksPeers }
 
     /// Whether `peer` may use the daemon: root always, else a uid or primary gid on the lists.
-    func allows(_ peer: PeerCredentials) -> Bool {
-        !checksPeers || peer.uid == 0 || allowUIDs.contains(peer.uid) || allowGIDs.contains(peer.gid)
-    }
+    func allows(_ peer: PeerCredentials) -> Bool { allowLists.current.allows(peer) }
 
     /// The content of one line as framed (`LineFramer`'s rule): without a trailing `\r`; `nil`
     /// for a blank line, which is skipped.
@@ -31,6 +28,34 @@ struct ConnectionRules: Sendable {
         if end > 0, line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
         let content = UnsafeRawBufferPointer(rebasing: line[..<end])
         return LineFramer.isBlank(content) ? nil : content
+    }
+}
+
+/// The peers allowed by uid and by primary gid; both lists empty: anyone the socket file's mode
+/// lets in. Checked when a connection is accepted, so a reload (`set`) holds for new connections;
+/// open ones stay.
+final class AllowLists: Sendable {
+    struct Lists: Sendable {
+        var uids: Set<UInt32>
+        var gids: Set<UInt32>
+
+        var checksPeers: Bool { !uids.isEmpty || !gids.isEmpty }
+
+        func allows(_ peer: PeerCredentials) -> Bool {
+            !checksPeers || peer.uid == 0 || uids.contains(peer.uid) || gids.contains(peer.gid)
+        }
+    }
+
+    private let lists: NIOLockedValueBox<Lists>
+
+    init(uids: [UInt32], gids: [UInt32]) {
+        lists = NIOLockedValueBox(Lists(uids: Set(uids), gids: Set(gids)))
+    }
+
+    var current: Lists { lists.withLockedValue { $0 } }
+
+    func set(uids: [UInt32], gids: [UInt32]) {
+        lists.withLockedValue { $0 = Lists(uids: Set(uids), gids: Set(gids)) }
     }
 }
 

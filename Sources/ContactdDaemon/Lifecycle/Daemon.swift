@@ -191,7 +191,8 @@ package enum Daemon {
                     loadConfiguration: reloadConfiguration,
                     levelSwitch: logLevelSwitch,
                     dispatcher: dispatcher,
-                    tokenSource: tokenSource
+                    tokenSource: tokenSource,
+                    allowLists: server.allowLists
                 ),
                 successTerminationBehavior: .ignore
             ),

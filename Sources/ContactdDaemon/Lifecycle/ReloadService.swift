@@ -7,8 +7,8 @@ import UnixSignals
 /// On SIGHUP: `RELOADING=1`, re-read the token and the config file, `READY=1` (SPEC §4).
 ///
 /// A config file that no longer loads (an unknown key, a bad value) is a warning and the running
-/// configuration stays. `log-level` changes at once; any other changed setting is named in one
-/// warning as taking effect after a restart.
+/// configuration stays. The settings in `DaemonConfiguration.appliedLive` change at once; any other changed setting
+/// is named in one warning as taking effect after a restart.
 struct ReloadService: Service, CustomStringConvertible {
     // The default description would print `environment`, which may hold CONTACTD_API_TOKEN.
     var description: String { "ReloadService" }
@@ -30,6 +30,8 @@ struct ReloadService: Service, CustomStringConvertible {
     /// Where `daemon.config`'s answer is replaced when a setting changes live.
     let dispatcher: RequestDispatcher
     let tokenSource: APIToken.Source
+    /// The allow lists new connections are checked against.
+    let allowLists: AllowLists
 
     func run() async throws {
         var current = running
@@ -61,17 +63,29 @@ struct ReloadService: Service, CustomStringConvertible {
             logger.warning("configuration not reloaded: \(error.description); the running configuration stays")
             return
         }
-        var applied: [String] = []
-        if let levelSwitch, fresh.logLevel != current.logLevel {
-            levelSwitch.set(fresh.logLevel)
-            current.logLevel = fresh.logLevel
-            current.sources["log-level"] = fresh.sources["log-level"]
-            applied.append("log-level")
+        let changed = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
+        var applied: [Setting] = []
+        for setting in changed where DaemonConfiguration.appliedLive.contains(setting.name) {
+            guard setting.name != "log-level" || levelSwitch != nil else { continue }
+            // The text a setting shows is text it takes back (a test holds every setting to that).
+            guard (try? setting.apply(setting.text(in: fresh), to: &current)) != nil else { continue }
+            current.sources[setting.name] = fresh.sources[setting.name]
+            applied.append(setting)
         }
-        let needRestart = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
+        if !applied.isEmpty {
+            levelSwitch?.set(current.logLevel)
+            lookup.reconfigure(policy: current.policy, ttl: current.cache.ttl, negativeTTL: current.cache.negativeTTL)
+            allowLists.set(uids: current.socket.allowUIDs, gids: current.socket.allowGIDs)
+        }
+        let needRestart = changed.filter { setting in !applied.contains { $0.name == setting.name } }
         if !applied.isEmpty {
             dispatcher.replaceConfigReport(current.report(tokenSource: tokenSource))
-            logger.notice("reloaded: applied at once", metadata: ["settings": "\(applied.joined(separator: ", "))"])
+            logger.notice(
+                "reloaded: applied at once",
+                metadata: [
+                    "settings": "\(applied.map { "\($0.name)=\($0.text(in: current))" }.joined(separator: ", "))"
+                ]
+            )
         }
         if !needRestart.isEmpty {
             logger.warning(

@@ -244,7 +244,8 @@ extension FastLane {
                     }
                 }
                 let peer = PeerCredentials(of: fd)
-                guard !rules.checksPeers || peer.map(rules.allows) == true, host.admit() else {
+                let allowed = rules.allowLists.current
+                guard !allowed.checksPeers || peer.map(allowed.allows) == true, host.admit() else {
                     // The host checks again, logs and refuses, as for a connection NIO accepted.
                     handOver(fd, output: ByteBuffer(), lookUp: nil, input: ByteBuffer(), admitted: false)
                     continue

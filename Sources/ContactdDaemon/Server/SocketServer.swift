@@ -41,6 +41,9 @@ package final class SocketServer: Sendable {
         self.logger = logger
     }
 
+    /// The allow lists every new connection is checked against (a reload replaces them).
+    var allowLists: AllowLists { rules.allowLists }
+
     /// Starts listening: on `inheritedSocket` if systemd passed one, else on a socket file it creates.
     package func listen(inheritedSocket: Int32?) async throws -> Listener {
         let descriptor: Int32
@@ -289,8 +292,7 @@ extension ConnectionRules {
             maxLineBytes: configuration.limits.maxLineBytes,
             idleTimeout: configuration.limits.idleTimeout,
             partialLineTimeout: configuration.limits.partialLineTimeout,
-            allowUIDs: Set(configuration.socket.allowUIDs),
-            allowGIDs: Set(configuration.socket.allowGIDs)
+            allowLists: AllowLists(uids: configuration.socket.allowUIDs, gids: configuration.socket.allowGIDs)
         )
     }
 }
