@@ -39,7 +39,11 @@ extension ContactLookup {
             if flights.byKey[key] === flight { flights.byKey[key] = nil }
             if let entry { flights.refreshing.remove(entry) }
         }
-        flight.finish(fetched.result)
+        flight.finish(
+            fetched.result.map { contact in
+                Fetch(contact: contact, age: fetched.shared?.age ?? 0, tier: fetched.shared == nil ? .api : .shared)
+            }
+        )
     }
 
     /// How a fetch ended, and the last answer the API itself gave during it.
@@ -53,6 +57,10 @@ extension ContactLookup {
         var result: Result<Contact, LookupError>
         /// The API's last answer in this fetch; `nil` when it was not called.
         var apiAnswer: Result<Contact, LookupError>?
+        /// What another host had fetched, when the shared cache answered instead of the API.
+        var shared: SharedEntry?
+        /// The fleet's claim on fetching this key, held by this fetch (released when it shares).
+        var claim: String?
     }
 
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
@@ -68,7 +76,29 @@ extension ContactLookup {
         let shortest = min(0.25, policy.deadline.seconds * 0.25)
         var attempt = 0
         var apiAnswer: Result<Contact, LookupError>?
-        func refused(_ error: LookupError) -> Fetched { Fetched(result: .failure(error), apiAnswer: apiAnswer) }
+        var claim: String?
+        func refused(_ error: LookupError) -> Fetched {
+            Fetched(result: .failure(error), apiAnswer: apiAnswer, claim: claim)
+        }
+        if let shared {
+            // Another host's answer, or the fleet's claim on asking the API (issue: one API call
+            // however many hosts miss at once). A claim lasts half the deadline: a host that dies
+            // holding one delays the others by that, not by their whole deadline.
+            let lease = policy.deadline.seconds / 2
+            switch await shared.lookUp(key, lease: lease) {
+            case .found(let entry):
+                if let usable = usable(entry) { return usable }
+            case .claimed(let token):
+                claim = token
+            case .fetchedElsewhere:
+                let until = min(started + lease, deadline - shortest)
+                if let entry = await shared.awaitPeer(key, until: until), let usable = usable(entry) {
+                    return usable
+                }
+            case .unavailable:
+                break
+            }
+        }
         while true {
             if let refusal = refusal(for: key) { return refused(refusal) }
             let permit = breaker.permit()
@@ -100,7 +130,7 @@ extension ContactLookup {
             breaker.record(Self.breakerOutcome(result), permit: permit)
 
             apiAnswer = result
-            let answer = Fetched(result: result, apiAnswer: apiAnswer)
+            let answer = Fetched(result: result, apiAnswer: apiAnswer, claim: claim)
             guard case .failure(let error) = result, error.isRetryable, attempt + 1 < policy.retryAttempts else {
                 return answer
             }
@@ -110,6 +140,19 @@ extension ContactLookup {
             counters.retries.add(1, ordering: .relaxed)
             try? await Task.sleep(for: .seconds(delay))
             attempt += 1
+        }
+    }
+
+    /// Another host's entry as this fetch's answer, if it is still fresh by this host's TTLs.
+    private func usable(_ entry: SharedEntry) -> Fetched? {
+        let ttls = cache.ttls
+        switch entry.value {
+        case .contact(let contact) where entry.age < ttls.contact:
+            return Fetched(result: .success(contact), apiAnswer: nil, shared: entry)
+        case .notFound where entry.age < ttls.notFound:
+            return Fetched(result: .failure(.notFound), apiAnswer: nil, shared: entry)
+        default:
+            return nil
         }
     }
 
@@ -157,16 +200,34 @@ extension ContactLookup {
     /// Records what a finished fetch taught: the cache entry, and what the API said (holds, the
     /// token's state, its last failure) in `UpstreamHealth`.
     private func settle(_ key: ContactKey, _ fetched: Fetched, generation: Int, background: Bool) {
-        guard let answer = fetched.apiAnswer else { return }
+        if let entry = fetched.shared {
+            // Its true age, so freshness, stale serving and `cache.age` agree across the fleet.
+            cache.insert(entry.value, for: key, age: entry.age)
+            return
+        }
+        guard let answer = fetched.apiAnswer else {
+            if let claim = fetched.claim { shared?.release(claim, for: key) }
+            return
+        }
         let now = clock.now()
+        let policy = self.policy
+        let ttls = cache.ttls
         switch answer {
         case .success(let contact):
             cache.insert(.contact(contact), for: key)
+            // Kept in the shared cache as long as any host could still answer from it.
+            let lifetime = ttls.contact + max(policy.staleTTL.seconds, policy.staleIfError.seconds)
+            shared?.store(.contact(contact), for: key, lifetime: lifetime, claim: fetched.claim)
         case .failure(.notFound):
             // Learned with an older token: the new one may see the contact.
-            if health.withLockedValue({ $0.generation }) == generation { cache.insert(.notFound, for: key) }
+            if health.withLockedValue({ $0.generation }) == generation {
+                cache.insert(.notFound, for: key)
+                shared?.store(.notFound, for: key, lifetime: ttls.notFound, claim: fetched.claim)
+            } else if let claim = fetched.claim {
+                shared?.release(claim, for: key)
+            }
         default:
-            break
+            if let claim = fetched.claim { shared?.release(claim, for: key) }
         }
         let action = health.withLockedValue {
             $0.learn(answer, for: key, generation: generation, background: background, policy: policy, now: now)

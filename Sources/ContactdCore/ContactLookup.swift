@@ -18,6 +18,10 @@ package final class ContactLookup: Sendable {
     package let breaker: CircuitBreaker
     package let budget: APIBudget
     let source: any ContactSource
+    /// The cache other hosts share, asked after this one and before the API; `nil`: none.
+    let shared: (any SharedTier)?
+    /// `.local` when a shared cache is configured (replies then say which tier answered).
+    package let localTier: CacheTier?
     /// Told of every API call's outcome and duration (the daemon's metrics); `nil`: nobody.
     let observer: (any APICallObserver)?
     let clock: MonotonicClock
@@ -51,10 +55,13 @@ package final class ContactLookup: Sendable {
         policy: UpstreamPolicy = UpstreamPolicy(),
         clock: MonotonicClock = .system,
         observer: (any APICallObserver)? = nil,
+        shared: (any SharedTier)? = nil,
         logger: Logger = Logger(label: "contactd", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.cache = cache
         self.source = source
+        self.shared = shared
+        self.localTier = shared == nil ? nil : .local
         self.observer = observer
         self.live = NIOLockedValueBox((policy, cache.ttls.contact))
         self.clock = clock
@@ -112,7 +119,7 @@ package final class ContactLookup: Sendable {
             switch entry.value {
             case .contact(let contact):
                 if refreshAheadDue(reads: entry.reads, age: entry.age) { refreshAhead(key, entry: contact.id) }
-                return .success(LookupResult(contact: contact, status: .hit, age: entry.age))
+                return .success(LookupResult(contact: contact, status: .hit, age: entry.age, tier: localTier))
             case .notFound:
                 return .failure(.notFound)
             }
@@ -122,7 +129,9 @@ package final class ContactLookup: Sendable {
             let reason = revalidate(key, entry: contact.id)
         else { return nil }
         counters.staleHits.add(1, ordering: .relaxed)
-        return .success(LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason))
+        return .success(
+            LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason, tier: localTier)
+        )
     }
 
     /// What `writeHit(_:maxAge:_:)` found.
@@ -201,8 +210,15 @@ package final class ContactLookup: Sendable {
                 .unavailable(detail: "no answer within the \(policy.deadline.settingText) deadline", retryAfter: nil)
             )
         switch result {
-        case .success(let contact):
-            return .success(LookupResult(contact: contact, status: .miss, age: 0))
+        case .success(let fetch):
+            return .success(
+                LookupResult(
+                    contact: fetch.contact,
+                    status: fetch.tier == .shared ? .hit : .miss,
+                    age: fetch.age,
+                    tier: shared == nil ? nil : fetch.tier
+                )
+            )
         case .failure(let error):
             if let stale = staleIfError(key, maxAge: maxAge, error: error) { return .success(stale) }
             return .failure(error)
@@ -267,7 +283,7 @@ package final class ContactLookup: Sendable {
         counters.staleIfError.add(1, ordering: .relaxed)
         let now = clock.now()
         health.withLockedValue { $0.servedStale(now: now) }
-        return LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason)
+        return LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason, tier: localTier)
     }
 
     /// Zeroes the counters `cache.stats` reports (hits, misses, API calls, retries, evictions, the
@@ -282,11 +298,32 @@ package final class ContactLookup: Sendable {
 
     // MARK: - Administration
 
-    /// Removes the entry for `key`; returns the number of entries removed.
-    package func invalidate(_ key: ContactKey) -> Int { cache.remove(key) }
+    /// Removes the entry for `key` here and, with a shared cache, in it and on every other host;
+    /// returns the number of entries removed here.
+    package func invalidate(_ key: ContactKey) -> Int {
+        if let shared {
+            // The contact's other keys too: the shared cache holds it under each of them.
+            var keys = [key]
+            if case .contact(let contact)? = cache.read(key)?.value {
+                keys += contact.ownKeys.filter { $0 != key }
+            }
+            shared.invalidate(keys)
+        }
+        return cache.remove(key)
+    }
 
-    /// Removes every entry; returns the number of entries removed.
-    package func invalidateAll() -> Int { cache.removeAll() }
+    /// Removes every entry (and, with a shared cache, on every host); returns the number removed here.
+    package func invalidateAll() -> Int {
+        shared?.invalidateAll()
+        return cache.removeAll()
+    }
+
+    /// Drops `key` from this host's cache only: another host invalidated it (the shared cache's
+    /// message). Returns the number of entries removed.
+    package func dropLocally(_ key: ContactKey) -> Int { cache.remove(key) }
+
+    /// Empties this host's cache only (another host asked for it).
+    package func dropAllLocally() -> Int { cache.removeAll() }
 
     /// Called after the token is read again (SIGHUP). Ends the token-rejected state; when the
     /// token really changed, also drops the not-found entries learned with the old one.

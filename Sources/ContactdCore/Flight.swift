@@ -1,23 +1,31 @@
 import NIOConcurrencyHelpers
 
+/// What a fetch found: a contact, how old it is and where it came from.
+struct Fetch: Sendable, Equatable {
+    var contact: Contact
+    var age: Double = 0
+    /// `.api`, or `.shared` when another host had fetched it.
+    var tier: CacheTier = .api
+}
+
 /// One fetch in progress and the callers waiting for it, each with its own deadline.
 final class Flight: Sendable {
     private let state = NIOLockedValueBox(State())
 
     private struct State {
-        var result: Result<Contact, LookupError>?
+        var result: Result<Fetch, LookupError>?
         var waiters: [Int: Waiter] = [:]
         var nextID = 0
     }
 
     private struct Waiter {
-        let continuation: CheckedContinuation<Result<Contact, LookupError>?, Never>
+        let continuation: CheckedContinuation<Result<Fetch, LookupError>?, Never>
         var deadline: DeadlineScheduler.Token?
     }
 
     /// The fetch's result, or `nil` when `timeout` seconds pass first or the caller is cancelled.
     /// Leaving early never cancels the fetch.
-    func wait(timeout: Double) async -> Result<Contact, LookupError>? {
+    func wait(timeout: Double) async -> Result<Fetch, LookupError>? {
         // An instant, fixed now: however late the scheduler runs, the wait ends when it was due.
         let until = ContinuousClock.now + .seconds(timeout)
         let id = state.withLockedValue { s in
@@ -26,7 +34,7 @@ final class Flight: Sendable {
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let done: Result<Contact, LookupError>? = state.withLockedValue { s in
+                let done: Result<Fetch, LookupError>? = state.withLockedValue { s in
                     if let result = s.result { return result }
                     s.waiters[id] = Waiter(continuation: continuation, deadline: nil)
                     return nil
@@ -56,7 +64,7 @@ final class Flight: Sendable {
     }
 
     /// Hands `result` to every waiter still here.
-    func finish(_ result: Result<Contact, LookupError>) {
+    func finish(_ result: Result<Fetch, LookupError>) {
         let waiters = state.withLockedValue { s in
             s.result = result
             defer { s.waiters = [:] }

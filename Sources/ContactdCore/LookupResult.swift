@@ -25,11 +25,20 @@ package struct LookupResult: Sendable, Equatable {
     package let age: Double
     /// Set exactly when `status` is `.stale`.
     package let staleReason: StaleReason?
+    /// Which cache answered; `nil` when no shared cache is configured (the reply then has none).
+    package let tier: CacheTier?
 
-    package init(contact: Contact, status: CacheStatus, age: Double, staleReason: StaleReason? = nil) {
+    package init(
+        contact: Contact,
+        status: CacheStatus,
+        age: Double,
+        staleReason: StaleReason? = nil,
+        tier: CacheTier? = nil
+    ) {
         self.contact = contact
         self.status = status
         self.age = age
         self.staleReason = staleReason
+        self.tier = tier
     }
 }

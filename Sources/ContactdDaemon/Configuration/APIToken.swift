@@ -72,6 +72,23 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
         return mode & 0o006 != 0 ? tokenFile : nil
     }
 
+    /// The shared cache's Redis password: `--shared-cache-password-file`, else
+    /// `$CREDENTIALS_DIRECTORY/shared-cache-password`, else none. Kept as an `APIToken` so it is
+    /// redacted wherever it is printed.
+    package static func sharedCachePassword(
+        file: String?,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> APIToken? {
+        if let file { return try read(file, what: "--shared-cache-password-file") }
+        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
+            let path = directory + "/shared-cache-password"
+            if FileManager.default.fileExists(atPath: path) {
+                return try read(path, what: "credential shared-cache-password")
+            }
+        }
+        return nil
+    }
+
     private static func read(_ path: String, what: String) throws(ConfigurationError) -> APIToken {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("\(what): cannot read \(path) (missing or unreadable)")

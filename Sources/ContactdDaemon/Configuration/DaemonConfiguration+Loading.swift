@@ -151,7 +151,9 @@ extension DaemonConfiguration {
             let value = setting.value(in: DaemonConfiguration())
             let unset = value == nil ? " Unset by default: \(setting.defaultText)." : ""
             lines.append(wrap(setting.help + unset, width: 98, indent: "# "))
-            lines.append("#\(setting.name):" + (value.map { " " + $0 } ?? ""))
+            // Quoted where YAML would read the text otherwise (`contactd:` ends like a key).
+            let shown = value.map { $0.hasSuffix(":") || $0.contains(": ") ? "\"\($0)\"" : $0 }
+            lines.append("#\(setting.name):" + (shown.map { " " + $0 } ?? ""))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -1,5 +1,6 @@
 import ContactdCore
 import Logging
+import RedisClient
 
 extension DaemonConfiguration {
     /// The settings a reload (SIGHUP) applies at once: freshness (the cache's and the lookup's),
@@ -192,6 +193,40 @@ extension DaemonConfiguration {
             placeholder: "path",
             unset: "none",
             help: "Also keep the cache snapshot in this file (mode 0600; personal data at rest)."
+        ),
+        Setting(
+            "shared-cache",
+            .value("url"),
+            help:
+                "Share the cache with other hosts through Redis: redis://host[:port][/db], rediss://… (TLS) or unix:PATH.",
+            unset: "off",
+            show: { $0.sharedCache.address?.description },
+            parse: { c, text in
+                do {
+                    c.sharedCache.address = try RedisAddress(parsing: text)
+                } catch let error as RedisAddressError {
+                    throw ConfigurationError(error.description)
+                }
+            }
+        ),
+        .text(
+            "shared-cache-prefix",
+            \.sharedCache.prefix,
+            placeholder: "text",
+            help: "Prefix of contactd's keys and channel in Redis."
+        ),
+        .duration(
+            "shared-cache-timeout",
+            \.sharedCache.timeout,
+            allowZero: false,
+            help: "Longest wait for Redis per lookup; past it the lookup goes on without Redis."
+        ),
+        .optionalText(
+            "shared-cache-password-file",
+            \.sharedCache.passwordFile,
+            placeholder: "path",
+            unset: "the shared-cache-password credential, if any",
+            help: "File holding Redis's password (never a flag value)."
         ),
         Setting(
             "metrics-listen",

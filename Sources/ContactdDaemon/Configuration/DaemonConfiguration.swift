@@ -1,5 +1,6 @@
 import ContactdCore
 import Logging
+import RedisClient
 
 /// Everything the daemon is told at start, validated into typed values.
 ///
@@ -59,7 +60,20 @@ package struct DaemonConfiguration: Sendable {
         package var file: String?
     }
 
+    /// The cache several hosts share (`--shared-cache`, docs/scale.md).
+    package struct SharedCache: Sendable {
+        /// Where Redis listens; `nil` = no shared cache. Default none.
+        package var address: RedisAddress?
+        /// Prepended to every key and to the invalidation channel. Default `contactd:`.
+        package var prefix = "contactd:"
+        /// Longest wait for Redis per lookup. Default 20 ms.
+        package var timeout: Duration = .milliseconds(20)
+        /// A file holding Redis's password; else the `shared-cache-password` credential. Default none.
+        package var passwordFile: String?
+    }
+
     package var socket = Socket()
+    package var sharedCache = SharedCache()
     package var upstream = Upstream()
     package var cache = CacheConfiguration()
     /// The overall deadline per lookup (`--upstream-timeout`), stale serving, retries, circuit

@@ -15,6 +15,7 @@ enum ContactReply {
                     status: found.status,
                     age: found.age,
                     staleReason: found.staleReason,
+                    tier: found.tier,
                     into: &out
                 )
             }
@@ -29,6 +30,7 @@ enum ContactReply {
         status: CacheStatus,
         age: Double,
         staleReason: StaleReason?,
+        tier: CacheTier?,
         into out: inout some ReplySink
     ) {
         // Static pieces and digits written directly, not one `String` per piece: the envelope
@@ -49,6 +51,12 @@ enum ContactReply {
             out.append(#","stale_reason":""# as StaticString)
             out.append(reason.rawValue)
             out.append("\"" as StaticString)
+        }
+        switch tier {
+        case nil: break
+        case .local: out.append(#","tier":"local""# as StaticString)
+        case .shared: out.append(#","tier":"shared""# as StaticString)
+        case .api: out.append(#","tier":"api""# as StaticString)
         }
         out.append("}}" as StaticString)
         out.append(RPCResponse.end)

@@ -102,7 +102,15 @@ final class HitWriter: Sendable {
         // The key as a value (and the id) is made only when needed: for a debug line, a
         // not-found reply or a lookup; a request the full parser read already has it.
         let found = lookup.writeHit(kind: kind, bytes: key, maxAge: maxAge) { json, age in
-            ContactReply.write(idToken: idToken, json: json, status: .hit, age: age, staleReason: nil, into: &out)
+            ContactReply.write(
+                idToken: idToken,
+                json: json,
+                status: .hit,
+                age: age,
+                staleReason: nil,
+                tier: lookup.localTier,
+                into: &out
+            )
         }
         switch found {
         case .wrote:

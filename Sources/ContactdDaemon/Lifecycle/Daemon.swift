@@ -135,17 +135,32 @@ package enum Daemon {
         )
         warmRestart.restore(storedDescriptors: storedSnapshots)
         let metrics = DaemonMetrics()
+        let sharedCache = configuration.sharedCache.address.map {
+            SharedCache(
+                address: $0,
+                prefix: configuration.sharedCache.prefix,
+                timeout: configuration.sharedCache.timeout,
+                logger: logger
+            )
+        }
+        let sharedCachePassword = try APIToken.sharedCachePassword(
+            file: configuration.sharedCache.passwordFile,
+            environment: environment
+        )
         let lookup = ContactLookup(
             cache: cache,
             source: source,
             policy: configuration.policy,
             clock: configuration.clock,
             observer: metrics,
+            shared: sharedCache,
             logger: logger
         )
         let status = DaemonStatus()
         let callers = CallerUnits()
-        metrics.read(from: .init(lookup: lookup, status: status, callers: callers, snapshots: warmRestart))
+        metrics.read(
+            from: .init(lookup: lookup, status: status, callers: callers, snapshots: warmRestart, shared: sharedCache)
+        )
         let dispatcher = RequestDispatcher(
             lookup: lookup,
             status: status,
@@ -153,7 +168,8 @@ package enum Daemon {
             logPersonalData: configuration.logPersonalData,
             configReport: configuration.report(tokenSource: tokenSource),
             levelSwitch: logLevelSwitch,
-            metrics: metrics
+            metrics: metrics,
+            sharedCache: sharedCache
         )
         let server = SocketServer(
             configuration: configuration,
@@ -201,6 +217,15 @@ package enum Daemon {
                 successTerminationBehavior: .ignore
             ),
         ]
+        if let sharedCache {
+            let service = SharedCacheService(
+                cache: sharedCache,
+                password: sharedCachePassword?.secret,
+                lookup: lookup,
+                logger: logger
+            )
+            services.append(.init(service: service, successTerminationBehavior: .ignore))
+        }
         if let address = configuration.metricsListen {
             let metricsServer = try await MetricsServer.start(at: address, metrics: metrics)
             logger.info("serving metrics", metadata: ["metrics.address": "\(address)"])

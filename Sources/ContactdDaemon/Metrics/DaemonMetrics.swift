@@ -23,6 +23,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         let status: DaemonStatus
         let callers: CallerUnits
         let snapshots: WarmRestart?
+        var shared: SharedCache? = nil
     }
 
     private let registry = PrometheusCollectorRegistry()
@@ -131,6 +132,13 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         for state in ["closed", "open", "half_open"] {
             level(.circuitState, [("state", state)], stats.circuitState == state ? 1 : 0)
         }
+        if let shared = sources.shared {
+            level(.sharedUp, [], shared.stateName == "up" ? 1 : 0)
+            count(.sharedLookups, [("result", "hit")], shared.counts.hits.load(ordering: .relaxed))
+            count(.sharedLookups, [("result", "miss")], shared.counts.misses.load(ordering: .relaxed))
+            count(.sharedLookups, [("result", "skipped")], shared.counts.skipped.load(ordering: .relaxed))
+            count(.sharedErrors, [], shared.counts.errors.load(ordering: .relaxed))
+        }
         if let snapshots = sources.snapshots, snapshots.writes {
             level(.snapshotAge, [], snapshots.secondsSinceLastWrite ?? sources.status.uptime)
         }
@@ -202,11 +210,23 @@ struct MetricName: Sendable {
         name: "contactd_snapshot_age_seconds",
         help: "Seconds since the cache snapshot was last written (since start before the first)."
     )
+    static let sharedUp = MetricName(
+        name: "contactd_shared_cache_up",
+        help: "1 while the shared cache (Redis) is connected, else 0."
+    )
+    static let sharedLookups = MetricName(
+        name: "contactd_shared_cache_lookups_total",
+        help: "Misses of this host asked of the shared cache: hit, miss, or skipped while it was down."
+    )
+    static let sharedErrors = MetricName(
+        name: "contactd_shared_cache_errors_total",
+        help: "Calls to the shared cache that failed or timed out."
+    )
     static let buildInfo = MetricName(name: "contactd_build_info", help: "Always 1; the version is the label.")
 
     static let all: [MetricName] = [
         lookups, unitLookups, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
         circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions,
-        refreshes, connections, snapshotAge, buildInfo,
+        refreshes, connections, snapshotAge, sharedUp, sharedLookups, sharedErrors, buildInfo,
     ]
 }

@@ -29,6 +29,8 @@ package final class RequestDispatcher: Sendable {
     private let configReport: NIOLockedValueBox<JSONValue>
     /// What `daemon.metrics` renders; `nil` in tests that build a dispatcher alone.
     private let metrics: DaemonMetrics?
+    /// The cache shared with other hosts, when configured: its state and counts join the reports.
+    private let sharedCache: SharedCache?
 
     package init(
         lookup: ContactLookup,
@@ -37,10 +39,12 @@ package final class RequestDispatcher: Sendable {
         logPersonalData: Bool = false,
         configReport: JSONValue = .object([:]),
         levelSwitch: LogLevelSwitch? = nil,
-        metrics: DaemonMetrics? = nil
+        metrics: DaemonMetrics? = nil,
+        sharedCache: SharedCache? = nil
     ) {
         self.lookup = lookup
         self.metrics = metrics
+        self.sharedCache = sharedCache
         self.status = status
         self.configReport = NIOLockedValueBox(configReport)
         self.log = LookupLog(logger: logger, clear: logPersonalData, levelSwitch: levelSwitch)
@@ -98,7 +102,7 @@ package final class RequestDispatcher: Sendable {
             return reply(request, .object(["removed": .int(removed)]))
         case .cacheStats:
             try Self.expectNoParams(request.params)
-            return reply(request, Self.statsJSON(lookup.stats))
+            return reply(request, Self.statsJSON(lookup.stats).adding("shared", sharedCache?.statsJSON))
         case .cacheResetStats:
             try Self.expectNoParams(request.params)
             if let metrics {
@@ -109,7 +113,11 @@ package final class RequestDispatcher: Sendable {
             return reply(request, .object([:]))
         case .daemonStatus:
             try Self.expectNoParams(request.params)
-            return reply(request, status.json(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
+            return reply(
+                request,
+                status.json(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure)
+                    .adding("shared_cache", sharedCache?.statusJSON)
+            )
         case .daemonPing:
             try Self.expectNoParams(request.params)
             return reply(request, .string("pong"))
@@ -187,5 +195,14 @@ package final class RequestDispatcher: Sendable {
                 ]),
             ]),
         ])
+    }
+}
+
+extension JSONValue {
+    /// This object with `member` added; unchanged when `value` is `nil` or this is not an object.
+    fileprivate func adding(_ member: String, _ value: JSONValue?) -> JSONValue {
+        guard let value, case .object(var object) = self else { return self }
+        object[member] = value
+        return .object(object)
     }
 }

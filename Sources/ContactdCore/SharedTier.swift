@@ -1,0 +1,56 @@
+/// Which cache answered a lookup (`cache.tier`); reported only when a shared cache is configured.
+package enum CacheTier: String, Sendable {
+    /// This host's own cache.
+    case local
+    /// The cache the fleet shares (Redis): another host fetched it.
+    case shared
+    /// Neither: this lookup called the API.
+    case api
+}
+
+/// An entry some host stored in the shared cache, and how old its answer is.
+package struct SharedEntry: Sendable, Equatable {
+    package var value: CachedValue
+    /// Seconds since the API gave the answer (wall clock, whichever host it was).
+    package var age: Double
+
+    package init(value: CachedValue, age: Double) {
+        self.value = value
+        self.age = age
+    }
+}
+
+/// What the shared cache said about a key this host is about to fetch.
+package enum SharedLookup: Sendable, Equatable {
+    /// Some host stored it.
+    case found(SharedEntry)
+    /// Nobody has: this host now holds the fleet's claim on fetching it (the token releases it).
+    case claimed(token: String)
+    /// Nobody has, and another host is fetching it now.
+    case fetchedElsewhere
+    /// The shared cache did not answer (down, slow, not configured right): go on without it.
+    case unavailable
+}
+
+/// A cache several hosts share, asked after this host's cache and before the API.
+///
+/// Every call is bounded by the tier's own timeout and never throws: a shared cache that cannot
+/// answer is one that has nothing, and the lookup goes on as it would without one. The store and
+/// invalidation calls return at once; their writes go out behind the lookup.
+package protocol SharedTier: Sendable {
+    /// The entry for `key`, or when there is none, the fleet's claim on fetching it for `lease`
+    /// seconds (asked in the same round trip).
+    func lookUp(_ key: ContactKey, lease: Double) async -> SharedLookup
+    /// Waits until another host's fetch of `key` lands, at most until `deadline`
+    /// (`MonotonicClock.system` seconds); `nil` if it did not.
+    func awaitPeer(_ key: ContactKey, until deadline: Double) async -> SharedEntry?
+    /// Shares what the API answered for `key` (a contact also under its number and id), kept for
+    /// `lifetime` seconds; releases `claim`.
+    func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String?)
+    /// Gives up the claim on fetching `key` without sharing anything (the fetch failed).
+    func release(_ claim: String, for key: ContactKey)
+    /// Removes `keys` from the shared cache and tells every host to drop them.
+    func invalidate(_ keys: [ContactKey])
+    /// Tells every host to empty its cache, and empties the shared one.
+    func invalidateAll()
+}

@@ -1,0 +1,82 @@
+import ContactdCore
+import Logging
+import NIOCore
+import RedisClient
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps the shared cache's connection: connects (and subscribes to invalidations), and after any
+/// failure connects again with backoff (0.25 s doubling to 5 s) until the daemon stops. The daemon
+/// is ready without it: lookups skip Redis until it is up.
+struct SharedCacheService: Service, CustomStringConvertible {
+    var description: String { "SharedCacheService" }
+
+    let cache: SharedCache
+    /// From the `shared-cache-password` credential or `--shared-cache-password-file`; never logged.
+    let password: String?
+    let lookup: ContactLookup
+    let logger: Logger
+
+    func run() async {
+        var backoff = 0.25
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let connection = try await connect()
+                cache.connected(connection)
+                backoff = 0.25
+                await waitForEnd(of: connection)
+                await connection.close()
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                if !cache.isDown { cache.markDown("the connection to Redis closed") }
+            } catch {
+                cache.markDown(error.description)
+            }
+            let pause = backoff
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
+            } catch {
+                return
+            }
+            backoff = min(backoff * 2, 5)
+        }
+    }
+
+    private func connect() async throws(RedisError) -> RedisConnection {
+        let lookup = self.lookup
+        let channel = cache.invalidationChannel
+        let counts = cache.counts
+        // Connecting may take longer than one lookup's timeout; it does not hold up lookups.
+        let setupTimeout = max(cache.timeout, .seconds(1))
+        let connection = try await RedisConnection.connect(to: cache.address, password: password, timeout: setupTimeout)
+        {
+            push in
+            guard case .push(let parts) = push, parts.count == 3, parts[0].string == "message",
+                parts[1].string == channel, let text = parts[2].string
+            else { return }
+            counts.invalidationsReceived.add(1, ordering: .relaxed)
+            if text == "*" {
+                _ = lookup.dropAllLocally()
+            } else if let key = SharedCache.key(fromMessage: text) {
+                _ = lookup.dropLocally(key)
+            }
+        }
+        do {
+            _ = try await connection.send(["SUBSCRIBE", .text(channel)], timeout: setupTimeout)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Returns when the connection closes (a failed call closes it: `SharedCache.markDown`) or
+    /// the daemon stops.
+    private func waitForEnd(of connection: RedisConnection) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await connection.closed.get() }
+            group.addTask { try? await gracefulShutdown() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}

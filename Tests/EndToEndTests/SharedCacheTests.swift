@@ -1,0 +1,263 @@
+import ContactdJSON
+import ContactdTestSupport
+import FakeContactAPI
+import Foundation
+import NIOCore
+import Testing
+
+/// The shared cache with a real `redis-server` and three real contactd processes (hosts A, B
+/// and C) against one loopback API: shared hits, fleet-wide coalescing and invalidation, and Redis
+/// failing under them.
+@Suite(.timeLimit(.minutes(2)), .serialized) struct SharedCacheTests {
+    struct Fleet {
+        let redis: RedisServer
+        let hosts: [SpawnedDaemon]
+        let api: FakeContactAPI
+    }
+
+    /// Redis, the API and `count` hosts sharing them (host 0 through the Unix socket, the others
+    /// over TCP); everything is stopped afterwards.
+    func withFleet(
+        count: Int = 3,
+        redisPassword: String? = nil,
+        hostPassword: String? = nil,
+        _ body: (Fleet) async throws -> Void
+    ) async throws {
+        guard RedisServer.isAvailable else {
+            print("skipped: needs \(RedisServer.executable) (apt-get install redis-server)")
+            return
+        }
+        try await withTemporaryDirectory { directory in
+            let redis = try RedisServer(directory: directory, password: redisPassword)
+            try await redis.start()
+            try await withFakeAPI { api in
+                var hosts: [SpawnedDaemon] = []
+                do {
+                    for index in 0..<count {
+                        let hostDirectory = directory + "/h\(index)"
+                        try FileManager.default.createDirectory(
+                            atPath: hostDirectory,
+                            withIntermediateDirectories: true
+                        )
+                        var arguments = [
+                            "--api-url", api.baseURL, "--log-level", "info",
+                            "--shared-cache", index == 0 ? "unix:\(redis.socketPath)" : redis.url,
+                        ]
+                        if let hostPassword {
+                            let file = hostDirectory + "/redis-password"
+                            try hostPassword.write(toFile: file, atomically: true, encoding: .utf8)
+                            arguments += ["--shared-cache-password-file", file]
+                        }
+                        let host = try SpawnedDaemon(
+                            directory: hostDirectory,
+                            arguments: arguments,
+                            environment: ["CONTACTD_API_TOKEN": "test-token"]
+                        )
+                        hosts.append(host)
+                        _ = try await host.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                    }
+                    if hostPassword == redisPassword {
+                        for host in hosts { try await waitForSharedCache(host, state: "up") }
+                    }
+                    try await body(Fleet(redis: redis, hosts: hosts, api: api))
+                } catch {
+                    for host in hosts { await host.stop() }
+                    await redis.kill()
+                    throw error
+                }
+                for host in hosts { await host.stop() }
+                await redis.kill()
+            }
+        }
+    }
+
+    func call(_ host: SpawnedDaemon, _ line: String) async throws -> JSONValue {
+        let client = try await RawSocketClient.connect(host.socketPath)
+        defer { Task { await client.close() } }
+        try await client.send(line + "\n")
+        let reply = try #require(try await client.readLine())
+        return try JSONParser.parse(Array(reply.utf8))
+    }
+
+    func get(_ host: SpawnedDaemon, _ number: String) async throws -> JSONValue {
+        try await call(host, #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":{"phone_number":"\#(number)"}}"#)
+    }
+
+    func sharedState(_ host: SpawnedDaemon) async throws -> String? {
+        try await call(host, #"{"jsonrpc":"2.0","id":1,"method":"daemon.status"}"#)["result"]?["shared_cache"]?[
+            "state"
+        ]?
+        .stringValue
+    }
+
+    func waitForSharedCache(_ host: SpawnedDaemon, state: String, within seconds: Double = 10) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while try await sharedState(host) != state {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the shared cache did not become \(state): \(host.log)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test func aContactFetchedOnOneHostIsASharedHitOnAnother() async throws {
+        try await withFleet { fleet in
+            let (a, b, c) = (fleet.hosts[0], fleet.hosts[1], fleet.hosts[2])
+            let first = try await get(a, "+14155551234")
+            #expect(first["result"]?["cache"]?["status"]?.stringValue == "miss")
+            #expect(first["result"]?["cache"]?["tier"]?.stringValue == "api")
+            try await fleet.api.waitForCalls(1)
+            let onB = try await get(b, "+14155551234")
+            #expect(onB["result"]?["cache"]?["status"]?.stringValue == "hit", "\(onB.jsonString)")
+            #expect(onB["result"]?["cache"]?["tier"]?.stringValue == "shared")
+            #expect(onB["result"]?["contact"] == first["result"]?["contact"])
+            // B now has it itself; by its id too (the shared entry is stored under every key).
+            let again = try await get(b, "+14155551234")
+            #expect(again["result"]?["cache"]?["tier"]?.stringValue == "local")
+            let byID = try await call(
+                c,
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":{"contact_id":"c1d2e3f4-5678-9abc-def0-123456789abc"}}"#
+            )
+            #expect(byID["result"]?["cache"]?["tier"]?.stringValue == "shared", "\(byID.jsonString)")
+            // A not-found is shared too.
+            _ = try await get(a, "+15550000000")
+            let notFound = try await get(c, "+15550000000")
+            #expect(notFound["error"]?["data"]?["reason"]?.stringValue == "not_found")
+            #expect(fleet.api.calls == 2, "one call for the contact, one for the unknown number")
+            // The replies with the shared cache's members fit rpc.discover's schemas.
+            let document = try await call(a, #"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
+            let methods = document["result"]?["methods"]?.arrayValue ?? []
+            func schema(_ name: String) -> JSONValue? {
+                methods.first { $0["name"]?.stringValue == name }?["result"]?["schema"]
+            }
+            for (method, reply) in [
+                ("contact.get", onB),
+                ("cache.stats", try await call(b, #"{"jsonrpc":"2.0","id":1,"method":"cache.stats"}"#)),
+                ("daemon.status", try await call(b, #"{"jsonrpc":"2.0","id":1,"method":"daemon.status"}"#)),
+            ] {
+                let result = try #require(reply["result"])
+                #expect(result["shared"] != nil || result["shared_cache"] != nil || method == "contact.get")
+                let problems = JSONSchemaCheck.problems(result, against: try #require(schema(method)))
+                #expect(problems.isEmpty, "\(method): \(problems)")
+            }
+        }
+    }
+
+    /// 3 hosts × 100 concurrent misses for one key: one API call.
+    @Test func concurrentMissesOnEveryHostMakeOneAPICall() async throws {
+        try await withFleet { fleet in
+            fleet.api.setDelay(.milliseconds(300))
+            let number = "+14155551234"
+            let replies = try await withThrowingTaskGroup(of: [String].self) { group in
+                for host in fleet.hosts {
+                    group.addTask {
+                        let client = try await RawSocketClient.connect(host.socketPath)
+                        for id in 0..<100 {
+                            try await client.send(
+                                #"{"jsonrpc":"2.0","id":\#(id),"method":"contact.get","params":{"phone_number":"\#(number)"}}"#
+                                    + "\n"
+                            )
+                        }
+                        let lines = try await client.readLines(100)
+                        await client.close()
+                        return lines
+                    }
+                }
+                var all: [String] = []
+                for try await lines in group { all += lines }
+                return all
+            }
+            #expect(replies.count == 300)
+            #expect(
+                replies.allSatisfy { $0.contains("John Smith") },
+                "\(replies.first { !$0.contains("John Smith") } ?? "")"
+            )
+            #expect(fleet.api.calls(for: "phone:" + number) == 1, "the API saw \(fleet.api.calls) calls")
+        }
+    }
+
+    /// `contact.invalidate` on B: gone from Redis and from A's and C's own caches.
+    @Test func anInvalidationOnOneHostReachesEveryHost() async throws {
+        try await withFleet { fleet in
+            for host in fleet.hosts { _ = try await get(host, "+14155551234") }
+            for host in fleet.hosts {
+                #expect(try await get(host, "+14155551234")["result"]?["cache"]?["tier"]?.stringValue == "local")
+            }
+            let started = ContinuousClock.now
+            _ = try await call(
+                fleet.hosts[1],
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"phone_number":"+14155551234"}}"#
+            )
+            for host in [fleet.hosts[0], fleet.hosts[2]] {
+                while try await call(host, #"{"jsonrpc":"2.0","id":1,"method":"cache.stats"}"#)["result"]?["entries"]?
+                    .intValue != 0
+                {
+                    #expect(ContinuousClock.now - started < .seconds(2), "not dropped within 2 s")
+                    if ContinuousClock.now - started > .seconds(2) { return }
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            let elapsed = ContinuousClock.now - started
+            print("invalidation reached both other hosts in \(elapsed)")
+            let calls = fleet.api.calls
+            let after = try await get(fleet.hosts[2], "+14155551234")
+            #expect(after["result"]?["cache"]?["tier"]?.stringValue == "api", "not served from Redis either")
+            #expect(fleet.api.calls == calls + 1)
+        }
+    }
+
+    /// Redis killed under steady lookups, then started again: no lookup fails, none waits much
+    /// longer than the API takes, and the hosts reconnect.
+    @Test func redisDyingUnderLoadFailsNoLookup() async throws {
+        try await withFleet { fleet in
+            let host = fleet.hosts[1]
+            let client = try await RawSocketClient.connect(host.socketPath)
+            var failures: [String] = []
+            var slowest: Duration = .zero
+            let numbers = (0..<30).map { String(format: "+1415555%04d", 1000 + $0) }
+            for number in numbers {
+                fleet.api.addContact(#"{"id":"id-\#(number.dropFirst())","phone_number":"\#(number)","name":"N"}"#)
+            }
+            for round in 0..<90 {
+                if round == 30 { await fleet.redis.kill() }
+                if round == 60 { try await fleet.redis.start() }
+                let number = numbers[round % numbers.count]
+                let started = ContinuousClock.now
+                try await client.send(
+                    #"{"jsonrpc":"2.0","id":\#(round),"method":"contact.get","params":{"phone_number":"\#(number)","max_age":0}}"#
+                        + "\n"
+                )
+                let reply = try await client.readLine() ?? "closed"
+                slowest = max(slowest, ContinuousClock.now - started)
+                if !reply.contains(#""result""#) { failures.append(reply) }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            await client.close()
+            #expect(failures.isEmpty, "\(failures)")
+            print("slowest lookup through the Redis outage: \(slowest)")
+            #expect(slowest < .seconds(1))
+            try await waitForSharedCache(host, state: "up")
+            let log = host.log
+            #expect(log.components(separatedBy: "shared cache unavailable").count - 1 == 1, "\(log)")
+            #expect(log.components(separatedBy: "shared cache up").count - 1 == 2, "\(log)")
+        }
+    }
+
+    /// A wrong password: one clear log line, and the host serves without the shared cache.
+    @Test func aWrongPasswordIsOneClearLineAndTheHostServesWithoutIt() async throws {
+        try await withFleet(count: 1, redisPassword: "right", hostPassword: "wrong") { fleet in
+            let host = fleet.hosts[0]
+            try await waitForSharedCache(host, state: "down")
+            let reply = try await get(host, "+14155551234")
+            #expect(reply["result"]?["contact"]?["name"]?.stringValue == "John Smith")
+            #expect(reply["result"]?["cache"]?["tier"]?.stringValue == "api")
+            // The service keeps trying (0.25 s, 0.5 s, 1 s …): let two more attempts pass.
+            try await Task.sleep(for: .seconds(1))
+            let lines = host.log.split(separator: "\n").filter { $0.contains("shared cache unavailable") }
+            #expect(lines.count == 1, "\(host.log)")
+            #expect(lines.first?.contains("Redis refused the user name or password") == true)
+            #expect(!host.log.contains("wrong"), "the password is never logged")
+        }
+    }
+}
