@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -86,6 +87,7 @@ let package = Package(
                 "CZlib",
                 "Systemd",
                 "RedisClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -220,7 +222,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ContactdTestSupport", "ContactdDaemon", "FakeContactAPI", "ContactdClient", "ContactdJSON",
+                "ContactdTestSupport", "RedisClient", "ContactdDaemon", "FakeContactAPI", "ContactdClient",
+                "ContactdJSON",
                 "ContactdProtocol",
                 "contactd",
                 "contactctl",

@@ -53,6 +53,12 @@ package final class RedisServer: Sendable {
         unlink(socketPath)
     }
 
+    /// Stops the server without closing anything (SIGSTOP): it accepts and answers nothing.
+    package func pause() { process.signal(SIGSTOP) }
+
+    /// Lets a paused server go on (SIGCONT).
+    package func resume() { process.signal(SIGCONT) }
+
     package var url: String { "redis://127.0.0.1:\(port)/0" }
 
     private static func accepts(_ path: String) -> Bool {
@@ -75,6 +81,7 @@ private final class LockedProcess: @unchecked Sendable {
     private var child: ChildProcess?
 
     func set(_ child: ChildProcess) { lock.withLock { self.child = child } }
+    func signal(_ signal: Int32) { lock.withLock { child?.signal(signal) } }
     func take() -> ChildProcess? {
         lock.withLock {
             defer { child = nil }

@@ -3,6 +3,7 @@ import ContactdTestSupport
 import FakeContactAPI
 import Foundation
 import NIOCore
+import RedisClient
 import Testing
 
 /// The shared cache with a real `redis-server` and three real contactd processes (hosts A, B
@@ -21,6 +22,7 @@ import Testing
         count: Int = 3,
         redisPassword: String? = nil,
         hostPassword: String? = nil,
+        hostKeys: [String?] = [],
         _ body: (Fleet) async throws -> Void
     ) async throws {
         guard RedisServer.isAvailable else {
@@ -47,6 +49,11 @@ import Testing
                             let file = hostDirectory + "/redis-password"
                             try hostPassword.write(toFile: file, atomically: true, encoding: .utf8)
                             arguments += ["--shared-cache-password-file", file]
+                        }
+                        if index < hostKeys.count, let key = hostKeys[index] {
+                            let file = hostDirectory + "/redis-key"
+                            try key.write(toFile: file, atomically: true, encoding: .utf8)
+                            arguments += ["--shared-cache-key-file", file]
                         }
                         let host = try SpawnedDaemon(
                             directory: hostDirectory,
@@ -241,6 +248,62 @@ import Testing
             let log = host.log
             #expect(log.components(separatedBy: "shared cache unavailable").count - 1 == 1, "\(log)")
             #expect(log.components(separatedBy: "shared cache up").count - 1 == 2, "\(log)")
+        }
+    }
+
+    /// With a key, Redis holds neither numbers nor contacts in clear, and only hosts with the key
+    /// can use what is there.
+    @Test func withAKeyRedisHoldsNothingReadable() async throws {
+        let key = String(repeating: "3f", count: 32)
+        let other = String(repeating: "a1", count: 32)
+        try await withFleet(hostKeys: [key, key, other]) { fleet in
+            _ = try await get(fleet.hosts[0], "+14155551234")
+            try await fleet.api.waitForCalls(1)
+            let onB = try await get(fleet.hosts[1], "+14155551234")
+            #expect(onB["result"]?["cache"]?["tier"]?.stringValue == "shared", "\(onB.jsonString)")
+            let onC = try await get(fleet.hosts[2], "+14155551234")
+            #expect(onC["result"]?["cache"]?["tier"]?.stringValue == "api", "another key reads nothing")
+            let redis = try await RedisConnection.connect(
+                to: try RedisAddress(parsing: fleet.redis.url),
+                password: nil,
+                timeout: .seconds(2)
+            )
+            let keys = try await redis.send(["KEYS", "*"], timeout: .seconds(1))
+            var stored = ""
+            if case .array(let names) = keys {
+                for name in names.compactMap(\.string) {
+                    stored += name + "\n"
+                    if case .bulkString(let value) = try await redis.send(["GET", .text(name)], timeout: .seconds(1)) {
+                        stored += String(decoding: value.readableBytesView, as: UTF8.self) + "\n"
+                    }
+                }
+            }
+            await redis.close()
+            #expect(stored.contains("contactd:h:"), "\(stored)")
+            for secret in ["14155551234", "John", "Smith", "c1d2e3f4"] {
+                #expect(!stored.contains(secret), "\(secret) is readable in Redis")
+            }
+        }
+    }
+
+    /// Redis stops answering (SIGSTOP) while connected: each lookup waits at most the shared
+    /// cache's timeout (20 ms) before going on without it; afterwards it comes back.
+    @Test func aStalledRedisCostsALookupAtMostTheTimeout() async throws {
+        try await withFleet(count: 1) { fleet in
+            let host = fleet.hosts[0]
+            fleet.redis.pause()
+            var slowest: Duration = .zero
+            for round in 0..<20 {
+                let started = ContinuousClock.now
+                let reply = try await get(host, "+1415555\(2000 + round)")
+                slowest = max(slowest, ContinuousClock.now - started)
+                #expect(reply["result"] != nil || reply["error"]?["data"]?["reason"]?.stringValue == "not_found")
+            }
+            print("slowest lookup with Redis stalled: \(slowest)")
+            #expect(slowest < .milliseconds(500))
+            #expect(try await sharedState(host) == "down")
+            fleet.redis.resume()
+            try await waitForSharedCache(host, state: "up")
         }
     }
 

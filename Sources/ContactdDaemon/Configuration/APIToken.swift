@@ -72,18 +72,20 @@ package struct APIToken: Sendable, Equatable, CustomStringConvertible, CustomDeb
         return mode & 0o006 != 0 ? tokenFile : nil
     }
 
-    /// The shared cache's Redis password: `--shared-cache-password-file`, else
-    /// `$CREDENTIALS_DIRECTORY/shared-cache-password`, else none. Kept as an `APIToken` so it is
-    /// redacted wherever it is printed.
-    package static func sharedCachePassword(
+    /// A secret other than the token, for the shared cache: the file `flag` names, else
+    /// `$CREDENTIALS_DIRECTORY/<credential>`, else none. Kept as an `APIToken` so it is redacted
+    /// wherever it is printed.
+    package static func secret(
         file: String?,
+        flag: String,
+        credential: String,
         environment: [String: String]
     ) throws(ConfigurationError) -> APIToken? {
-        if let file { return try read(file, what: "--shared-cache-password-file") }
+        if let file { return try read(file, what: flag) }
         if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
-            let path = directory + "/shared-cache-password"
+            let path = directory + "/" + credential
             if FileManager.default.fileExists(atPath: path) {
-                return try read(path, what: "credential shared-cache-password")
+                return try read(path, what: "credential \(credential)")
             }
         }
         return nil

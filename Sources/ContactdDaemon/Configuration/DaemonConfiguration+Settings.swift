@@ -228,6 +228,13 @@ extension DaemonConfiguration {
             unset: "the shared-cache-password credential, if any",
             help: "File holding Redis's password (never a flag value)."
         ),
+        .optionalText(
+            "shared-cache-key-file",
+            \.sharedCache.keyFile,
+            placeholder: "path",
+            unset: "the shared-cache-key credential, if any; else contacts rest in Redis in clear",
+            help: "File holding 32 random bytes (64 hex digits or base64) that encrypt what contactd stores in Redis."
+        ),
         Setting(
             "metrics-listen",
             .value("address"),

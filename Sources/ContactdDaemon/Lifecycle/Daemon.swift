@@ -135,18 +135,27 @@ package enum Daemon {
         )
         warmRestart.restore(storedDescriptors: storedSnapshots)
         let metrics = DaemonMetrics()
-        let sharedCache = configuration.sharedCache.address.map {
+        let sharedCachePassword = try APIToken.secret(
+            file: configuration.sharedCache.passwordFile,
+            flag: "--shared-cache-password-file",
+            credential: "shared-cache-password",
+            environment: environment
+        )
+        let sharedCacheKey = try APIToken.secret(
+            file: configuration.sharedCache.keyFile,
+            flag: "--shared-cache-key-file",
+            credential: "shared-cache-key",
+            environment: environment
+        )
+        let sharedCache = try configuration.sharedCache.address.map { address throws(ConfigurationError) in
             SharedCache(
-                address: $0,
+                address: address,
                 prefix: configuration.sharedCache.prefix,
                 timeout: configuration.sharedCache.timeout,
+                seal: try sharedCacheKey.map { key throws(ConfigurationError) in try SharedCacheSeal(key: key.secret) },
                 logger: logger
             )
         }
-        let sharedCachePassword = try APIToken.sharedCachePassword(
-            file: configuration.sharedCache.passwordFile,
-            environment: environment
-        )
         let lookup = ContactLookup(
             cache: cache,
             source: source,

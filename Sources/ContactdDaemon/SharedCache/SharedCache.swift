@@ -60,13 +60,16 @@ package final class SharedCache: SharedTier, Sendable {
     let address: RedisAddress
     let timeout: TimeAmount
     private let prefix: String
+    /// Encrypts values, key names and messages; `nil`: they are stored in clear.
+    private let seal: SharedCacheSeal?
     private let state = NIOLockedValueBox<State>(.connecting)
     let counts = Counts()
     private let logger: Logger
 
-    init(address: RedisAddress, prefix: String, timeout: Duration, logger: Logger) {
+    init(address: RedisAddress, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
         self.address = address
         self.prefix = prefix
+        self.seal = seal
         self.timeout = TimeAmount(timeout)
         self.logger = logger
     }
@@ -85,7 +88,7 @@ package final class SharedCache: SharedTier, Sendable {
             ["SET", .text(claimKey(key)), .text(token), "NX", "PX", .text(String(max(1, Int(lease * 1000))))],
         ])
         guard let replies else { return .unavailable }
-        if let entry = Self.decode(replies[0]) {
+        if let entry = decode(replies[0]) {
             counts.hits.add(1, ordering: .relaxed)
             // Found after all: the claim taken in the same round trip is not needed.
             if replies[1] != .null { release(token, for: key) }
@@ -105,7 +108,7 @@ package final class SharedCache: SharedTier, Sendable {
             guard let replies = await send([["GET", .text(entryKey(key))], ["EXISTS", .text(claimKey(key))]]) else {
                 return nil
             }
-            if let entry = Self.decode(replies[0]) { return entry }
+            if let entry = decode(replies[0]) { return entry }
             // The claim is gone and nothing was stored: that host's fetch failed; ask the API.
             if replies[1] == .integer(0) { return nil }
             pause = min(pause * 2, 0.05)
@@ -125,8 +128,9 @@ package final class SharedCache: SharedTier, Sendable {
         case .notFound:
             bytes.writeString("n")
         }
+        let stored = seal?.seal(bytes) ?? bytes
         var commands = keys.map {
-            ["SET", .text(entryKey($0)), .bytes(bytes), "PX", .text(milliseconds)] as [RedisArgument]
+            ["SET", .text(entryKey($0)), .bytes(stored), "PX", .text(milliseconds)] as [RedisArgument]
         }
         if let claim { commands.append(releaseCommand(claim, for: key)) }
         counts.writes.add(1, ordering: .relaxed)
@@ -139,14 +143,14 @@ package final class SharedCache: SharedTier, Sendable {
 
     package func invalidate(_ keys: [ContactKey]) {
         var commands: [[RedisArgument]] = [["DEL"] + keys.map { .text(entryKey($0)) }]
-        for key in keys { commands.append(["PUBLISH", .text(invalidationChannel), .text(key.description)]) }
+        for key in keys { commands.append(["PUBLISH", .text(invalidationChannel), .bytes(message(key.description))]) }
         sendBehind(commands)
     }
 
     package func invalidateAll() {
         // Every host drops its own; the shared entries go by their expiry, or by this prefix's
         // keys being removed (SCAN would hold up Redis; the message is what matters).
-        sendBehind([["PUBLISH", .text(invalidationChannel), "*"]])
+        sendBehind([["PUBLISH", .text(invalidationChannel), .bytes(message("*"))]])
     }
 
     // MARK: Reports
@@ -242,8 +246,30 @@ package final class SharedCache: SharedTier, Sendable {
         ]
     }
 
-    private func entryKey(_ key: ContactKey) -> String { prefix + Self.suffix(key) }
-    private func claimKey(_ key: ContactKey) -> String { prefix + "lock:" + Self.suffix(key) }
+    private func entryKey(_ key: ContactKey) -> String { prefix + name(Self.suffix(key)) }
+    private func claimKey(_ key: ContactKey) -> String { prefix + "lock:" + name(Self.suffix(key)) }
+
+    /// A key's name in Redis: as it is, or its HMAC when values are encrypted.
+    private func name(_ suffix: String) -> String { seal.map { "h:" + $0.name(suffix) } ?? suffix }
+
+    /// An invalidation message: the key's text, sealed when values are.
+    private func message(_ text: String) -> ByteBuffer {
+        let plain = ByteBuffer(string: text)
+        return seal?.seal(plain) ?? plain
+    }
+
+    /// The text of an invalidation message; `nil` for one not sealed with this key.
+    func messageText(_ bytes: ByteBuffer) -> String? {
+        guard let seal else { return String(buffer: bytes) }
+        return seal.open(bytes).map { String(buffer: $0) }
+    }
+
+    /// A stored entry, opened first when values are encrypted.
+    private func decode(_ reply: RESPValue) -> SharedEntry? {
+        guard let seal else { return Self.decode(reply) }
+        guard case .bulkString(let sealed) = reply, let plain = seal.open(sealed) else { return nil }
+        return Self.decode(.bulkString(plain))
+    }
 
     private static func suffix(_ key: ContactKey) -> String {
         switch key {

@@ -45,13 +45,14 @@ struct SharedCacheService: Service, CustomStringConvertible {
         let lookup = self.lookup
         let channel = cache.invalidationChannel
         let counts = cache.counts
+        let cache = self.cache
         // Connecting may take longer than one lookup's timeout; it does not hold up lookups.
         let setupTimeout = max(cache.timeout, .seconds(1))
         let connection = try await RedisConnection.connect(to: cache.address, password: password, timeout: setupTimeout)
         {
             push in
             guard case .push(let parts) = push, parts.count == 3, parts[0].string == "message",
-                parts[1].string == channel, let text = parts[2].string
+                parts[1].string == channel, case .bulkString(let bytes) = parts[2], let text = cache.messageText(bytes)
             else { return }
             counts.invalidationsReceived.add(1, ordering: .relaxed)
             if text == "*" {
