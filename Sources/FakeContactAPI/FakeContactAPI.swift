@@ -94,6 +94,10 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// Delays every answer by `delay`.
+    public func setDelay(milliseconds: Int) {
+        setDelay(.milliseconds(Int64(milliseconds)))
+    }
+
     public func setDelay(_ delay: TimeAmount) {
         core.state.withLockedValue { $0.delay = delay }
     }

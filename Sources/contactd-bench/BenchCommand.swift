@@ -246,6 +246,8 @@ struct FakeAPI: AsyncParsableCommand {
     var port = 18_080
     @Option(help: "The bearer token it accepts.")
     var token = "bench-token"
+    @Option(help: "Milliseconds to wait before each answer, as a distant API would.")
+    var delayMilliseconds = 0
 
     func run() async throws {
         let api = try await FakeContactAPI.start(
@@ -254,6 +256,7 @@ struct FakeAPI: AsyncParsableCommand {
             generate: BenchContacts.generate,
             port: port
         )
+        api.setDelay(milliseconds: delayMilliseconds)
         FileHandle.standardOutput.write(Data("fake API at \(api.baseURL)\n".utf8))
         while true { try await Task.sleep(for: .seconds(3600)) }
     }

@@ -148,6 +148,9 @@ import Testing
                 let problems = JSONSchemaCheck.problems(result, against: try #require(schema(method)))
                 #expect(problems.isEmpty, "\(method): \(problems)")
             }
+            // SIGTERM with the shared cache connected: a clean, prompt stop.
+            a.signal(SIGTERM)
+            #expect(try await a.waitForExit(timeout: 10) == 0, "\(a.log)")
         }
     }
 

@@ -75,7 +75,11 @@ struct SharedCacheService: Service, CustomStringConvertible {
     private func waitForEnd(of connection: RedisConnection) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await connection.closed.get() }
-            group.addTask { try? await gracefulShutdown() }
+            group.addTask {
+                try? await gracefulShutdown()
+                // `closed.get()` above cannot be cancelled: closing ends it.
+                await connection.close()
+            }
             await group.next()
             group.cancelAll()
         }
