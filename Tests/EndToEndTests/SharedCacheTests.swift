@@ -148,6 +148,11 @@ import Testing
                 let problems = JSONSchemaCheck.problems(result, against: try #require(schema(method)))
                 #expect(problems.isEmpty, "\(method): \(problems)")
             }
+            let metrics =
+                try await call(b, #"{"jsonrpc":"2.0","id":1,"method":"daemon.metrics"}"#)["result"]?["text"]?
+                .stringValue ?? ""
+            #expect(metrics.contains("contactd_shared_cache_up 1.0"), "\(metrics)")
+            #expect(metrics.contains(#"contactd_shared_cache_lookups_total{result="hit"} 1"#), "\(metrics)")
             // SIGTERM with the shared cache connected: a clean, prompt stop.
             a.signal(SIGTERM)
             #expect(try await a.waitForExit(timeout: 10) == 0, "\(a.log)")
