@@ -136,33 +136,50 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 /// reply. Pushes (published messages) go to `onPush`, on the connection's event loop.
 public final class RedisConnection: Sendable {
     private let channel: any Channel
+    /// Why the connection failed, when the handler knew (a TLS handshake, garbage).
+    private let failure: NIOLockedValueBox<RedisError?>
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, failure: NIOLockedValueBox<RedisError?>) {
         self.channel = channel
+        self.failure = failure
     }
 
     /// Connects, says `HELLO 3` (with `AUTH` when a password is given) and selects the database.
     ///
-    /// - Parameter timeout: bounds the connect and each of those commands.
+    /// - Parameters:
+    ///   - timeout: bounds the connect and each of those commands.
+    ///   - certificateAuthorities: for `rediss://`, a PEM file of the CAs to trust instead of the
+    ///     system's.
     public static func connect(
         to address: RedisAddress,
         password: String?,
         timeout: TimeAmount,
+        certificateAuthorities: String? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onPush: @escaping @Sendable (RESPValue) -> Void = { _ in }
     ) async throws(RedisError) -> RedisConnection {
         let tlsContext: NIOSSLContext?
         if address.tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let certificateAuthorities { configuration.trustRoots = .file(certificateAuthorities) }
             do {
-                tlsContext = try NIOSSLContext(configuration: .makeClientConfiguration())
+                tlsContext = try NIOSSLContext(configuration: configuration)
             } catch {
-                throw .cannotConnect("TLS cannot be set up")
+                throw .cannotConnect("TLS cannot be set up (\(certificateAuthorities ?? "the system's CAs"))")
             }
         } else {
             tlsContext = nil
         }
+        // SNI and the certificate check need a name; an address literal is checked as one.
         let serverName: String? =
-            if case .tcp(let host, _) = address.endpoint { host } else { nil }
+            if case .tcp(let host, _) = address.endpoint, !host.contains(":"),
+                !host.allSatisfy({ $0.isNumber || $0 == "." })
+            {
+                host
+            } else {
+                nil
+            }
+        let failure = NIOLockedValueBox<RedisError?>(nil)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -172,7 +189,7 @@ public final class RedisConnection: Sendable {
                         let handler = try NIOSSLClientHandler(context: tlsContext, serverHostname: serverName)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
-                    try channel.pipeline.syncOperations.addHandler(RedisHandler(onPush: onPush))
+                    try channel.pipeline.syncOperations.addHandler(RedisHandler(onPush: onPush, failure: failure))
                 }
             }
         let channel: any Channel
@@ -184,7 +201,7 @@ public final class RedisConnection: Sendable {
         } catch {
             throw .cannotConnect(Self.plain(error))
         }
-        let connection = RedisConnection(channel: channel)
+        let connection = RedisConnection(channel: channel, failure: failure)
         do {
             var hello: [RedisArgument] = ["HELLO", "3"]
             if let password { hello += ["AUTH", .text(address.user ?? "default"), .text(password)] }
@@ -212,7 +229,14 @@ public final class RedisConnection: Sendable {
         let timer = loop.scheduleTask(in: timeout) {
             for promise in promises { promise.fail(RedisError.timedOut) }
         }
-        channel.writeAndFlush(RedisHandler.Outbound(commands: commands, promises: promises), promise: nil)
+        let written = loop.makePromise(of: Void.self)
+        let failure = self.failure
+        written.futureResult.whenFailure { _ in
+            // Closed before the write got out: nothing will answer.
+            let reason = failure.withLockedValue { $0 } ?? .connectionClosed
+            for promise in promises { promise.fail(reason) }
+        }
+        channel.writeAndFlush(RedisHandler.Outbound(commands: commands, promises: promises), promise: written)
         var replies: [RESPValue] = []
         do {
             for promise in promises {
@@ -241,7 +265,7 @@ public final class RedisConnection: Sendable {
         try? await channel.close()
     }
 
-    private static func plain(_ error: any Error) -> String {
+    static func plain(_ error: any Error) -> String {
         if let error = error as? IOError {
             switch error.errnoCode {
             case 111: return "connection refused"
@@ -251,6 +275,9 @@ public final class RedisConnection: Sendable {
             }
         }
         if error is ChannelError { return "timed out" }
+        if error is NIOSSLError || error is BoringSSLError {
+            return "the TLS handshake failed (is the server's certificate signed by a trusted CA, for this name?)"
+        }
         if let error = error as? NIOConnectionError {
             return error.connectionErrors.first.map { plain($0.error) } ?? "no address to connect to"
         }
@@ -274,9 +301,11 @@ final class RedisHandler: ChannelDuplexHandler {
     private var waiting = CircularBuffer<(promise: EventLoopPromise<RESPValue>, subscribes: Bool)>()
     private var buffer: ByteBuffer?
     private let onPush: @Sendable (RESPValue) -> Void
+    private let failure: NIOLockedValueBox<RedisError?>
 
-    init(onPush: @escaping @Sendable (RESPValue) -> Void) {
+    init(onPush: @escaping @Sendable (RESPValue) -> Void, failure: NIOLockedValueBox<RedisError?>) {
         self.onPush = onPush
+        self.failure = failure
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -314,6 +343,7 @@ final class RedisHandler: ChannelDuplexHandler {
                 }
             }
         } catch let error as RESPParseError {
+            failure.withLockedValue { $0 = $0 ?? .badReply(error.description) }
             failAll(.badReply(error.description))
             context.close(promise: nil)
         } catch {
@@ -323,12 +353,16 @@ final class RedisHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        failAll(.connectionClosed)
+        failAll(failure.withLockedValue { $0 } ?? .connectionClosed)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(.connectionClosed)
+        // A failed TLS handshake shows up here, on the first command.
+        let isTLS = error is NIOSSLError || error is BoringSSLError
+        let reason: RedisError = isTLS ? .cannotConnect(RedisConnection.plain(error)) : .connectionClosed
+        failure.withLockedValue { $0 = $0 ?? reason }
+        failAll(reason)
         context.close(promise: nil)
     }
 

@@ -1,4 +1,5 @@
 import ContactdTestSupport
+import Foundation
 import NIOCore
 import RedisClient
 import Testing
@@ -128,6 +129,69 @@ import Testing
                 )
             } throws: { error in
                 "\(error)" == "cannot connect to Redis: connection refused"
+            }
+        }
+    }
+
+    /// `rediss://`: TLS with swift-nio-ssl against redis-server's TLS port, trusting a CA made
+    /// for the test; without that CA the handshake is refused, said plainly.
+    @Test func rediss() async throws {
+        guard RedisServer.isAvailable, FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
+            print("skipped: needs redis-server and openssl")
+            return
+        }
+        try await withTemporaryDirectory { directory in
+            for command in [
+                "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca",
+                "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+                "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile ext.cnf",
+            ] {
+                try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
+                    toFile: directory + "/ext.cnf",
+                    atomically: true,
+                    encoding: .utf8
+                )
+                let result = try await runCommand(
+                    URL(fileURLWithPath: "/usr/bin/sh"),
+                    ["-c", "cd \(directory) && openssl \(command)"]
+                )
+                #expect(result.status == 0, "\(result.stderr)")
+            }
+            let port = try freeLoopbackPort()
+            let server = try ChildProcess(
+                RedisServer.executable,
+                [
+                    "--port", "0", "--bind", "127.0.0.1", "--tls-port", String(port), "--tls-cert-file",
+                    directory + "/server.crt",
+                    "--tls-key-file", directory + "/server.key", "--tls-ca-cert-file", directory + "/ca.crt",
+                    "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", directory,
+                ],
+                environment: [:],
+                stdout: .file(directory + "/redis.log"),
+                stderr: .file(directory + "/redis.log")
+            )
+            defer { server.signal(SIGKILL) }
+            let address = try RedisAddress(parsing: "rediss://localhost:\(port)/0")
+            var connection: RedisConnection?
+            for _ in 0..<200 where connection == nil {
+                connection = try? await RedisConnection.connect(
+                    to: address,
+                    password: nil,
+                    timeout: .seconds(2),
+                    certificateAuthorities: directory + "/ca.crt"
+                )
+                if connection == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let secure = try #require(
+                connection,
+                "no TLS connection: \((try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? "")"
+            )
+            #expect(try await secure.send(["PING"], timeout: .seconds(1)) == .simpleString("PONG"))
+            await secure.close()
+            await #expect {
+                _ = try await RedisConnection.connect(to: address, password: nil, timeout: .seconds(2))
+            } throws: { error in
+                "\(error)".contains("the TLS handshake failed")
             }
         }
     }

@@ -229,6 +229,13 @@ extension DaemonConfiguration {
             help: "File holding Redis's password (never a flag value)."
         ),
         .optionalText(
+            "shared-cache-ca-file",
+            \.sharedCache.caFile,
+            placeholder: "path",
+            unset: "the system's trusted CAs",
+            help: "For rediss://: PEM file of the certificate authorities to trust."
+        ),
+        .optionalText(
             "shared-cache-key-file",
             \.sharedCache.keyFile,
             placeholder: "path",

@@ -70,6 +70,8 @@ package struct DaemonConfiguration: Sendable {
         package var timeout: Duration = .milliseconds(20)
         /// A file holding Redis's password; else the `shared-cache-password` credential. Default none.
         package var passwordFile: String?
+        /// For `rediss://`: a PEM file of the CAs to trust instead of the system's. Default none.
+        package var caFile: String?
         /// A file holding the key that encrypts what is stored in Redis; else the
         /// `shared-cache-key` credential; none: stored in clear. Default none.
         package var keyFile: String?

@@ -230,6 +230,7 @@ package enum Daemon {
             let service = SharedCacheService(
                 cache: sharedCache,
                 password: sharedCachePassword?.secret,
+                certificateAuthorities: configuration.sharedCache.caFile,
                 lookup: lookup,
                 logger: logger
             )

@@ -14,6 +14,8 @@ struct SharedCacheService: Service, CustomStringConvertible {
     let cache: SharedCache
     /// From the `shared-cache-password` credential or `--shared-cache-password-file`; never logged.
     let password: String?
+    /// For `rediss://`: the CAs to trust (`--shared-cache-ca-file`); `nil`: the system's.
+    let certificateAuthorities: String?
     let lookup: ContactLookup
     let logger: Logger
 
@@ -48,8 +50,12 @@ struct SharedCacheService: Service, CustomStringConvertible {
         let cache = self.cache
         // Connecting may take longer than one lookup's timeout; it does not hold up lookups.
         let setupTimeout = max(cache.timeout, .seconds(1))
-        let connection = try await RedisConnection.connect(to: cache.address, password: password, timeout: setupTimeout)
-        {
+        let connection = try await RedisConnection.connect(
+            to: cache.address,
+            password: password,
+            timeout: setupTimeout,
+            certificateAuthorities: certificateAuthorities
+        ) {
             push in
             guard case .push(let parts) = push, parts.count == 3, parts[0].string == "message",
                 parts[1].string == channel, case .bulkString(let bytes) = parts[2], let text = cache.messageText(bytes)
