@@ -9,15 +9,18 @@ package final class RedisServer: Sendable {
     package let socketPath: String
     private let directory: String
     private let password: String?
+    private let extraArguments: [String]
     private let process = LockedProcess()
 
     /// Whether the tests that need Redis can run here; a skip prints why.
     package static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: executable) }
 
-    package init(directory: String, password: String? = nil) throws {
+    /// - Parameter extraArguments: more `redis-server` options, e.g. a `--maxmemory`.
+    package init(directory: String, password: String? = nil, extraArguments: [String] = []) throws {
         self.directory = directory
         self.socketPath = directory + "/redis.sock"
         self.password = password
+        self.extraArguments = extraArguments
         self.port = try freeLoopbackPort()
     }
 
@@ -28,6 +31,7 @@ package final class RedisServer: Sendable {
             "--save", "", "--appendonly", "no", "--dir", directory, "--loglevel", "warning",
         ]
         if let password { arguments += ["--requirepass", password] }
+        arguments += extraArguments
         let child = try ChildProcess(
             Self.executable,
             arguments,

@@ -2,6 +2,7 @@ import ContactdJSON
 import ContactdTestSupport
 import FakeContactAPI
 import Foundation
+import Glibc
 import NIOCore
 import RedisClient
 import Testing
@@ -23,6 +24,7 @@ import Testing
         redisPassword: String? = nil,
         hostPassword: String? = nil,
         hostKeys: [String?] = [],
+        redisArguments: [String] = [],
         _ body: (Fleet) async throws -> Void
     ) async throws {
         guard RedisServer.isAvailable else {
@@ -30,7 +32,7 @@ import Testing
             return
         }
         try await withTemporaryDirectory { directory in
-            let redis = try RedisServer(directory: directory, password: redisPassword)
+            let redis = try RedisServer(directory: directory, password: redisPassword, extraArguments: redisArguments)
             try await redis.start()
             try await withFakeAPI { api in
                 var hosts: [SpawnedDaemon] = []
@@ -315,6 +317,48 @@ import Testing
         }
     }
 
+    /// Redis full (`maxmemory`, `noeviction`): its writes are refused; lookups go on through the
+    /// API, reads from Redis go on, and the shared cache is not taken for down.
+    @Test func aFullRedisRefusesWritesAndLookupsGoOn() async throws {
+        try await withFleet(count: 2, redisArguments: ["--maxmemory", "1", "--maxmemory-policy", "noeviction"]) {
+            fleet in
+            let (a, b) = (fleet.hosts[0], fleet.hosts[1])
+            for round in 0..<5 {
+                let reply = try await get(a, "+1415555\(3000 + round)")
+                #expect(reply["result"] != nil || reply["error"]?["data"]?["reason"]?.stringValue == "not_found")
+            }
+            let onB = try await get(b, "+14155551234")
+            #expect(onB["result"]?["cache"]?["tier"]?.stringValue == "api", "nothing could be stored")
+            let stats = try await call(a, #"{"jsonrpc":"2.0","id":1,"method":"cache.stats"}"#)["result"]?["shared"]
+            #expect((stats?["errors"]?.intValue ?? 0) > 0, "\(stats?.jsonString ?? "")")
+            #expect(try await sharedState(a) == "up")
+            #expect(!a.log.contains("shared cache unavailable"), "\(a.log)")
+        }
+    }
+
+    /// A "Redis" that answers garbage: one log line, and the host serves without it.
+    @Test func aServerAnsweringGarbageIsLeftAlone() async throws {
+        try await withTemporaryDirectory { directory in
+            let garbage = try GarbageServer()
+            defer { garbage.stop() }
+            try await withFakeAPI { api in
+                let host = try SpawnedDaemon(
+                    directory: directory,
+                    arguments: ["--api-url", api.baseURL, "--shared-cache", "redis://127.0.0.1:\(garbage.port)"],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"]
+                )
+                defer { Task { await host.stop() } }
+                _ = try await host.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                try await waitForSharedCache(host, state: "down")
+                let reply = try await get(host, "+14155551234")
+                #expect(reply["result"]?["cache"]?["tier"]?.stringValue == "api")
+                let lines = host.log.split(separator: "\n").filter { $0.contains("shared cache unavailable") }
+                #expect(lines.count == 1, "\(host.log)")
+                #expect(lines.first?.contains("Redis sent a reply that is not RESP") == true, "\(host.log)")
+            }
+        }
+    }
+
     /// A wrong password: one clear log line, and the host serves without the shared cache.
     @Test func aWrongPasswordIsOneClearLineAndTheHostServesWithoutIt() async throws {
         try await withFleet(count: 1, redisPassword: "right", hostPassword: "wrong") { fleet in
@@ -330,5 +374,50 @@ import Testing
             #expect(lines.first?.contains("Redis refused the user name or password") == true)
             #expect(!host.log.contains("wrong"), "the password is never logged")
         }
+    }
+}
+
+/// A TCP server on loopback that answers whatever a connection sends with an HTTP error, then
+/// closes it.
+final class GarbageServer: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let thread: Thread
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { throw TestSupportError("cannot listen") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        thread = Thread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                // Read the client's first command, so the answer is what it meets, not a reset.
+                var request = [UInt8](repeating: 0, count: 4096)
+                _ = request.withUnsafeMutableBytes { Glibc.read(client, $0.baseAddress, $0.count) }
+                let answer = Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)
+                _ = answer.withUnsafeBytes { Glibc.write(client, $0.baseAddress, $0.count) }
+                close(client)
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 }
