@@ -224,6 +224,50 @@ import Testing
         }
     }
 
+    /// Invalidating by id on a host that never had the contact removes it under its number too;
+    /// invalidating everything empties every host and this prefix's entries in Redis.
+    @Test func invalidationsReachEveryKeyAndEverything() async throws {
+        try await withFleet { fleet in
+            let (a, b, c) = (fleet.hosts[0], fleet.hosts[1], fleet.hosts[2])
+            _ = try await get(a, "+14155551234")
+            let byID =
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"contact_id":"c1d2e3f4-5678-9abc-def0-123456789abc"}}"#
+            _ = try await call(b, byID)
+            let redis = try await RedisConnection.connect(
+                to: try RedisAddress(parsing: fleet.redis.url),
+                password: nil,
+                timeout: .seconds(2)
+            )
+            func entries() async throws -> [String] {
+                guard case .array(let names) = try await redis.send(["KEYS", "contactd:*"], timeout: .seconds(1)) else {
+                    return []
+                }
+                return names.compactMap(\.string).filter { !$0.hasPrefix("contactd:lock:") }
+            }
+            let deadline = ContinuousClock.now + .seconds(2)
+            while try await !entries().isEmpty, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let leftAfterID = try await entries()
+            #expect(leftAfterID.isEmpty, "left in Redis: \(leftAfterID)")
+            let onC = try await get(c, "+14155551234")
+            #expect(onC["result"]?["cache"]?["tier"]?.stringValue == "api", "\(onC.jsonString)")
+
+            for number in ["+14155551234", "+442079460958", "+15550000000"] { _ = try await get(a, number) }
+            #expect(try await entries().count >= 3)
+            _ = try await call(c, #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"all":true}}"#)
+            let later = ContinuousClock.now + .seconds(2)
+            while try await !entries().isEmpty, ContinuousClock.now < later {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let leftAfterAll = try await entries()
+            #expect(leftAfterAll.isEmpty, "left in Redis: \(leftAfterAll)")
+            let stats = try await call(a, #"{"jsonrpc":"2.0","id":1,"method":"cache.stats"}"#)
+            #expect(stats["result"]?["entries"]?.intValue == 0)
+            await redis.close()
+        }
+    }
+
     /// Redis killed under steady lookups, then started again: no lookup fails, none waits much
     /// longer than the API takes, and the hosts reconnect.
     @Test func redisDyingUnderLoadFailsNoLookup() async throws {

@@ -23,7 +23,8 @@ extension RedisConnection: SharedCacheConnection {}
 /// What Redis holds, under `--shared-cache-prefix`: `p:<number>` and `i:<id>` → the API's answer
 /// (`1 <unix ms when fetched> c <contact JSON>`, or `… n` for not-found), expiring when no host
 /// could answer from it any more; `lock:<key>` → a claim on fetching it (half the deadline);
-/// channel `invalidate` → keys to drop (`*` for all).
+/// channel `invalidate` → keys to drop (`*` for all; the entries under the prefix are then
+/// removed with SCAN and UNLINK).
 ///
 /// Redis is an accelerator, never a dependency. Each call waits at most `--shared-cache-timeout`;
 /// a failed or slow call marks the connection down (`State`), every lookup then skips Redis at
@@ -142,15 +143,51 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     package func invalidate(_ keys: [ContactKey]) {
-        var commands: [[RedisArgument]] = [["DEL"] + keys.map { .text(entryKey($0)) }]
-        for key in keys { commands.append(["PUBLISH", .text(invalidationChannel), .bytes(message(key.description))]) }
-        sendBehind(commands)
+        Task {
+            // The shared entry names the contact's other keys (its number, its id): they go too,
+            // and every host hears each, whichever key it holds the contact under.
+            var all = keys
+            if let replies = await send(keys.map { ["GET", .text(entryKey($0))] as [RedisArgument] }) {
+                for reply in replies {
+                    guard case .contact(let contact)? = decode(reply)?.value else { continue }
+                    for key in contact.ownKeys where !all.contains(key) { all.append(key) }
+                }
+            }
+            var commands: [[RedisArgument]] = [["DEL"] + all.map { .text(entryKey($0)) }]
+            for key in all {
+                commands.append(["PUBLISH", .text(invalidationChannel), .bytes(message(key.description))])
+            }
+            _ = await send(commands)
+        }
     }
 
     package func invalidateAll() {
-        // Every host drops its own; the shared entries go by their expiry, or by this prefix's
-        // keys being removed (SCAN would hold up Redis; the message is what matters).
-        sendBehind([["PUBLISH", .text(invalidationChannel), .bytes(message("*"))]])
+        Task {
+            _ = await send([["PUBLISH", .text(invalidationChannel), .bytes(message("*"))]])
+            // Then this prefix's entries, a batch per round trip (SCAN, unlike KEYS, does not hold
+            // Redis up); claims are left to expire.
+            let pattern = Self.globEscaped(prefix) + "*"
+            var cursor = "0"
+            repeat {
+                guard let replies = await send([["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"]]),
+                    case .array(let parts) = replies[0], parts.count == 2, let next = parts[0].string,
+                    case .array(let found) = parts[1]
+                else { return }
+                let names = found.compactMap(\.string).filter { !$0.hasPrefix(prefix + "lock:") }
+                if !names.isEmpty { _ = await send([["UNLINK"] + names.map { .text($0) }]) }
+                cursor = next
+            } while cursor != "0"
+        }
+    }
+
+    /// `text` as a glob pattern that matches only itself.
+    private static func globEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if "*?[]\\".contains(character) { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
     }
 
     // MARK: Reports
