@@ -42,7 +42,10 @@ package final class RedisServer: Sendable {
         process.set(child)
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if Self.accepts(socketPath) { return }
+            if let client = try? await RawSocketClient.connect(socketPath) {
+                await client.close()
+                return
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
@@ -65,19 +68,6 @@ package final class RedisServer: Sendable {
 
     package var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    private static func accepts(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
-    }
 }
 
 private final class LockedProcess: @unchecked Sendable {
@@ -92,22 +82,4 @@ private final class LockedProcess: @unchecked Sendable {
             return child
         }
     }
-}
-
-/// A loopback TCP port nothing listens on now.
-package func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else { throw TestSupportError("cannot bind a loopback port") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

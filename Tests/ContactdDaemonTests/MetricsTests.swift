@@ -144,7 +144,7 @@ import Testing
 
     /// A port already taken stops the start with a plain message naming the setting.
     @Test func aTakenPortStopsTheStartWithAPlainMessage() async throws {
-        let taken = try TCPListener()
+        let taken = try LoopbackListener()
         defer { taken.close() }
         _ = try await withFakeAPI { api in
             await #expect {
@@ -223,32 +223,4 @@ import Testing
         func add() { lock.withLock { count += 1 } }
         var value: Int { lock.withLock { count } }
     }
-}
-
-/// A loopback TCP port held open, to be found taken.
-struct TCPListener {
-    let fd: Int32
-    let port: Int
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, listen(fd, 1) == 0 else { throw TestSupportError("cannot hold a loopback port") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    func close() { _ = Glibc.close(fd) }
 }

@@ -423,31 +423,16 @@ import Testing
 
 /// A TCP server on loopback that answers whatever a connection sends with an HTTP error, then
 /// closes it.
-final class GarbageServer: @unchecked Sendable {
-    let port: Int
-    private let fd: Int32
-    private let thread: Thread
+final class GarbageServer: Sendable {
+    private let listener: LoopbackListener
+    var port: Int { listener.port }
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, listen(fd, 8) == 0 else { throw TestSupportError("cannot listen") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.fd = fd
-        self.port = Int(UInt16(bigEndian: address.sin_port))
-        thread = Thread {
+        let listener = try LoopbackListener()
+        self.listener = listener
+        let thread = Thread {
             while true {
-                let client = accept(fd, nil, nil)
+                let client = accept(listener.fd, nil, nil)
                 if client < 0 { return }
                 // Read the client's first command, so the answer is what it meets, not a reset.
                 var request = [UInt8](repeating: 0, count: 4096)
@@ -460,8 +445,5 @@ final class GarbageServer: @unchecked Sendable {
         thread.start()
     }
 
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
+    func stop() { listener.close() }
 }

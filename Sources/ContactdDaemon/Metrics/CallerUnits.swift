@@ -42,11 +42,6 @@ package final class CallerUnits: Sendable {
         self.unitOf = unitOf
     }
 
-    /// The tally for the process at the other end of the Unix socket `descriptor`.
-    func tally(forPeerOf descriptor: Int32) -> Tally {
-        tally(pid: PeerCredentials(of: descriptor)?.pid)
-    }
-
     /// The tally for process `pid`; `none` when `nil`.
     package func tally(pid: Int32?) -> Tally {
         guard let pid, pid > 0 else { return tally(unit: "none") }

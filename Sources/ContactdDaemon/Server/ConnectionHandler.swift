@@ -247,7 +247,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .failure(let error):
             writeLine(RPCResponse.failure(id: .null, error: error))
         case .single(let item):
-            countLookups([item])
+            countLookups(CollectionOfOne(item))
             if let refusal = refusal(for: item) {
                 writeLine(refusal)
                 return
@@ -260,7 +260,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// Counts the `contact.get` requests among `items` for the caller's unit.
-    private func countLookups(_ items: [RPCItem]) {
+    private func countLookups(_ items: some Collection<RPCItem>) {
         guard let caller else { return }
         let lookups = items.count { item in
             if case .request(let request) = item { return request.method == RPCMethod.contactGet.rawValue }

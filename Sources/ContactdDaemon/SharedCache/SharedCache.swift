@@ -12,7 +12,6 @@ import Synchronization
 protocol SharedCacheConnection: Sendable {
     /// Sends `commands` in one round trip; their replies in order, or why not within `timeout`.
     func send(_ commands: [[RedisArgument]], timeout: TimeAmount) async throws(RedisError) -> [RESPValue]
-    var isOpen: Bool { get }
     func close() async
 }
 
