@@ -164,7 +164,19 @@ package final class ContactCache: Sendable {
     /// used entries are then evicted until both bounds hold. An entry bigger than `maxBytes` alone
     /// is not stored. `age` and `reads` are for an entry that was stored before: a restored
     /// snapshot's keeps the age it had, so its TTL runs on from there.
-    package func insert(_ value: CachedValue, for requestedKey: ContactKey, age: Double = 0, reads: Int = 0) {
+    ///
+    /// With a `ticket` (taken by `beginFill()` when the fetch began), the value is stored only if
+    /// none of its keys was invalidated since: an invalidation is final (docs/caching.md, "The
+    /// invalidation rule"). Returns whether it was stored or refused for that reason; a value too
+    /// big to keep counts as stored.
+    @discardableResult
+    package func insert(
+        _ value: CachedValue,
+        for requestedKey: ContactKey,
+        age: Double = 0,
+        reads: Int = 0,
+        ticket: FillTicket? = nil
+    ) -> Bool {
         var keys = [requestedKey]
         if case .contact(let contact) = value {
             for key in contact.ownKeys where !keys.contains(key) { keys.append(key) }
@@ -173,27 +185,55 @@ package final class ContactCache: Sendable {
         let cost = Self.cost(recordLength: layout.length, keys: keys.count)
         let storedAt = clock.now() - max(0, age)
         let reads = UInt32(clamping: reads)
-        state.withLockedValue { state in
+        return state.withLockedValue { state in
+            if let ticket, state.invalidations.voids(ticket, keys: keys) { return false }
             for key in keys {
                 KeyBytes.with(key) { key in
                     if let old = state.slot(for: key) { state.remove(old) }
                 }
             }
-            guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return }
-            guard state.add(layout, storedAt: storedAt, reads: reads) else { return }
+            guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return true }
+            guard state.add(layout, storedAt: storedAt, reads: reads) else { return true }
             while state.count > configuration.maxEntries || state.bytes > configuration.maxBytes {
                 guard state.tail >= 0 else { break }
                 state.remove(state.tail)
                 state.evictions += 1
             }
+            return true
         }
     }
 
-    /// Removes the entry reachable by `key` (under all its keys); returns how many entries went (0 or 1).
+    /// Starts a fill: a fetch whose result will be stored with `insert(_:for:ticket:)`. Every
+    /// ticket must be ended with `endFill(_:)`.
+    package func beginFill() -> FillTicket {
+        state.withLockedValue { $0.invalidations.begin() }
+    }
+
+    /// Ends a fill begun with `beginFill()`, stored or not.
+    package func endFill(_ ticket: FillTicket) {
+        state.withLockedValue { $0.invalidations.end(ticket) }
+    }
+
+    /// Invalidates `key`: removes the entry reachable by it (under all its keys), and voids every
+    /// fill begun before now that would store under `key` or under the removed entry's keys.
+    /// Returns how many entries went (0 or 1).
+    @discardableResult
     package func remove(_ key: ContactKey) -> Int {
-        KeyBytes.with(key) { key in
+        KeyBytes.with(key) { bytes in
             state.withLockedValue { state in
-                guard let slot = state.slot(for: key) else { return 0 }
+                guard let slot = state.slot(for: bytes) else {
+                    state.invalidations.invalidate([key])
+                    return 0
+                }
+                var keys = [key]
+                Record(state.nodes[slot]).forEachKey { keyBytes in
+                    if let kind = ContactKey.Kind(rawValue: keyBytes.kind),
+                        let other = ContactKey(kind: kind, bytes: keyBytes.bytes), other != key
+                    {
+                        keys.append(other)
+                    }
+                }
+                state.invalidations.invalidate(keys)
                 state.remove(slot)
                 return 1
             }
@@ -218,15 +258,23 @@ package final class ContactCache: Sendable {
         }
     }
 
-    /// Removes every entry; returns how many there were.
+    /// Invalidates everything: removes every entry and voids every fill begun before now. The
+    /// cache goes on caching with the TTLs it had. Returns how many entries there were.
+    ///
+    /// The old entries are freed after the lock is let go: a million of them take milliseconds
+    /// to free, and hits wait for nobody's `free`.
+    @discardableResult
     package func removeAll() -> Int {
-        state.withLockedValue { state in
-            let count = state.count
-            let evictions = state.evictions
-            state = LRUState()
-            state.evictions = evictions
-            return count
+        let emptied = state.withLockedValue { state -> LRUState in
+            var fresh = LRUState()
+            fresh.ttlSeconds = state.ttlSeconds
+            fresh.evictions = state.evictions
+            fresh.invalidations = state.invalidations
+            fresh.invalidations.invalidateAll()
+            swap(&state, &fresh)
+            return fresh
         }
+        return emptied.count  // and its nodes, index and slab pages are freed here
     }
 
     /// Sets the eviction count back to zero (`cache.reset_stats`).

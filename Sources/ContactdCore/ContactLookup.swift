@@ -298,32 +298,48 @@ package final class ContactLookup: Sendable {
 
     // MARK: - Administration
 
-    /// Removes the entry for `key` here and, with a shared cache, in it and on every other host;
-    /// returns the number of entries removed here.
-    package func invalidate(_ key: ContactKey) -> Int {
-        if let shared {
-            // The contact's other keys too: the shared cache holds it under each of them.
-            var keys = [key]
-            if case .contact(let contact)? = cache.read(key)?.value {
-                keys += contact.ownKeys.filter { $0 != key }
-            }
-            shared.invalidate(keys)
+    /// Invalidates `key` here and, with a shared cache, in it and on every other host.
+    ///
+    /// From the moment it returns, no lookup here answers a version fetched before it: the entry
+    /// is gone under all its keys, fetches in flight for those keys will not store what they
+    /// bring (their waiters still hear it), and new lookups start a fetch of their own
+    /// (docs/caching.md, "The invalidation rule"). The fleet part is awaited, within the shared
+    /// cache's timeout, so the reply can say whether it happened.
+    package func invalidate(_ key: ContactKey) async -> Invalidation {
+        // The contact's other keys too: the shared cache holds it under each of them.
+        var keys = [key]
+        if case .contact(let contact)? = cache.read(key)?.value {
+            keys += contact.ownKeys.filter { $0 != key }
         }
-        return cache.remove(key)
+        let removed = dropLocally(keys)
+        guard let shared else { return Invalidation(removed: removed, fleet: nil) }
+        return Invalidation(removed: removed, fleet: await shared.invalidate(keys))
     }
 
-    /// Removes every entry (and, with a shared cache, on every host); returns the number removed here.
-    package func invalidateAll() -> Int {
-        shared?.invalidateAll()
+    /// Empties the cache here (it goes on caching as before) and, with a shared cache, on every host.
+    package func invalidateAll() async -> Invalidation {
+        let removed = dropAllLocally()
+        guard let shared else { return Invalidation(removed: removed, fleet: nil) }
+        return Invalidation(removed: removed, fleet: await shared.invalidateAll())
+    }
+
+    /// Invalidates `keys` on this host only (also what another host's invalidation message does):
+    /// removes their entries and detaches the fetches in flight for them, whose results the
+    /// cache will refuse. Returns the number of entries removed.
+    @discardableResult
+    package func dropLocally(_ keys: [ContactKey]) -> Int {
+        flights.withLockedValue { flights in
+            for key in keys { flights.byKey[key] = nil }
+        }
+        return keys.reduce(0) { $0 + cache.remove($1) }
+    }
+
+    /// Empties this host's cache only and detaches every fetch in flight.
+    @discardableResult
+    package func dropAllLocally() -> Int {
+        flights.withLockedValue { $0.byKey = [:] }
         return cache.removeAll()
     }
-
-    /// Drops `key` from this host's cache only: another host invalidated it (the shared cache's
-    /// message). Returns the number of entries removed.
-    package func dropLocally(_ key: ContactKey) -> Int { cache.remove(key) }
-
-    /// Empties this host's cache only (another host asked for it).
-    package func dropAllLocally() -> Int { cache.removeAll() }
 
     /// Called after the token is read again (SIGHUP). Ends the token-rejected state; when the
     /// token really changed, also drops the not-found entries learned with the old one.

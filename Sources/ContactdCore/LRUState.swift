@@ -26,6 +26,8 @@ struct LRUState: @unchecked Sendable {
     /// The TTLs in seconds, as ages are counted (read on every hit, under the lock already held;
     /// a reload changes them with `ContactCache.setTTLs`).
     var ttlSeconds: (contact: Double, notFound: Double) = (0, 0)
+    /// What was invalidated while fills were under way (the invalidation rule).
+    var invalidations = InvalidationLog()
 
     /// The slot of the entry that has `key`.
     func slot(for key: KeyBytes) -> Int? {

@@ -45,12 +45,28 @@ package protocol SharedTier: Sendable {
     /// (`MonotonicClock.system` seconds); `nil` if it did not.
     func awaitPeer(_ key: ContactKey, until deadline: Double) async -> SharedEntry?
     /// Shares what the API answered for `key` (a contact also under its number and id), kept for
-    /// `lifetime` seconds; releases `claim`.
-    func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String?)
+    /// `lifetime` seconds, if `claim` is still held: an invalidation since voids the claim, and
+    /// the value is then not stored (the lease rule, docs/scale.md). Releases the claim.
+    func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String)
     /// Gives up the claim on fetching `key` without sharing anything (the fetch failed).
     func release(_ claim: String, for key: ContactKey)
-    /// Removes `keys` from the shared cache and tells every host to drop them.
-    func invalidate(_ keys: [ContactKey])
-    /// Tells every host to empty its cache, and empties the shared one.
-    func invalidateAll()
+    /// Removes `keys` from the shared cache, voids every claim on fetching them, and tells every
+    /// host to drop them; whether that was done (Redis answered in time).
+    func invalidate(_ keys: [ContactKey]) async -> Bool
+    /// Tells every host to empty its cache, and empties the shared one; whether that was done.
+    func invalidateAll() async -> Bool
+}
+
+/// What `contact.invalidate` did.
+package struct Invalidation: Sendable, Equatable {
+    /// Entries removed on this host.
+    package var removed: Int
+    /// With a shared cache, whether the fleet part (Redis and the other hosts) was done; `nil`
+    /// without one.
+    package var fleet: Bool?
+
+    package init(removed: Int, fleet: Bool?) {
+        self.removed = removed
+        self.fleet = fleet
+    }
 }

@@ -140,9 +140,9 @@ final class ScriptedSource: ContactSource {
         let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234")))
         let (lookup, _) = makeLookup(source)
         _ = await lookup.get(cid("a"), maxAge: nil)
-        #expect(lookup.invalidate(phone("+14155551234")) == 1)
+        #expect(await lookup.invalidate(phone("+14155551234")) == Invalidation(removed: 1, fleet: nil))
         #expect(try await lookup.get(cid("a"), maxAge: nil).get().status == .miss)
-        #expect(lookup.invalidateAll() == 1)
+        #expect(await lookup.invalidateAll() == Invalidation(removed: 1, fleet: nil))
         #expect(source.calls == 2)
     }
 
@@ -169,5 +169,67 @@ final class ScriptedSource: ContactSource {
         source.release()
         #expect(await pending.value == .failure(.notFound))
         #expect(lookup.stats.entries == 0)
+    }
+
+    /// Issue #23, item 1: emptying the cache used to leave it with TTLs of zero, so every later
+    /// lookup answered stale and called the API, and not-found answers were never cached.
+    @Test func emptyingTheCacheKeepsItCaching() async throws {
+        let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234")))
+        let (lookup, _) = makeLookup(source)
+        _ = try await lookup.get(cid("a"), maxAge: nil).get()
+        _ = await lookup.invalidateAll()
+        var statuses: [CacheStatus] = []
+        for _ in 0..<4 { statuses.append(try await lookup.get(cid("a"), maxAge: nil).get().status) }
+        #expect(statuses == [.miss, .hit, .hit, .hit])
+        #expect(source.calls == 2)
+        source.setResult(.failure(.notFound))
+        _ = lookup.dropAllLocally()
+        #expect(await lookup.get(cid("b"), maxAge: nil) == .failure(.notFound))
+        #expect(await lookup.get(cid("b"), maxAge: nil) == .failure(.notFound))
+        #expect(source.calls == 3, "the not-found answer is cached after emptying, too")
+        #expect(lookup.cache.ttls.contact == 300)
+    }
+
+    /// Issue #23, item 2: a fetch in flight when the contact is invalidated answers the callers
+    /// that were waiting for it, but is not stored: the next lookup fetches the new version.
+    @Test(arguments: ["by the key fetched", "by its id", "everything", "by the fleet"])
+    func aFetchInFlightDoesNotUndoAnInvalidation(how: String) async throws {
+        let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234", padding: 1)))
+        source.hold()
+        let (lookup, _) = makeLookup(source)
+        let waiting = Task { try await lookup.get(phone("+14155551234"), maxAge: nil).get() }
+        while source.calls < 1 { await Task.yield() }
+        switch how {
+        case "by the key fetched": _ = await lookup.invalidate(phone("+14155551234"))
+        case "by its id": _ = await lookup.invalidate(cid("a"))
+        case "everything": _ = await lookup.invalidateAll()
+        default: _ = lookup.dropLocally([cid("a")])
+        }
+        source.setResult(.success(makeContact("a", phone: "+14155551234", padding: 2)))
+        source.release()
+        let first = try await waiting.value
+        #expect(first.contact.id == ContactID("a"), "the waiting caller hears the fetch's answer")
+        #expect(lookup.stats.entries == 0, "the version fetched before the invalidation is not stored")
+        let next = try await lookup.get(phone("+14155551234"), maxAge: nil).get()
+        #expect(next.status == .miss)
+        #expect(next.contact == makeContact("a", phone: "+14155551234", padding: 2))
+        #expect(try await lookup.get(cid("a"), maxAge: nil).get().status == .hit)
+    }
+
+    /// A lookup that arrives after the invalidation does not join the fetch begun before it.
+    @Test(.timeLimit(.minutes(1))) func aLookupAfterAnInvalidationStartsItsOwnFetch() async throws {
+        let source = ScriptedSource(.success(makeContact("a", phone: "+14155551234", padding: 1)))
+        source.hold()
+        let (lookup, _) = makeLookup(source)
+        let before = Task { await lookup.get(phone("+14155551234"), maxAge: nil) }
+        while source.calls < 1 { await Task.yield() }
+        _ = await lookup.invalidate(phone("+14155551234"))
+        let after = Task { await lookup.get(phone("+14155551234"), maxAge: nil) }
+        while source.calls < 2 { await Task.yield() }
+        source.setResult(.success(makeContact("a", phone: "+14155551234", padding: 2)))
+        source.release()
+        _ = await before.value
+        #expect(try await after.value.get().contact == makeContact("a", phone: "+14155551234", padding: 2))
+        #expect(try lookup.cached(cid("a"), maxAge: nil)?.get().contact == makeContact("a", phone: "+14155551234", padding: 2))
     }
 }

@@ -275,6 +275,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             if let bytes { writeLine(bytes) }
         case .fetch(let pending):
             startAsync { dispatcher in await dispatcher.fetch(pending) }
+        case .invalidate(let params, let id):
+            startAsync { dispatcher in await dispatcher.invalidate(params, id: id) }
         }
     }
 
@@ -309,7 +311,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 continue
             }
             let outcome = dispatcher.respond(to: item)
-            if case .fetch = outcome { needsFetch = true }
+            if case .reply = outcome {} else { needsFetch = true }
             outcomes.append(outcome)
         }
         guard needsFetch else {
@@ -328,6 +330,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                     switch outcome {
                     case .reply(let bytes): replies[index] = bytes
                     case .fetch(let pending): group.addTask { (index, await dispatcher.fetch(pending)) }
+                    case .invalidate(let params, let id):
+                        group.addTask { (index, await dispatcher.invalidate(params, id: id)) }
                     }
                 }
                 for await (index, bytes) in group { replies[index] = bytes }

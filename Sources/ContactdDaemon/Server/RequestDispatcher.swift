@@ -18,6 +18,8 @@ package final class RequestDispatcher: Sendable {
         case reply([UInt8]?)
         /// The contact must be fetched; call `fetch(_:)` and reply with what it returns.
         case fetch(PendingLookup)
+        /// An invalidation that waits for the shared cache; call `invalidate(_:id:)`.
+        case invalidate(InvalidateParams, id: JSONValue?)
     }
 
     let lookup: ContactLookup
@@ -68,6 +70,25 @@ package final class RequestDispatcher: Sendable {
         }
     }
 
+    /// Carries out `contact.invalidate`: here at once, and with a shared cache in it and on every
+    /// host, within its timeout. The result says whether the fleet part was done (`shared`).
+    func invalidate(_ params: InvalidateParams, id: JSONValue?) async -> [UInt8]? {
+        let done: Invalidation
+        switch params {
+        case .key(let key): done = await lookup.invalidate(key)
+        case .all:
+            done = await lookup.invalidateAll()
+            // The cache's own pages are unmapped already; this returns what it freed on the heap.
+            GlibcHeap.releaseFreeMemory()
+        }
+        guard let id else { return nil }
+        var result: JSONObject = ["removed": .int(done.removed)]
+        if let fleet = done.fleet { result["shared"] = .bool(fleet) }
+        var out: [UInt8] = []
+        RPCResponse.success(id: id, result: .object(result), into: &out)
+        return out
+    }
+
     /// Finishes a lookup that needed the API.
     func fetch(_ pending: PendingLookup) async -> [UInt8]? {
         let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
@@ -91,15 +112,7 @@ package final class RequestDispatcher: Sendable {
             case .parse: return .fetch(PendingLookup(id: request.id, key: params.key, maxAge: params.maxAge))
             }
         case .contactInvalidate:
-            let removed: Int
-            switch try InvalidateParams(request.params) {
-            case .key(let key): removed = lookup.invalidate(key)
-            case .all:
-                removed = lookup.invalidateAll()
-                // The cache's own pages are unmapped already; this returns what it freed on the heap.
-                GlibcHeap.releaseFreeMemory()
-            }
-            return reply(request, .object(["removed": .int(removed)]))
+            return .invalidate(try InvalidateParams(request.params), id: request.id)
         case .cacheStats:
             try Self.expectNoParams(request.params)
             return reply(request, Self.statsJSON(lookup.stats).adding("shared", sharedCache?.statsJSON))

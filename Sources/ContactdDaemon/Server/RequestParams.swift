@@ -23,7 +23,7 @@ struct ContactGetParams {
 }
 
 /// `contact.invalidate` params: one key, or `{"all": true}`.
-enum InvalidateParams {
+package enum InvalidateParams: Sendable {
     case key(ContactKey)
     case all
 

@@ -19,11 +19,10 @@ extension RedisConnection: SharedCacheConnection {}
 
 /// This host's side of the fleet's shared cache (`--shared-cache`): a `SharedTier` on Redis.
 ///
-/// What Redis holds, under `--shared-cache-prefix`: `p:<number>` and `i:<id>` → the API's answer
-/// (`1 <unix ms when fetched> c <contact JSON>`, or `… n` for not-found), expiring when no host
-/// could answer from it any more; `lock:<key>` → a claim on fetching it (half the deadline);
-/// channel `invalidate` → keys to drop (`*` for all; the entries under the prefix are then
-/// removed with SCAN and UNLINK).
+/// What Redis holds is in `SharedCacheLayout`. Reads (a lookup's GET and claim, a wait for a
+/// peer) go straight out; every write (fills, releases, invalidations) goes through the one
+/// `SharedCacheWriter`, in order. A fill lands only while its claim holds (the lease rule), so an
+/// invalidation on any host is final for the fleet (docs/scale.md).
 ///
 /// Redis is an accelerator, never a dependency. Each call waits at most `--shared-cache-timeout`;
 /// a failed or slow call marks the connection down (`State`), every lookup then skips Redis at
@@ -59,17 +58,19 @@ package final class SharedCache: SharedTier, Sendable {
 
     let address: RedisAddress
     let timeout: TimeAmount
-    private let prefix: String
-    /// Encrypts values, key names and messages; `nil`: they are stored in clear.
-    private let seal: SharedCacheSeal?
+    let layout: SharedCacheLayout
     private let state = NIOLockedValueBox<State>(.connecting)
     let counts = Counts()
     private let logger: Logger
+    /// Every write goes out through it, in order; its loop runs in `SharedCacheService`.
+    let writer = SharedCacheWriter()
+    /// The fleet's invalidation count as this host last knew it (from its own invalidations,
+    /// the messages it heard, and each connect); `nil` before the first connect.
+    private let knownEpoch = NIOLockedValueBox<Int64?>(nil)
 
     init(address: RedisAddress, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
         self.address = address
-        self.prefix = prefix
-        self.seal = seal
+        self.layout = SharedCacheLayout(prefix: prefix, seal: seal)
         self.timeout = TimeAmount(timeout)
         self.logger = logger
     }
@@ -77,25 +78,31 @@ package final class SharedCache: SharedTier, Sendable {
     var stateName: String { state.withLockedValue { $0.name } }
 
     /// The channel other hosts publish invalidations on.
-    var invalidationChannel: String { prefix + "invalidate" }
+    var invalidationChannel: String { layout.channel }
 
     // MARK: SharedTier
 
     package func lookUp(_ key: ContactKey, lease: Double) async -> SharedLookup {
         let token = UUID().uuidString
         let replies = await send([
-            ["GET", .text(entryKey(key))],
-            ["SET", .text(claimKey(key)), .text(token), "NX", "PX", .text(String(max(1, Int(lease * 1000))))],
+            ["GET", .text(layout.entryKey(key))],
+            // Read before the claim is taken: an invalidation between the two makes the fill
+            // refuse itself, never the other way round.
+            ["GET", .text(layout.epochKey)],
+            ["SET", .text(layout.claimKey(key)), .text(token), "NX", "PX", .text(String(max(1, Int(lease * 1000))))],
+            ["TIME"],
         ])
-        guard let replies else { return .unavailable }
-        if let entry = decode(replies[0]) {
+        guard let replies, replies.count == 4 else { return .unavailable }
+        if let entry = layout.decode(replies[0], for: key, redisNow: SharedCacheLayout.milliseconds(fromTime: replies[3])) {
             counts.hits.add(1, ordering: .relaxed)
             // Found after all: the claim taken in the same round trip is not needed.
-            if replies[1] != .null { release(token, for: key) }
+            if replies[2] != .null { writer.enqueue([releaseCommand(token, for: key)]) }
             return .found(entry)
         }
         counts.misses.add(1, ordering: .relaxed)
-        return replies[1] == .null ? .fetchedElsewhere : .claimed(token: token)
+        guard replies[2] != .null else { return .fetchedElsewhere }
+        let epoch = replies[1].string.flatMap { Int64($0) } ?? 0
+        return .claimed(token: "\(token) \(epoch)")
     }
 
     package func awaitPeer(_ key: ContactKey, until deadline: Double) async -> SharedEntry? {
@@ -105,88 +112,146 @@ package final class SharedCache: SharedTier, Sendable {
         var pause = 0.005
         while MonotonicClock.system.now() + pause < deadline {
             try? await Task.sleep(for: .seconds(pause))
-            guard let replies = await send([["GET", .text(entryKey(key))], ["EXISTS", .text(claimKey(key))]]) else {
-                return nil
+            guard
+                let replies = await send([
+                    ["GET", .text(layout.entryKey(key))], ["EXISTS", .text(layout.claimKey(key))], ["TIME"],
+                ]), replies.count == 3
+            else { return nil }
+            if let entry = layout.decode(
+                replies[0],
+                for: key,
+                redisNow: SharedCacheLayout.milliseconds(fromTime: replies[2])
+            ) {
+                return entry
             }
-            if let entry = decode(replies[0]) { return entry }
-            // The claim is gone and nothing was stored: that host's fetch failed; ask the API.
+            // The claim is gone and nothing was stored: that host's fetch failed (or an
+            // invalidation voided it); ask the API.
             if replies[1] == .integer(0) { return nil }
             pause = min(pause * 2, 0.05)
         }
         return nil
     }
 
-    package func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String?) {
-        let milliseconds = String(max(1, Int(lifetime * 1000)))
-        var bytes = ByteBuffer(string: "1 \(Int64(Date().timeIntervalSince1970 * 1000)) ")
+    package func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String) {
+        let parts = claim.split(separator: " ")
+        guard parts.count == 2 else { return }
+        let expiry = Date().timeIntervalSince1970 + lifetime
         var keys = [key]
-        switch value {
-        case .contact(let contact):
-            bytes.writeString("c ")
-            bytes.writeBytes(contact.json)
+        var idSuffix = "-"
+        if case .contact(let contact) = value {
             keys += contact.ownKeys.filter { $0 != key }
-        case .notFound:
-            bytes.writeString("n")
+            idSuffix = layout.suffix(.id(contact.id))
         }
-        let stored = seal?.seal(bytes) ?? bytes
-        var commands = keys.map {
-            ["SET", .text(entryKey($0)), .bytes(stored), "PX", .text(milliseconds)] as [RedisArgument]
+        var command: [RedisArgument] = ["EVAL", .text(SharedCacheLayout.fillScript), .text(String(3 + 2 * keys.count))]
+        command.append(.text(layout.claimKey(key)))
+        command.append(.text(idSuffix == "-" ? layout.claimKey(key) : layout.keySetKey(idSuffix: idSuffix)))
+        command.append(.text(layout.allMarkKey))
+        command += keys.map { .text(layout.entryKey($0)) }
+        command += keys.map { .text(layout.markKey($0)) }
+        command += [.text(String(parts[0])), .text(String(parts[1])), .text(String(max(1, Int(lifetime * 1000))))]
+        command.append(.text(idSuffix))
+        command += keys.map { .bytes(layout.payload(value, for: $0, expiry: expiry)) }
+        let counts = self.counts
+        writer.enqueue([command]) { replies in
+            if replies?.first == .integer(1) { counts.writes.add(1, ordering: .relaxed) }
         }
-        if let claim { commands.append(releaseCommand(claim, for: key)) }
-        counts.writes.add(1, ordering: .relaxed)
-        sendBehind(commands)
     }
 
     package func release(_ claim: String, for key: ContactKey) {
-        sendBehind([releaseCommand(claim, for: key)])
+        guard let token = claim.split(separator: " ").first else { return }
+        writer.enqueue([releaseCommand(String(token), for: key)])
     }
 
-    package func invalidate(_ keys: [ContactKey]) {
-        Task {
-            // The shared entry names the contact's other keys (its number, its id): they go too,
-            // and every host hears each, whichever key it holds the contact under.
-            var all = keys
-            if let replies = await send(keys.map { ["GET", .text(entryKey($0))] as [RedisArgument] }) {
-                for reply in replies {
-                    guard case .contact(let contact)? = decode(reply)?.value else { continue }
-                    for key in contact.ownKeys where !all.contains(key) { all.append(key) }
-                }
-            }
-            var commands: [[RedisArgument]] = [["DEL"] + all.map { .text(entryKey($0)) }]
-            for key in all {
-                commands.append(["PUBLISH", .text(invalidationChannel), .bytes(message(key.description))])
-            }
-            _ = await send(commands)
+    package func invalidate(_ keys: [ContactKey]) async -> Bool {
+        let command: [RedisArgument] =
+            ["EVAL", .text(SharedCacheLayout.invalidateScript), .text(String(1 + keys.count)), .text(layout.epochKey)]
+            + keys.map { .text(layout.entryKey($0)) }
+            + [.text(layout.prefix), .text(String(SharedCacheLayout.markMilliseconds))]
+        guard let replies = await writer.write([command]), case .array(let result)? = replies.first,
+            result.count == 2, case .integer(let epoch) = result[0]
+        else {
+            return fleetPartFailed("an invalidation")
         }
+        // The contact's other keys, from what Redis held: hosts holding it under one of those
+        // drop it too.
+        var all = keys
+        for key in keys {
+            guard case .contact(let contact)? = layout.decode(result[1], for: key, redisNow: nil)?.value else {
+                continue
+            }
+            for other in contact.ownKeys where !all.contains(other) { all.append(other) }
+            break
+        }
+        learned(epoch: epoch)
+        let published = await writer.write(
+            all.map { ["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, $0.description))] }
+        )
+        return published != nil ? true : fleetPartFailed("an invalidation's message")
     }
 
-    package func invalidateAll() {
-        Task {
-            _ = await send([["PUBLISH", .text(invalidationChannel), .bytes(message("*"))]])
-            // Then this prefix's entries, a batch per round trip (SCAN, unlike KEYS, does not hold
-            // Redis up); claims are left to expire.
-            let pattern = Self.globEscaped(prefix) + "*"
+    package func invalidateAll() async -> Bool {
+        guard
+            let replies = await writer.write([
+                [
+                    "EVAL", .text(SharedCacheLayout.invalidateAllScript), "2", .text(layout.epochKey),
+                    .text(layout.allMarkKey), .text(String(SharedCacheLayout.markMilliseconds)),
+                ]
+            ]), case .integer(let epoch)? = replies.first
+        else { return fleetPartFailed("invalidating everything") }
+        learned(epoch: epoch)
+        guard await writer.write([["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, "*"))]]) != nil
+        else { return fleetPartFailed("the message to empty every host") }
+        // Then the entries, a batch per round trip (SCAN, unlike KEYS, does not hold Redis up);
+        // claims are voided by the mark and left to expire. Any fill claimed before the mark is
+        // refused, so entries written from here on are newer than the invalidation.
+        for pattern in layout.entryPatterns {
             var cursor = "0"
             repeat {
-                guard let replies = await send([["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"]]),
+                guard
+                    let replies = await send([["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"]]),
                     case .array(let parts) = replies[0], parts.count == 2, let next = parts[0].string,
                     case .array(let found) = parts[1]
-                else { return }
-                let names = found.compactMap(\.string).filter { !$0.hasPrefix(prefix + "lock:") }
-                if !names.isEmpty { _ = await send([["UNLINK"] + names.map { .text($0) }]) }
+                else { return fleetPartFailed("removing the shared entries") }
+                let names = found.compactMap(\.string)
+                if !names.isEmpty, await writer.write([["UNLINK"] + names.map { .text($0) }]) == nil {
+                    return fleetPartFailed("removing the shared entries")
+                }
                 cursor = next
             } while cursor != "0"
         }
+        return true
     }
 
-    /// `text` as a glob pattern that matches only itself.
-    private static func globEscaped(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if "*?[]\\".contains(character) { escaped.append("\\") }
-            escaped.append(character)
+    /// Logs that an invalidation's fleet part did not happen; returns `false` (the reply says so).
+    private func fleetPartFailed(_ what: String) -> Bool {
+        logger.warning(
+            "\(what) was made on this host only: the shared cache did not take it (\(stateName)); other hosts may answer the old entry until it expires"
+        )
+        return false
+    }
+
+    // MARK: Invalidations heard and missed
+
+    /// Notes an epoch this host took part in or heard of.
+    func learned(epoch: Int64) {
+        knownEpoch.withLockedValue { $0 = max($0 ?? epoch, epoch) }
+    }
+
+    /// The key an invalidation message names (`nil` for all), or `nil` for garbage; notes its epoch.
+    func read(message bytes: ByteBuffer) -> (key: ContactKey?, valid: Bool) {
+        guard let (epoch, key) = layout.readMessage(bytes) else { return (nil, false) }
+        learned(epoch: epoch)
+        return (key, true)
+    }
+
+    /// On each connect: whether the fleet made invalidations this host did not hear while it was
+    /// not connected (then it must drop what it holds: it cannot tell which entries they named).
+    func missedInvalidations(currentEpoch epoch: Int64) -> Bool {
+        knownEpoch.withLockedValue { known in
+            defer { known = epoch }
+            guard let last = known else { return false }
+            return last != epoch
         }
-        return escaped
     }
 
     // MARK: Reports
@@ -250,7 +315,7 @@ package final class SharedCache: SharedTier, Sendable {
 
     /// The replies, or `nil` when the shared cache is not up or did not answer in time (it is then
     /// marked down).
-    private func send(_ commands: [[RedisArgument]]) async -> [RESPValue]? {
+    func send(_ commands: [[RedisArgument]]) async -> [RESPValue]? {
         guard case .up(let connection) = state.withLockedValue({ $0 }) else {
             counts.skipped.add(1, ordering: .relaxed)
             return nil
@@ -269,78 +334,11 @@ package final class SharedCache: SharedTier, Sendable {
         }
     }
 
-    /// Sends without waiting for the lookup: writes go out behind the answer.
-    private func sendBehind(_ commands: [[RedisArgument]]) {
-        Task { _ = await send(commands) }
-    }
-
-    private func releaseCommand(_ claim: String, for key: ContactKey) -> [RedisArgument] {
+    private func releaseCommand(_ token: String, for key: ContactKey) -> [RedisArgument] {
         // Deletes the claim only if it is still this host's (a slow host's lease may have passed).
         [
             "EVAL", "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            "1", .text(claimKey(key)), .text(claim),
+            "1", .text(layout.claimKey(key)), .text(token),
         ]
-    }
-
-    private func entryKey(_ key: ContactKey) -> String { prefix + name(Self.suffix(key)) }
-    private func claimKey(_ key: ContactKey) -> String { prefix + "lock:" + name(Self.suffix(key)) }
-
-    /// A key's name in Redis: as it is, or its HMAC when values are encrypted.
-    private func name(_ suffix: String) -> String { seal.map { "h:" + $0.name(suffix) } ?? suffix }
-
-    /// An invalidation message: the key's text, sealed when values are.
-    private func message(_ text: String) -> ByteBuffer {
-        let plain = ByteBuffer(string: text)
-        return seal?.seal(plain) ?? plain
-    }
-
-    /// The text of an invalidation message; `nil` for one not sealed with this key.
-    func messageText(_ bytes: ByteBuffer) -> String? {
-        guard let seal else { return String(buffer: bytes) }
-        return seal.open(bytes).map { String(buffer: $0) }
-    }
-
-    /// A stored entry, opened first when values are encrypted.
-    private func decode(_ reply: RESPValue) -> SharedEntry? {
-        guard let seal else { return Self.decode(reply) }
-        guard case .bulkString(let sealed) = reply, let plain = seal.open(sealed) else { return nil }
-        return Self.decode(.bulkString(plain))
-    }
-
-    private static func suffix(_ key: ContactKey) -> String {
-        switch key {
-        case .phone(let phone): "p:" + phone.e164
-        case .id(let id): "i:" + id.rawValue
-        }
-    }
-
-    /// A stored entry; `nil` for none, or for bytes that are not one (never trusted blindly).
-    static func decode(_ reply: RESPValue) -> SharedEntry? {
-        guard case .bulkString(var bytes) = reply,
-            let version = bytes.readString(length: 2), version == "1 ",
-            let space = bytes.readableBytesView.firstIndex(of: UInt8(ascii: " ")),
-            let stamp = bytes.readString(length: space - bytes.readerIndex).flatMap(Int64.init),
-            bytes.readInteger(as: UInt8.self) == UInt8(ascii: " "),
-            let kind = bytes.readInteger(as: UInt8.self)
-        else { return nil }
-        let age = max(0, Date().timeIntervalSince1970 - Double(stamp) / 1000)
-        switch kind {
-        case UInt8(ascii: "n"):
-            return SharedEntry(value: .notFound, age: age)
-        case UInt8(ascii: "c"):
-            guard bytes.readInteger(as: UInt8.self) == UInt8(ascii: " "),
-                let contact = try? Contact(apiBody: bytes.readableBytesView)
-            else { return nil }
-            return SharedEntry(value: .contact(contact), age: age)
-        default:
-            return nil
-        }
-    }
-
-    /// The key in an invalidation message; `nil` for `*` (everything) — and for garbage.
-    static func key(fromMessage text: String) -> ContactKey? {
-        if text.hasPrefix("phone:"), let phone = PhoneNumber(String(text.dropFirst(6))) { return .phone(phone) }
-        if text.hasPrefix("id:"), let id = ContactID(String(text.dropFirst(3))) { return .id(id) }
-        return nil
     }
 }

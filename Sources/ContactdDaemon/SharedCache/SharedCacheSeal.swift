@@ -38,16 +38,22 @@ struct SharedCacheSeal: Sendable {
             .map { String($0, radix: 16).leftPadded(to: 2) }.joined()
     }
 
-    func seal(_ plain: ByteBuffer) -> ByteBuffer {
+    /// `plain` encrypted and authenticated, bound to `context` (the Redis key it is stored under,
+    /// or the channel): opened under any other context, it is refused.
+    func seal(_ plain: ByteBuffer, boundTo context: String) -> ByteBuffer {
         // Sealing with a fresh random nonce cannot fail for a 256-bit key.
-        let box = try! AES.GCM.seal(Data(plain.readableBytesView), using: valueKey)
+        let box = try! AES.GCM.seal(
+            Data(plain.readableBytesView),
+            using: valueKey,
+            authenticating: Data(context.utf8)
+        )
         return ByteBuffer(bytes: box.combined!)
     }
 
-    /// The plain bytes; `nil` for bytes not sealed with this key (or changed since).
-    func open(_ sealed: ByteBuffer) -> ByteBuffer? {
+    /// The plain bytes; `nil` for bytes not sealed with this key and `context` (or changed since).
+    func open(_ sealed: ByteBuffer, boundTo context: String) -> ByteBuffer? {
         guard let box = try? AES.GCM.SealedBox(combined: Data(sealed.readableBytesView)),
-            let plain = try? AES.GCM.open(box, using: valueKey)
+            let plain = try? AES.GCM.open(box, using: valueKey, authenticating: Data(context.utf8))
         else { return nil }
         return ByteBuffer(bytes: plain)
     }

@@ -20,6 +20,15 @@ struct SharedCacheService: Service, CustomStringConvertible {
     let logger: Logger
 
     func run() async {
+        let cache = self.cache
+        await withDiscardingTaskGroup { group in
+            group.addTask { await cache.writer.run { await cache.send($0) } }
+            await keepConnected()
+            cache.writer.finish()
+        }
+    }
+
+    private func keepConnected() async {
         var backoff = 0.25
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
@@ -58,20 +67,34 @@ struct SharedCacheService: Service, CustomStringConvertible {
         ) {
             push in
             guard case .push(let parts) = push, parts.count == 3, parts[0].string == "message",
-                parts[1].string == channel, case .bulkString(let bytes) = parts[2], let text = cache.messageText(bytes)
+                parts[1].string == channel, case .bulkString(let bytes) = parts[2]
             else { return }
+            let (key, valid) = cache.read(message: bytes)
+            guard valid else { return }
             counts.invalidationsReceived.add(1, ordering: .relaxed)
-            if text == "*" {
-                _ = lookup.dropAllLocally()
-            } else if let key = SharedCache.key(fromMessage: text) {
-                _ = lookup.dropLocally(key)
+            if let key {
+                lookup.dropLocally([key])
+            } else {
+                lookup.dropAllLocally()
             }
         }
+        let epoch: Int64
         do {
+            // Subscribed first, then the count read: an invalidation after the read is heard.
             _ = try await connection.send(["SUBSCRIBE", .text(channel)], timeout: setupTimeout)
+            let reply = try await connection.send(["GET", .text(cache.layout.epochKey)], timeout: setupTimeout)
+            epoch = reply.string.flatMap { Int64($0) } ?? 0
         } catch {
             await connection.close()
             throw error
+        }
+        if cache.missedInvalidations(currentEpoch: epoch) {
+            // Invalidations were made while this host could not hear them, and it cannot tell
+            // which: what it holds may be what they removed (docs/scale.md, "Failures").
+            let dropped = lookup.dropAllLocally()
+            logger.warning(
+                "the fleet made invalidations while this host was not connected to the shared cache: emptied this host's cache (\(dropped) entries) so that none of them is undone"
+            )
         }
         return connection
     }
