@@ -15,6 +15,8 @@ extension ContactLookup {
         started: Double
     ) -> Flight {
         let generation = health.withLockedValue { $0.generation }
+        // Taken before anything is asked: an invalidation from here on voids this fetch's fill.
+        let ticket = cache.beginFill()
         let flight = Flight()
         flights.byKey[key] = flight
         if let entry {
@@ -26,15 +28,23 @@ extension ContactLookup {
         // hundreds of milliseconds later. Tests saw waiters time out before the fetch answered,
         // and two misses received together start their fetches more than the 0.25 s
         // "shortest attempt" apart, so the second got the API slot instead of giving up.
-        Task { await self.run(flight, key: key, generation: generation, refreshing: entry, started: started) }
+        Task {
+            await self.run(flight, key: key, ticket: ticket, generation: generation, refreshing: entry, started: started)
+        }
         return flight
     }
 
-    private func run(_ flight: Flight, key: ContactKey, generation: Int, refreshing entry: ContactID?, started: Double)
-        async
-    {
+    private func run(
+        _ flight: Flight,
+        key: ContactKey,
+        ticket: FillTicket,
+        generation: Int,
+        refreshing entry: ContactID?,
+        started: Double
+    ) async {
         let fetched = await fetch(key, generation: generation, started: started)
-        settle(key, fetched, generation: generation, background: entry != nil)
+        settle(key, fetched, ticket: ticket, generation: generation, background: entry != nil)
+        cache.endFill(ticket)
         flights.withLockedValue { flights in
             if flights.byKey[key] === flight { flights.byKey[key] = nil }
             if let entry { flights.refreshing.remove(entry) }
@@ -68,18 +78,11 @@ extension ContactLookup {
     private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Fetched {
         // One policy for the whole fetch, whatever a reload does meanwhile.
         let policy = self.policy
-        // Deadlines are real time (they bound real waits), not the cache's injectable clock.
-        let real = MonotonicClock.system
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
         let deadline = started + policy.deadline.seconds - min(0.1, policy.deadline.seconds * 0.1)
         // An attempt with less time than this left is not worth starting (nor queueing for).
         let shortest = min(0.25, policy.deadline.seconds * 0.25)
-        var attempt = 0
-        var apiAnswer: Result<Contact, LookupError>?
         var claim: String?
-        func refused(_ error: LookupError) -> Fetched {
-            Fetched(result: .failure(error), apiAnswer: apiAnswer, claim: claim)
-        }
         if let shared {
             // Another host's answer, or the fleet's claim on asking the API (issue: one API call
             // however many hosts miss at once). A claim lasts half the deadline: a host that dies
@@ -99,48 +102,129 @@ extension ContactLookup {
                 break
             }
         }
-        while true {
-            if let refusal = refusal(for: key) { return refused(refusal) }
-            let permit = breaker.permit()
-            if case .refused(let retryAfter) = permit {
-                counters.circuitRefusals.add(1, ordering: .relaxed)
-                return refused(
-                    .unavailable(detail: "circuit open: the API keeps failing", retryAfter: retryAfter.rounded(.up))
-                )
-            }
-            switch await budget.acquire(timeout: deadline - shortest - real.now()) {
-            case .granted:
-                break
-            case .queueFull:
-                breaker.record(.neutral, permit: permit)
-                counters.overloaded.add(1, ordering: .relaxed)
-                return refused(.overloaded(detail: "too many lookups are waiting for the API"))
-            case .timedOut:
-                breaker.record(.neutral, permit: permit)
-                counters.overloaded.add(1, ordering: .relaxed)
-                return refused(.overloaded(detail: "no API slot came free within the deadline"))
-            }
-            // An attempt that is not the last gets half of what is left: an API that accepts and
-            // never answers then costs two or three attempts, each counted by the breaker, not
-            // one that eats the whole deadline; a slow one still has most of it.
-            let remaining = deadline - real.now()
-            let isLast = attempt + 1 >= policy.retryAttempts
-            let result = await call(key, timeout: max(0.001, isLast ? remaining : max(shortest, remaining / 2)))
-            budget.release()
-            breaker.record(Self.breakerOutcome(result), permit: permit)
+        return await attempts(key, policy: policy, deadline: deadline, shortest: shortest, claim: claim)
+    }
 
-            apiAnswer = result
-            let answer = Fetched(result: result, apiAnswer: apiAnswer, claim: claim)
-            guard case .failure(let error) = result, error.isRetryable, attempt + 1 < policy.retryAttempts else {
-                return answer
+    /// What one attempt came to: refused before the API was called, or the API's answer.
+    private enum Attempt: Sendable {
+        case refused(LookupError)
+        case answered(Result<Contact, LookupError>)
+    }
+
+    /// What the attempts loop hears.
+    private enum AttemptEvent: Sendable {
+        case finished(Attempt)
+        /// Attempt `n` has not answered in its share of the time: start another beside it.
+        case hedgeDue(Int)
+        /// The backoff after a failed attempt has passed.
+        case retryDue
+    }
+
+    /// Up to `retryAttempts` API calls within the deadline. Every call may take all the time
+    /// left: an answer that arrives before the deadline is taken, however slow (SPEC §8). An API
+    /// that accepts and never answers is met by hedging, not by cutting: when an attempt has not
+    /// answered after half of what was left, another starts beside it (if the breaker and the
+    /// API budget allow), and the first answer wins. A failed attempt is retried after a
+    /// full-jitter backoff.
+    private func attempts(
+        _ key: ContactKey,
+        policy: UpstreamPolicy,
+        deadline: Double,
+        shortest: Double,
+        claim: String?
+    ) async -> Fetched {
+        let real = MonotonicClock.system
+        return await withTaskGroup(of: AttemptEvent.self) { group -> Fetched in
+            var started = 0
+            var running = 0
+            var apiAnswer: Result<Contact, LookupError>?
+            var lastRefusal: LookupError?
+            func launch() {
+                started += 1
+                running += 1
+                let number = started
+                group.addTask { .finished(await self.attempt(key, deadline: deadline, shortest: shortest)) }
+                if number < policy.retryAttempts {
+                    let wait = max(shortest, (deadline - real.now()) / 2)
+                    group.addTask {
+                        try? await Task.sleep(for: .seconds(wait))
+                        return .hedgeDue(number)
+                    }
+                }
             }
-            var delay = policy.backoff(attempt: attempt, random: Double.random(in: 0...1))
-            if case .unavailable(_, let retryAfter?, _) = error { delay = max(delay, retryAfter) }
-            guard real.now() + delay + shortest < deadline else { return answer }
-            counters.retries.add(1, ordering: .relaxed)
-            try? await Task.sleep(for: .seconds(delay))
-            attempt += 1
+            func done(_ result: Result<Contact, LookupError>) -> Fetched {
+                group.cancelAll()
+                return Fetched(result: result, apiAnswer: apiAnswer, claim: claim)
+            }
+            launch()
+            while let event = await group.next() {
+                switch event {
+                case .finished(.refused(let error)):
+                    running -= 1
+                    lastRefusal = error
+                    if running == 0 {
+                        group.cancelAll()
+                        return Fetched(result: .failure(error), apiAnswer: apiAnswer, claim: claim)
+                    }
+                case .finished(.answered(let result)):
+                    running -= 1
+                    apiAnswer = result
+                    guard case .failure(let error) = result, error.isRetryable else { return done(result) }
+                    guard running == 0 else { continue }  // another attempt may still answer
+                    guard started < policy.retryAttempts else { return done(result) }
+                    var delay = policy.backoff(attempt: started - 1, random: Double.random(in: 0...1))
+                    if case .unavailable(_, let retryAfter?, _) = error { delay = max(delay, retryAfter) }
+                    guard real.now() + delay + shortest < deadline else { return done(result) }
+                    running += 1  // the retry to come keeps the loop waiting
+                    group.addTask {
+                        try? await Task.sleep(for: .seconds(delay))
+                        return .retryDue
+                    }
+                case .retryDue:
+                    running -= 1
+                    counters.retries.add(1, ordering: .relaxed)
+                    launch()
+                case .hedgeDue(let number):
+                    guard number == started, running > 0, started < policy.retryAttempts,
+                        deadline - real.now() > shortest
+                    else { continue }
+                    counters.retries.add(1, ordering: .relaxed)
+                    launch()
+                }
+            }
+            return done(apiAnswer ?? .failure(lastRefusal ?? .unavailable(detail: "no attempt was made", retryAfter: nil)))
         }
+    }
+
+    /// One attempt: the holds and the token, the breaker, a budget slot, then the call with all
+    /// the time left until `deadline`.
+    private func attempt(_ key: ContactKey, deadline: Double, shortest: Double) async -> Attempt {
+        let real = MonotonicClock.system
+        if let refusal = refusal(for: key) { return .refused(refusal) }
+        let permit = breaker.permit()
+        if case .refused(let retryAfter) = permit {
+            counters.circuitRefusals.add(1, ordering: .relaxed)
+            return .refused(
+                .unavailable(detail: "circuit open: the API keeps failing", retryAfter: retryAfter.rounded(.up))
+            )
+        }
+        switch await budget.acquire(timeout: deadline - shortest - real.now()) {
+        case .granted:
+            break
+        case .queueFull:
+            breaker.record(.neutral, permit: permit)
+            counters.overloaded.add(1, ordering: .relaxed)
+            return .refused(.overloaded(detail: "too many lookups are waiting for the API"))
+        case .timedOut:
+            breaker.record(.neutral, permit: permit)
+            counters.overloaded.add(1, ordering: .relaxed)
+            return .refused(.overloaded(detail: "no API slot came free within the deadline"))
+        }
+        let result = await call(key, timeout: max(0.001, deadline - real.now()))
+        budget.release()
+        // An attempt cut short because another answered first says nothing about the API.
+        breaker.record(Task.isCancelled ? .neutral : Self.breakerOutcome(result), permit: permit)
+        return .answered(result)
     }
 
     /// Another host's entry as this fetch's answer, if it is still fresh by this host's TTLs.
@@ -199,10 +283,13 @@ extension ContactLookup {
 
     /// Records what a finished fetch taught: the cache entry, and what the API said (holds, the
     /// token's state, its last failure) in `UpstreamHealth`.
-    private func settle(_ key: ContactKey, _ fetched: Fetched, generation: Int, background: Bool) {
+    ///
+    /// Nothing is stored, here or in the shared cache, when an invalidation came after the fetch
+    /// began (`ticket`): an invalidation is final.
+    private func settle(_ key: ContactKey, _ fetched: Fetched, ticket: FillTicket, generation: Int, background: Bool) {
         if let entry = fetched.shared {
             // Its true age, so freshness, stale serving and `cache.age` agree across the fleet.
-            cache.insert(entry.value, for: key, age: entry.age)
+            cache.insert(entry.value, for: key, age: entry.age, ticket: ticket)
             return
         }
         guard let answer = fetched.apiAnswer else {
@@ -214,15 +301,19 @@ extension ContactLookup {
         let ttls = cache.ttls
         switch answer {
         case .success(let contact):
-            cache.insert(.contact(contact), for: key)
             // Kept in the shared cache as long as any host could still answer from it.
             let lifetime = ttls.contact + max(policy.staleTTL.seconds, policy.staleIfError.seconds)
-            shared?.store(.contact(contact), for: key, lifetime: lifetime, claim: fetched.claim)
+            if cache.insert(.contact(contact), for: key, ticket: ticket), let claim = fetched.claim {
+                shared?.store(.contact(contact), for: key, lifetime: lifetime, claim: claim)
+            } else if let claim = fetched.claim {
+                shared?.release(claim, for: key)
+            }
         case .failure(.notFound):
             // Learned with an older token: the new one may see the contact.
-            if health.withLockedValue({ $0.generation }) == generation {
-                cache.insert(.notFound, for: key)
-                shared?.store(.notFound, for: key, lifetime: ttls.notFound, claim: fetched.claim)
+            if health.withLockedValue({ $0.generation }) == generation,
+                cache.insert(.notFound, for: key, ticket: ticket), let claim = fetched.claim
+            {
+                shared?.store(.notFound, for: key, lifetime: ttls.notFound, claim: claim)
             } else if let claim = fetched.claim {
                 shared?.release(claim, for: key)
             }
