@@ -133,12 +133,14 @@ public enum StaleReason: Sendable, Hashable, CustomStringConvertible, WireSpelli
     case rateLimited
     /// contactd's circuit breaker holds calls back.
     case circuitOpen
+    /// The API has not answered within `--stale-if-error-wait`; a fetch goes on behind.
+    case upstreamSlow
     /// A reason this client does not know (from a newer contactd), as sent.
     case unknown(String)
 
     static let spellings: [(Self, String)] = [
         (.refreshing, "refreshing"), (.upstreamUnavailable, "upstream_unavailable"), (.rateLimited, "rate_limited"),
-        (.circuitOpen, "circuit_open"),
+        (.circuitOpen, "circuit_open"), (.upstreamSlow, "upstream_slow"),
     ]
 
     /// The reason as contactd spells it.

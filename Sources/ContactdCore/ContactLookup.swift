@@ -204,11 +204,26 @@ package final class ContactLookup: Sendable {
             return cached(key, maxAge: maxAge)
                 ?? .failure(.unavailable(detail: "entry vanished", retryAfter: nil))
         }
+        let policy = self.policy
+        let left = policy.deadline.seconds - (MonotonicClock.system.now() - since)
+        var answer: Result<Fetch, LookupError>?
+        if policy.staleIfErrorWait < policy.deadline, health.withLockedValue({ $0.token == .accepted }),
+            staleIfErrorEntry(key, maxAge: maxAge) != nil
+        {
+            // A stale answer is there if the API fails: do not make the caller wait the whole
+            // deadline for a slow one (the fetch goes on and fills the cache when it lands).
+            answer = await flight.wait(timeout: min(left, policy.staleIfErrorWait.seconds))
+            if answer == nil, let stale = staleIfError(key, maxAge: maxAge, reason: .upstreamSlow) {
+                return .success(stale)
+            }
+        }
         let result =
-            await flight.wait(timeout: policy.deadline.seconds - (MonotonicClock.system.now() - since))
-            ?? .failure(
-                .unavailable(detail: "no answer within the \(policy.deadline.settingText) deadline", retryAfter: nil)
-            )
+            if let answer { answer } else {
+                await flight.wait(timeout: policy.deadline.seconds - (MonotonicClock.system.now() - since))
+                    ?? .failure(
+                        .unavailable(detail: "no answer within the \(policy.deadline.settingText) deadline", retryAfter: nil)
+                    )
+            }
         switch result {
         case .success(let fetch):
             return .success(
@@ -270,20 +285,29 @@ package final class ContactLookup: Sendable {
     }
 
     private func staleIfError(_ key: ContactKey, maxAge: Double?, error: LookupError) -> LookupResult? {
-        let reason: StaleReason
         switch error {
-        case .unavailable: reason = breaker.isRefusing ? .circuitOpen : .upstreamUnavailable
-        case .rateLimited, .overloaded: reason = .rateLimited
-        default: return nil
+        case .unavailable: staleIfError(key, maxAge: maxAge, reason: breaker.isRefusing ? .circuitOpen : .upstreamUnavailable)
+        case .rateLimited, .overloaded: staleIfError(key, maxAge: maxAge, reason: .rateLimited)
+        default: nil
         }
+    }
+
+    /// The cached contact for `key` if it may be answered stale-if-error (within its window, as
+    /// `maxAge` allows, and the token not rejected).
+    private func staleIfErrorEntry(_ key: ContactKey, maxAge: Double?) -> (contact: Contact, age: Double)? {
         guard let entry = cache.read(key), case .contact(let contact) = entry.value,
             entry.age < live.withLockedValue({ $0.ttl + $0.policy.staleIfError.seconds })
         else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
+        return (contact, entry.age)
+    }
+
+    private func staleIfError(_ key: ContactKey, maxAge: Double?, reason: StaleReason) -> LookupResult? {
+        guard let (contact, age) = staleIfErrorEntry(key, maxAge: maxAge) else { return nil }
         counters.staleIfError.add(1, ordering: .relaxed)
         let now = clock.now()
         health.withLockedValue { $0.servedStale(now: now) }
-        return LookupResult(contact: contact, status: .stale, age: entry.age, staleReason: reason, tier: localTier)
+        return LookupResult(contact: contact, status: .stale, age: age, staleReason: reason, tier: localTier)
     }
 
     /// Zeroes the counters `cache.stats` reports (hits, misses, API calls, retries, evictions, the

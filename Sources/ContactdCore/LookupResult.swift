@@ -15,6 +15,8 @@ package enum StaleReason: String, Sendable {
     case rateLimited = "rate_limited"
     /// The circuit breaker is open: the API is not being called.
     case circuitOpen = "circuit_open"
+    /// The API has not answered within `--stale-if-error-wait`; the fetch goes on behind.
+    case upstreamSlow = "upstream_slow"
 }
 
 /// A contact and how it was served.

@@ -10,6 +10,9 @@ package struct UpstreamPolicy: Sendable, Equatable {
     /// How long after the TTL an entry is answered, as `stale`, when fetching it fails with
     /// `upstream_unavailable` or `rate_limited` (stale-if-error). Default 1 day.
     package var staleIfError: Duration = .seconds(86_400)
+    /// How long a caller whose entry may be served stale-if-error waits for the API before it
+    /// gets that entry (`upstream_slow`); the fetch goes on behind it. Default 200 ms.
+    package var staleIfErrorWait: Duration = .milliseconds(200)
 
     /// A fresh entry read at least `refreshAheadReads` times is refreshed in the background once
     /// its age passes this fraction of the TTL, so hot contacts never go stale. 0 turns it off.

@@ -17,7 +17,7 @@ public enum OpenRPCDocument {
              ],
              "result": {"name": "lookup", "schema": {"type": "object", "required": ["contact", "cache"],
                "properties": {"contact": {"type": "object"},
-                              "cache": {"type": "object", "properties": {"status": {"enum": ["hit", "miss", "stale"]}, "age": {"type": "number"}, "stale_reason": {"enum": ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open"]}, "tier": {"enum": ["local", "shared", "api"], "description": "Only with --shared-cache: which cache answered."}}}}}},
+                              "cache": {"type": "object", "properties": {"status": {"enum": ["hit", "miss", "stale"]}, "age": {"type": "number"}, "stale_reason": {"enum": ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open", "upstream_slow"]}, "tier": {"enum": ["local", "shared", "api"], "description": "Only with --shared-cache: which cache answered."}}}}}},
              "errors": [
                {"code": -32602, "message": "invalid_params, invalid_phone_number, invalid_contact_id, rejected_by_api"},
                {"code": -32001, "message": "not_found"},
@@ -36,7 +36,7 @@ public enum OpenRPCDocument {
                {"name": "all", "schema": {"type": "boolean"}}
              ],
              "result": {"name": "removed", "schema": {"type": "object", "additionalProperties": false, "required": ["removed"],
-               "properties": {"removed": {"type": "integer", "minimum": 0}}}}},
+               "properties": {"removed": {"type": "integer", "minimum": 0}, "shared": {"type": "boolean"}}}}},
             {"name": "cache.stats", "summary": "Cache and upstream counters.", "params": [],
              "result": {"name": "stats", "schema": {"type": "object", "additionalProperties": false,
                "required": ["entries", "bytes", "held_bytes", "hits", "stale_hits", "stale_if_error", "misses", "hit_ratio", "evictions", "refreshes", "refresh_aheads", "upstream"],

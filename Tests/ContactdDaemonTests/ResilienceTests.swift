@@ -27,6 +27,9 @@ import Testing
             c.policy.retryAttempts = 1
             c.policy.retryBaseDelay = .seconds(0.01)
             c.policy.refreshAhead = 0
+            // Off (not shorter than the deadline): a loaded machine can take 200 ms to answer,
+            // and these tests are about what the API said. The wait has its own test.
+            c.policy.staleIfErrorWait = c.policy.deadline
             configure(&c)
         }
         return try await withDaemon(api: api, configure: setUp) { daemon in
@@ -253,19 +256,57 @@ import Testing
         }
     }
 
-    /// Issue #23, item 3: a slow API is not a dead one. With the default 5 s deadline, an API
-    /// that answers every call in 40 %, 60 % or 90 % of it is answered: the first attempt is
-    /// never cut short (before, it got half of the time and the retry was cut again).
+    /// Issue #23, item 3: a slow API is not a dead one. With a 10 s deadline, an API that
+    /// answers every call in 40 %, 60 % or 90 % of it is answered: the first attempt is never cut
+    /// short (before, it got half of the time and the retry was cut again). 10 s, not 5: the
+    /// 90 % case then keeps 0.9 s for a loaded machine's delays.
     @Test(arguments: [0.4, 0.6, 0.9])
     func aSlowAPIsAnswerWithinTheDeadlineIsTaken(fraction: Double) async throws {
         try await withFakeAPI { api in
-            api.setDelay(.milliseconds(Int64(5000 * fraction)))
-            try await withResilientDaemon(api: api, configure: { $0.policy.retryAttempts = 3 }) { _, client async throws in
+            api.setDelay(.milliseconds(Int64(10_000 * fraction)))
+            let configure: (inout DaemonConfiguration) -> Void = { c in
+                c.policy.deadline = .seconds(10)
+                c.policy.retryAttempts = 3
+            }
+            try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
                 let reply = try await roundTrip(client, getPhone(johnPhone))
                 #expect(reply["result"]?["cache"]?["status"]?.stringValue == "miss", "\(reply)")
                 // Hedges beside the slow call are allowed (at half and three quarters of the
                 // time left), never more calls than --retry-attempts.
                 #expect(api.calls <= 3)
+            }
+        }
+    }
+
+    /// Issue #23, item 4: past its stale window but inside --stale-if-error, a cached contact
+    /// whose API is slow is answered after --stale-if-error-wait as stale (`upstream_slow`), not
+    /// after the whole deadline; the fetch goes on and fills the cache when it lands.
+    @Test func aSlowAPIIsAnsweredStaleAfterTheStaleIfErrorWait() async throws {
+        try await withFakeAPI { api in
+            let configure: (inout DaemonConfiguration) -> Void = { c in
+                c.policy.staleTTL = .seconds(1)
+                c.policy.staleIfErrorWait = .milliseconds(200)
+            }
+            try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
+                #expect(try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue == "miss")
+                clock.advance(by: 60)  // past ttl (10 s) + stale-ttl (1 s), inside stale-if-error
+                api.hold()
+                let start = ContinuousClock.now
+                let reply = try await roundTrip(client, getPhone(johnPhone))
+                let elapsed = ContinuousClock.now - start
+                #expect(reply["result"]?["cache"]?["status"]?.stringValue == "stale", "\(reply)")
+                #expect(reply["result"]?["cache"]?["stale_reason"]?.stringValue == "upstream_slow")
+                // 0.2 s, not the 5 s deadline; generous for a loaded machine.
+                #expect(elapsed < .seconds(2.5), "answered after \(elapsed)")
+                api.release()
+                try await api.waitForCalls(2)
+                // The fetch went on behind the answer and filled the cache.
+                var status: String?
+                for _ in 0..<200 where status != "hit" {
+                    status = try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue
+                    if status != "hit" { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(status == "hit")
             }
         }
     }
@@ -276,7 +317,8 @@ import Testing
         try await withFakeAPI { api in
             api.hold()
             let configure: (inout DaemonConfiguration) -> Void = { c in
-                c.policy.deadline = .seconds(1)
+                // Long enough that the hedge at half of it has time to start on a loaded machine.
+                c.policy.deadline = .seconds(4)
                 c.policy.retryAttempts = 3
                 c.policy.breakerFailures = 2
             }
@@ -285,7 +327,7 @@ import Testing
                 let reply = try await roundTrip(client, getPhone(johnPhone))
                 let elapsed = ContinuousClock.now - start
                 #expect(reply.errorReason == "upstream_unavailable")
-                #expect(elapsed < .seconds(3), "answered after \(elapsed), deadline 1 s")
+                #expect(elapsed < .seconds(6), "answered after \(elapsed), deadline 4 s")
                 #expect(api.calls >= 2, "a hedge started beside the hanging call")
                 let next = try await roundTrip(client, getPhone("+442079460958"))
                 #expect(next["error"]?["message"]?.stringValue?.contains("circuit open") == true, "\(next)")

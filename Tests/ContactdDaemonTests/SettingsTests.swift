@@ -15,7 +15,7 @@ import Testing
         "token-file": ("/etc/contactd/token", "/etc/contactd/token"), "connect-timeout": ("250ms", "250ms"),
         "cache-max-entries": ("500", "500"),
         "cache-max-bytes": ("1048576", "1M"), "ttl": ("90", "90s"), "stale-ttl": ("2h", "2h"),
-        "stale-if-error": ("180m", "3h"), "refresh-ahead": ("0.5", "0.5"), "refresh-ahead-reads": ("4", "4"),
+        "stale-if-error": ("180m", "3h"), "stale-if-error-wait": ("0.05", "50ms"), "refresh-ahead": ("0.5", "0.5"), "refresh-ahead-reads": ("4", "4"),
         "negative-ttl": ("30s", "30s"), "upstream-timeout": ("1500ms", "1.5s"), "retry-attempts": ("1", "1"),
         "retry-base-delay": ("50ms", "50ms"), "retry-max-delay": ("5s", "5s"), "breaker-failures": ("9", "9"),
         "breaker-cooldown": ("30s", "30s"), "api-concurrency": ("4", "4"), "api-rate": ("12.5", "12.5"),

@@ -8,7 +8,7 @@ extension DaemonConfiguration {
     /// the log level. The rest shape what is built at start (sockets, the cache's size, the HTTP
     /// client, the snapshot schedule, the metrics listener) and need a restart.
     package static let appliedLive: Set<String> = [
-        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "refresh-ahead", "refresh-ahead-reads",
+        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "stale-if-error-wait", "refresh-ahead", "refresh-ahead-reads",
         "upstream-timeout", "retry-attempts", "retry-base-delay", "retry-max-delay", "breaker-failures",
         "breaker-cooldown", "api-concurrency", "api-rate", "api-burst", "api-queue", "rate-limit-all-keys",
         "allow-uid", "allow-gid", "log-level",
@@ -87,6 +87,11 @@ extension DaemonConfiguration {
             "stale-if-error",
             \.policy.staleIfError,
             help: "After --ttl, how long a contact is answered as stale when the API fails."
+        ),
+        .duration(
+            "stale-if-error-wait",
+            \.policy.staleIfErrorWait,
+            help: "How long a lookup waits for a slow API before a stale-if-error contact is answered."
         ),
         .fraction(
             "refresh-ahead",

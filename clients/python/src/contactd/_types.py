@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 #: ``cache.status`` values (a newer contactd may add others; they are passed through as strings).
 CACHE_STATUSES = ("hit", "miss", "stale")
 #: ``cache.stale_reason`` values.
-STALE_REASONS = ("refreshing", "upstream_unavailable", "rate_limited", "circuit_open")
+STALE_REASONS = ("refreshing", "upstream_unavailable", "rate_limited", "circuit_open", "upstream_slow")
 
 
 def _text(value: Any) -> Optional[str]:
