@@ -51,6 +51,8 @@ final class RecordSlab {
             let page = mmap(nil, Self.pageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             page != UnsafeMutableRawPointer(bitPattern: -1)
         else { return nil }
+        // Contacts are personal data: left out of any core dump (docs/security.md).
+        _ = madvise(page, Self.pageBytes, MADV_DONTDUMP)
         pages.append(page)
         cutting[sizeClass] = (page, size)
         return page

@@ -70,16 +70,24 @@ package final class SpawnedDaemon: Sendable {
     package let logPath: String
 
     /// Starts `contactd` with `arguments` in `directory`; its socket is `directory/contactd.sock`
-    /// unless `arguments` name one.
-    package init(directory: String, arguments: [String], environment: [String: String] = [:]) throws {
+    /// unless `arguments` name one. `descriptorLimit` starts it under that hard and soft
+    /// `RLIMIT_NOFILE` (through util-linux's prlimit).
+    package init(
+        directory: String,
+        arguments: [String],
+        environment: [String: String] = [:],
+        descriptorLimit: Int? = nil
+    ) throws {
         socketPath = directory + "/contactd.sock"
         logPath = directory + "/contactd.log"
         notify = try NotifySocket(path: directory + "/notify.sock")
         var base = baseEnvironment
         base["NOTIFY_SOCKET"] = notify.path
+        let contactd = try builtProductURL("contactd").path
+        let arguments = arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments
         process = try ChildProcess(
-            try builtProductURL("contactd").path,
-            arguments.contains("--socket") ? arguments : ["--socket", socketPath] + arguments,
+            descriptorLimit == nil ? contactd : "/usr/bin/prlimit",
+            descriptorLimit.map { ["--nofile=\($0):\($0)", "--", contactd] + arguments } ?? arguments,
             environment: base.merging(environment) { $1 },
             stdout: .file(logPath),
             stderr: .file(logPath)

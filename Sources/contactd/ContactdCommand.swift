@@ -92,7 +92,7 @@ struct ContactdCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier()
         do {
-            let configuration = try DaemonConfiguration.load(arguments: arguments, environment: environment)
+            var configuration = try DaemonConfiguration.load(arguments: arguments, environment: environment)
             let level = configuration.logLevel
             // Under systemd with stderr going to the journal, log structured entries straight to
             // it; otherwise plain lines on stderr.
@@ -107,6 +107,10 @@ struct ContactdCommand: AsyncParsableCommand {
                 return SwitchedLogHandler(StreamLogHandler.standardError(label: label), levelSwitch: levelSwitch)
             }
             let logger = Logger(label: "contactd")
+            configuration.limits.maxConnections = ProcessLimits.apply(
+                maxConnections: configuration.limits.maxConnections,
+                logger: logger
+            )
             let inherited = try Self.inheritedDescriptors()
             try await Daemon.run(
                 configuration: configuration,

@@ -188,4 +188,45 @@ import Testing
             }
         }
     }
+
+    /// Issue #23, item 5: under a descriptor limit too small for --max-connections, contactd logs
+    /// the limit, accepts only what leaves room, refuses the rest plainly, and still reaches the
+    /// API for the clients it serves (before, a thousand clients left it no descriptor for it).
+    @Test func aDescriptorLimitTooSmallForTheConnectionsKeepsRoomForTheAPI() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else {
+            print("skipped: needs util-linux's /usr/bin/prlimit to start contactd under a low limit")
+            return
+        }
+        try await withFakeAPI { api in
+            try await withTemporaryDirectory { dir in
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--log-level", "info"],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"],
+                    descriptorLimit: 200
+                )
+                defer { Task { await daemon.stop() } }
+                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                let room = 200 - 128
+                #expect(daemon.log.contains("limit.nofile=200"), "\(daemon.log)")
+                #expect(daemon.log.contains("accepting at most \(room) connections"), "\(daemon.log)")
+                var clients: [RawSocketClient] = []
+                for _ in 0..<room { clients.append(try await RawSocketClient.connect(daemon.socketPath)) }
+                // Every accepted client is served, and one of them needs the API.
+                for (index, client) in clients.enumerated() {
+                    try await client.send(#"{"jsonrpc":"2.0","id":\#(index),"method":"daemon.ping"}"# + "\n")
+                    #expect(try await client.readLine()?.contains("pong") == true)
+                }
+                try await clients[0].send(
+                    #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"# + "\n"
+                )
+                #expect(try await clients[0].readLine()?.contains(#""status":"miss""#) == true)
+                // One more is refused with a reason, not left hanging.
+                let extra = try await RawSocketClient.connect(daemon.socketPath)
+                #expect(try await extra.readLine()?.contains("overloaded") == true)
+                await extra.close()
+                for client in clients { await client.close() }
+            }
+        }
+    }
 }
