@@ -348,13 +348,15 @@ package final class ContactLookup: Sendable {
     }
 
     /// Invalidates `keys` on this host only (also what another host's invalidation message does):
-    /// removes their entries and detaches the fetches in flight for them, whose results the
-    /// cache will refuse. Returns the number of entries removed.
+    /// removes their entries and detaches every fetch in flight, whose results the cache will
+    /// refuse where they touch these keys. Returns the number of entries removed.
+    ///
+    /// Every fetch, not only those for `keys`: a fetch by phone number may bring the contact an
+    /// invalidation by id names, and until it lands nobody can tell. Invalidations are rare; a
+    /// lookup joining a fetch begun before one would answer what it voided.
     @discardableResult
     package func dropLocally(_ keys: [ContactKey]) -> Int {
-        flights.withLockedValue { flights in
-            for key in keys { flights.byKey[key] = nil }
-        }
+        flights.withLockedValue { $0.byKey = [:] }
         return keys.reduce(0) { $0 + cache.remove($1) }
     }
 
