@@ -37,6 +37,14 @@ public struct RPCError: Error, Sendable, Hashable {
     public static func batchTooLarge(limit: Int) -> RPCError {
         RPCError(code: -32600, reason: "batch_too_large", message: "Batch holds more than \(limit) requests")
     }
+    /// The replies to a batch would pass `limit` bytes: the requests past it are answered with this.
+    public static func batchReplyTooLarge(limit: Int) -> RPCError {
+        RPCError(
+            code: -32600,
+            reason: "batch_too_large",
+            message: "The batch's replies would pass \(limit) bytes; ask for fewer contacts in one batch"
+        )
+    }
     public static func methodNotFound(_ method: String) -> RPCError {
         RPCError(code: -32601, reason: "method_not_found", message: "Method not found: \(method)")
     }

@@ -85,6 +85,9 @@ private final class LineCollector: ChannelInboundHandler {
 
     private let continuation: AsyncStream<String>.Continuation
     private var pending: [UInt8] = []
+    /// How much of `pending` is known to hold no newline: a long line is scanned once, not once
+    /// per read (a 16 MiB batch reply took minutes in a debug build).
+    private var scanned = 0
 
     init(continuation: AsyncStream<String>.Continuation) {
         self.continuation = continuation
@@ -93,10 +96,12 @@ private final class LineCollector: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         pending.append(contentsOf: buffer.readableBytesView)
-        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+        while let newline = pending[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
             continuation.yield(String(decoding: pending[..<newline], as: UTF8.self))
             pending.removeSubrange(...newline)
+            scanned = 0
         }
+        scanned = pending.count
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -3,6 +3,8 @@ import ContactdDaemon
 import ContactdJSON
 import ContactdTestSupport
 import FakeContactAPI
+import Foundation
+import Glibc
 import Testing
 
 /// Bad input on one connection must never crash the daemon, disturb other clients, or leak.
@@ -206,6 +208,87 @@ import Testing
                 await probe.close()
                 // The probe's two ends may still be closing; allow for them and nothing else.
                 #expect(openFileDescriptorCount() <= before + 2)
+            }
+        }
+    }
+
+    /// Issue #23, item 7: a client that pipelines requests and never reads its replies is closed
+    /// after --idle-timeout (before, the idle timer waited for writes that could never finish).
+    @Test func aClientThatNeverReadsIsClosedAfterTheIdleTimeout() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(1) }) { daemon in
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                defer { Glibc.close(fd) }
+                var address = sockaddr_un()
+                address.sun_family = sa_family_t(AF_UNIX)
+                withUnsafeMutableBytes(of: &address.sun_path) { path in
+                    for (index, byte) in daemon.socketPath.utf8.enumerated() { path[index] = byte }
+                }
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
+                #expect(connected == 0)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                // Pings, written as fast as the daemon takes them, never reading a reply: its
+                // replies fill both socket buffers, it stops reading us, and after the idle
+                // timeout it must hang up (a write then fails with EPIPE or ECONNRESET).
+                let line = Array((#"{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}"# + "\n").utf8)
+                let chunk = [UInt8]((0..<1000).flatMap { _ in line })
+                var sent = 0
+                var closed = false
+                let start = ContinuousClock.now
+                while sent < 64 << 20 {
+                    let written = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    if written > 0 {
+                        sent += written
+                        continue
+                    }
+                    if errno == EPIPE || errno == ECONNRESET {
+                        closed = true
+                        break
+                    }
+                    guard errno == EAGAIN else { break }
+                    // Full: wait until the daemon reads more, or hangs up (15 s at most).
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    if poll(&poller, 1, 15_000) == 0 { break }
+                }
+                print("a client that never reads: closed after \(ContinuousClock.now - start), \(sent) bytes of requests sent")
+                #expect(closed, "the connection was still open after \(sent) bytes of unread pings (idle timeout 1 s)")
+            }
+        }
+    }
+
+    /// Issue #23, item 7: a batch's reply line has a byte bound. Twenty contacts of 1 MB each
+    /// in one batch: the replies that fit in 16 MiB are sent, the rest are `batch_too_large`.
+    @Test func aBatchReplyHasAByteBound() async throws {
+        let notes = String(repeating: "x", count: 1_000_000)
+        let contacts = (0..<20).map { #"{"id":"big-\#($0)","name":"Big","notes":"\#(notes)"}"# }
+        try await withFakeAPI(contacts: contacts) { api in
+            let configure: (inout DaemonConfiguration) -> Void = { c in
+                c.limits.maxInFlightPerConnection = 64
+                // 20 MB through a debug build's fake API and parser can take longer than 5 s.
+                c.policy.deadline = .seconds(60)
+            }
+            try await withDaemon(api: api, configure: configure) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                let batch = (0..<20).map {
+                    #"{"jsonrpc":"2.0","id":\#($0),"method":"contact.get","params":{"contact_id":"big-\#($0)"}}"#
+                }
+                try await client.send("[" + batch.joined(separator: ",") + "]\n")
+                let line = try #require(try await client.readLine(timeout: 30))
+                #expect(line.utf8.count <= 16 << 20, "\(line.utf8.count) bytes")
+                guard case .array(let replies) = try JSONParser.parse(Array(line.utf8)) else {
+                    Issue.record("not a batch reply")
+                    return
+                }
+                #expect(replies.count == 20, "every request is answered")
+                let refused = replies.filter { $0.errorReason == "batch_too_large" }
+                #expect((1...5).contains(refused.count), "\(refused.count) refused")
+                let others = replies.filter { $0.cacheStatus != "miss" && $0.errorReason != "batch_too_large" }
+                #expect(others.isEmpty, "\(others.map { $0["error"]?["message"]?.stringValue ?? "?" })")
+                await client.close()
             }
         }
     }

@@ -168,8 +168,11 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // A client that does not read its replies stops being read: the kernel's socket buffers
-        // and NIO's high-water mark bound what it can cost us.
-        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        // and NIO's high-water mark bound what it can cost us. Writable again means it read some:
+        // progress, for the idle timeout.
+        let writable = context.channel.isWritable
+        if writable, rules.idleTimeout > .zero { lastRead = .now() }
+        context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
         context.fireChannelWritabilityChanged()
     }
 
@@ -213,9 +216,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             scheduleIdleCheck(in: idle - silent)
             return
         }
-        // Silent for the idle timeout: close, unless answers are still owed (then look again
-        // after another timeout).
-        if inFlight == 0 {
+        // Silent for the idle timeout. Replies it has not read for that long: the client is not
+        // reading, and waiting for those writes would keep the connection forever; closed now.
+        // Otherwise close once written, unless answers are still owed (then look again after
+        // another timeout).
+        if let context, !context.channel.isWritable {
+            context.close(promise: nil)
+        } else if inFlight == 0 {
             closeAfterWrites()
         } else {
             scheduleIdleCheck(in: TimeAmount(rules.idleTimeout))
@@ -302,6 +309,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func handleBatch(_ items: [RPCItem]) {
+        let ids = items.map { item -> JSONValue? in
+            if case .request(let request) = item { return request.id }
+            return nil
+        }
         var outcomes: [RequestDispatcher.Outcome] = []
         outcomes.reserveCapacity(items.count)
         var needsFetch = false
@@ -315,11 +326,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             outcomes.append(outcome)
         }
         guard needsFetch else {
-            let replies = outcomes.compactMap { outcome -> [UInt8]? in
+            let replies = outcomes.map { outcome -> [UInt8]? in
                 if case .reply(let bytes) = outcome { return bytes }
                 return nil
             }
-            if let line = Self.batchLine(replies) { writeLine(line) }
+            if let line = Self.batchLine(replies, ids: ids) { writeLine(line) }
             return
         }
         let snapshot = outcomes
@@ -337,18 +348,30 @@ final class ConnectionHandler: ChannelInboundHandler {
                 for await (index, bytes) in group { replies[index] = bytes }
                 return replies
             }
-            return Self.batchLine(replies.compactMap { $0 })
+            return Self.batchLine(replies, ids: ids)
         }
     }
 
-    /// `[r1,r2,…]`, or `nil` when every element was a notification (no reply at all).
-    private static func batchLine(_ replies: [[UInt8]]) -> [UInt8]? {
-        guard !replies.isEmpty else { return nil }
+    /// Most bytes of one batch's reply line. `--max-batch` bounds the requests, not their
+    /// replies: a contact may be up to 1 MiB, so a full batch could otherwise ask for a gigabyte.
+    static let maxBatchReplyBytes = 16 << 20
+
+    /// `[r1,r2,…]` of the replies given (`nil`: a notification's), or `nil` when every element was
+    /// a notification. Past `maxBatchReplyBytes`, each further request is answered with
+    /// `batch_too_large` instead of its reply (`ids` gives its id).
+    private static func batchLine(_ replies: [[UInt8]?], ids: [JSONValue?]) -> [UInt8]? {
         var out: [UInt8] = [UInt8(ascii: "[")]
+        var first = true
         for (index, reply) in replies.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
+            guard var reply else { continue }
+            if out.count + reply.count > maxBatchReplyBytes {
+                reply = RPCResponse.failure(id: ids[index] ?? .null, error: .batchReplyTooLarge(limit: maxBatchReplyBytes))
+            }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
             out.append(contentsOf: reply)
         }
+        guard !first else { return nil }
         out.append(UInt8(ascii: "]"))
         return out
     }
