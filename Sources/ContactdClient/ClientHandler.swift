@@ -50,8 +50,15 @@ final class ClientHandler: ChannelDuplexHandler {
         var bytes = JSONValue.object(request).jsonBytes
         bytes.append(UInt8(ascii: "\n"))
         pending[id] = call.promise
+        // A call that gives up (its timeout, its task cancelled) leaves the table then, not when
+        // a reply that may never come arrives. Runs on this event loop.
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        call.promise.futureResult.whenComplete { _ in handler.value.pending[id] = nil }
         context.write(wrapOutboundOut(ByteBuffer(bytes: bytes)), promise: promise)
     }
+
+    /// Calls written and not yet answered or given up (for tests).
+    var pendingCount: Int { pending.count }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .line(let line) = unwrapInboundIn(data) else {
@@ -64,7 +71,19 @@ final class ClientHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        guard let id = object["id"]?.intValue, let promise = pending.removeValue(forKey: id) else {
+        if let id = object["id"]?.intValue {
+            // No promise: a reply to a call that gave up. Dropped.
+            guard let promise = pending.removeValue(forKey: id) else { return }
+            if let error = object["error"] {
+                promise.fail(Self.clientError(error))
+            } else if let result = object["result"] {
+                promise.succeed(result)
+            } else {
+                promise.fail(ContactdClientError.badResponse("reply has neither result nor error"))
+            }
+            return
+        }
+        do {
             // An error with id null (overloaded, request too large, …) concerns the connection as
             // a whole, and the server closes it next: close it here first, so that no later call
             // is written to it, then fail every waiting call with it.
@@ -75,14 +94,6 @@ final class ClientHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
                 failAll(clientError)
             }
-            return
-        }
-        if let error = object["error"] {
-            promise.fail(Self.clientError(error))
-        } else if let result = object["result"] {
-            promise.succeed(result)
-        } else {
-            promise.fail(ContactdClientError.badResponse("reply has neither result nor error"))
         }
     }
 

@@ -130,6 +130,13 @@ public final class ContactdConnection: ContactdCalls {
         }
     }
 
+    /// Calls sent on this connection and neither answered nor given up yet.
+    package var unansweredCalls: Int {
+        get async throws {
+            try await channel.pipeline.handler(type: ClientHandler.self).map(\.pendingCount).get()
+        }
+    }
+
     /// Sends a notification: no reply, no error (a `contact.get` notification warms the cache).
     public func notify(_ method: String, params: JSONValue? = nil) async throws {
         var line = JSONValue.object(["jsonrpc": "2.0", "method": .string(method)])

@@ -130,6 +130,33 @@ import Testing
         }
     }
 
+    /// Issue #23, item 12: calls that time out leave the connection's table of calls waiting for
+    /// a reply (before, they stayed in it forever), and their replies, arriving later, are dropped
+    /// without harm to the connection.
+    @Test func timedOutCallsLeaveThePendingTable() async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.limits.maxInFlightPerConnection = 64 }) { daemon in
+                let connection = try await ContactdConnection.connect(socketPath: daemon.socketPath, timeout: .seconds(5))
+                api.hold()
+                for index in 0..<20 {
+                    let params: JSONValue = .object(["phone_number": .string("+1555111\(1000 + index)")])
+                    do {
+                        _ = try await connection.call("contact.get", params: params, timeout: .milliseconds(20))
+                        Issue.record("a held lookup answered")
+                    } catch let error as ContactdClientError {
+                        #expect(error.kind == .timedOut)
+                    }
+                }
+                #expect(try await connection.unansweredCalls == 0)
+                api.release()
+                // The late replies (errors or contacts) are dropped; the connection goes on.
+                try await connection.ping()
+                #expect(try await connection.unansweredCalls == 0)
+                await connection.close()
+            }
+        }
+    }
+
     /// A connection over `--max-connections` is refused with `overloaded`, as a whole: the
     /// client reports it on the call it was making.
     @Test func aConnectionOverTheLimitIsOverloaded() async throws {

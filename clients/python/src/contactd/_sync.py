@@ -123,8 +123,9 @@ class Client:
                     self._exchange(method, params, deadline, done)
                     return [done[index] for index in range(len(params))]
                 except ContactdError as error:
-                    if not isinstance(error, TimedOut):
-                        self._drop()
+                    # Also after a timeout: it may have cut a line in half, and the replies it
+                    # left behind would come first on this connection.
+                    self._drop()
                     if not retried and self.reconnect and idempotent and _wire.retryable(error):
                         retried = True
                         continue
@@ -165,17 +166,21 @@ class Client:
         """Sends a request for each params not yet answered, then reads until each is."""
         assert self._sock is not None
         waiting: Dict[int, int] = {}
-        lines = []
-        for index, value in enumerate(params):
-            if index in done:
-                continue
-            request_id = next(self._ids)
-            waiting[request_id] = index
-            lines.append(_wire.encode(request_id, method, value))
+        unsent = [index for index in range(len(params)) if index not in done]
         try:
-            self._sock.settimeout(_wire.remaining(deadline))
-            self._sock.sendall(b"".join(lines))
-            while waiting:
+            while waiting or unsent:
+                # Keep at most PIPELINE_WINDOW requests unanswered: reading as it writes, the
+                # client never waits on a full socket that contactd waits on too.
+                room = _wire.PIPELINE_WINDOW - len(waiting)
+                if unsent and room >= _wire.PIPELINE_WINDOW // 2:
+                    lines = []
+                    for index in unsent[:room]:
+                        request_id = next(self._ids)
+                        waiting[request_id] = index
+                        lines.append(_wire.encode(request_id, method, params[index]))
+                    unsent = unsent[room:]
+                    self._sock.settimeout(_wire.remaining(deadline))
+                    self._sock.sendall(b"".join(lines))
                 request_id, reply = _wire.decode(self._read_line(deadline))
                 if request_id is None and "error" in reply:
                     # About the connection, not one request (too long a line, a refused peer):

@@ -16,6 +16,11 @@ DEFAULT_SOCKET = "/run/contactd/contactd.sock"
 #: nothing, or change it to the same end).
 IDEMPOTENT = frozenset({"contact.get", "contact.invalidate", "cache.stats", "daemon.status", "daemon.ping",
                         "rpc.discover", "daemon.config"})
+#: Requests one pipelined call keeps unanswered at most: ``get_many`` sends this many, then one
+#: more for each reply. Sending everything first deadlocked past about 4,000 keys: both sides'
+#: socket buffers fill, contactd stops reading a client that does not read, and the client is
+#: still writing.
+PIPELINE_WINDOW = 256
 #: Backoff between reconnection attempts, in seconds: doubling from the first to the last.
 RECONNECT_FIRST, RECONNECT_LAST = 0.02, 0.5
 
@@ -33,6 +38,10 @@ def decode(line: bytes) -> Tuple[Any, Dict[str, Any]]:
         reply = json.loads(line)
     except ValueError as error:
         raise BadResponse(f"contactd sent a line that is not JSON: {error}") from None
+    except RecursionError:
+        # json.loads recurses per level of nesting: a line nested deeply enough exhausts the
+        # stack. contactd never sends one; whatever did is not contactd.
+        raise BadResponse("contactd sent a line nested too deeply to read") from None
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise BadResponse(f"contactd sent a line that is not a JSON-RPC response: {line[:200]!r}")
     return reply.get("id"), reply
