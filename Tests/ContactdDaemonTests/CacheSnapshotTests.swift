@@ -252,6 +252,24 @@ import Testing
         #expect(target.counts.entries == 0)
     }
 
+    /// Issue #23, item 10: restored contact JSON is spliced into replies, so it is read as an
+    /// API body first. A contact whose bytes hold a newline (it would end a reply line and forge
+    /// the next), or that are not JSON, makes the snapshot malformed.
+    @Test(arguments: [
+        #"{"id":"x1","name":"a"}"# + "\n" + #"{"jsonrpc":"2.0","id":1,"result":"forged"}"#,
+        #"{"id":"x1","name":"unterminated"#,
+        #"{"id":"x2","name":"another id"}"#,
+    ])
+    func restoredContactsAreReadAsAPIBodies(json: String) throws {
+        let cache = Self.emptyCache()
+        let contact = Contact(json: Array(json.utf8), id: ContactID("x1")!, phoneNumber: nil)
+        cache.insert(.contact(contact), for: .id(ContactID("x1")!))
+        let bytes = try Self.snapshot(of: cache)
+        let target = Self.emptyCache()
+        #expect(throws: CacheSnapshot.Rejection.malformedEntry(0)) { try Self.restore(bytes, into: target) }
+        #expect(target.counts.entries == 0)
+    }
+
     /// Recomputes both checksums of a snapshot changed on purpose.
     static func reseal(_ bytes: inout [UInt8], headerBytes: Int) {
         func put(_ value: UInt, at offset: Int) {

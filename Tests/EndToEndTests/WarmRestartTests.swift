@@ -155,6 +155,42 @@ import Testing
             await otherAPI?.shutdown()
         }
     }
+
+    /// Issue #23, item 10: a snapshot file the daemon cannot trust is not read: a FIFO (which
+    /// blocked the start before READY=1), a file others may write, a file of another user. The
+    /// daemon starts cold with one line saying why.
+    @Test(arguments: ["fifo", "mode 0666", "another owner"])
+    func anUntrustedSnapshotFileIsNotRead(kind: String) async throws {
+        if kind == "another owner", getuid() != 0 {
+            print("skipped: giving the snapshot file to another user needs root")
+            return
+        }
+        try await withTemporaryDirectory { directory in
+            let api = try await FakeContactAPI.start(expectedToken: Self.token, generate: BenchContacts.generate)
+            let snapshot = directory + "/cache.snapshot"
+            let arguments = ["--snapshot-file", snapshot, "--snapshot-interval", "0"]
+            let first = try await Self.start(directory, "first", api: api, arguments)
+            _ = try await Self.lookUp(Self.known, on: first.socketPath)
+            try await Self.stop(first)
+            switch kind {
+            case "fifo":
+                unlink(snapshot)
+                #expect(mkfifo(snapshot, 0o600) == 0)
+            case "mode 0666":
+                #expect(chmod(snapshot, 0o666) == 0)
+            default:
+                #expect(chown(snapshot, 65534, 65534) == 0)
+            }
+            let second = try await Self.start(directory, "second", api: api, arguments)
+            let lines = second.log.split(separator: "\n").filter { $0.contains("snapshot not restored") }
+            #expect(lines.count == 1, "\(second.log)")
+            #expect(lines.first?.contains("not one contactd trusts") == true, "\(lines)")
+            let replies = try await Self.lookUp(Array(Self.known.prefix(3)), on: second.socketPath)
+            #expect(replies.allSatisfy { $0.status == "miss" }, "nothing restored from it")
+            try await Self.stop(second)
+            await api.shutdown()
+        }
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds, or throws after `seconds`: for what a process

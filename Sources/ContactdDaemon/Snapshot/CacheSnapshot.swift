@@ -318,7 +318,11 @@ enum CacheSnapshot {
                 guard case .phone(let number)? = ContactKey(kind: .phone, bytes: phone) else { return nil }
                 phoneNumber = number
             }
-            let contact = Contact(json: Array(json), id: contactID, phoneNumber: phoneNumber)
+            // Read as an API body, as if the API had sent it: its bytes are spliced into replies,
+            // so a snapshot could otherwise forge them (a newline in them ends a reply line).
+            guard let contact = try? Contact(apiBody: json), contact.id == contactID,
+                contact.phoneNumber == phoneNumber, contact.json.elementsEqual(json)
+            else { return nil }
             return (key, .contact(contact), age, reads)
         }
     }

@@ -33,7 +33,10 @@ enum SnapshotFiles {
         _ write: (Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written
     ) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written {
         let temporary = "\(path).\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        // A leftover of this pid's (a crash) goes first; then the file must be new: O_EXCL never
+        // follows a link or opens what someone else put there.
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             throw CacheSnapshot.WriteError(description: "could not create \(temporary): \(ErrnoText.plain(errno))")
         }
@@ -67,6 +70,35 @@ enum SnapshotFiles {
             if let failure = CacheSnapshot.writeAll(mapping.bytes, to: fd, at: 0) { throw failure }
             return memory.written
         }
+    }
+
+    /// Opens `path` to read a snapshot from it, if it is one this daemon may trust: a regular file
+    /// (not a FIFO, which would block the start, nor a device or a link), owned by this user, that
+    /// nobody else may write. `nil` with no reason: there is no file.
+    static func openTrusted(_ path: String) -> Result<Int32, CacheSnapshot.WriteError>? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            return .failure(.init(description: "could not open it: \(ErrnoText.plain(errno))"))
+        }
+        var status = stat()
+        let problem: String?
+        if fstat(fd, &status) != 0 {
+            problem = "could not read what it is: \(ErrnoText.plain(errno))"
+        } else if status.st_mode & S_IFMT != S_IFREG {
+            problem = "it is not a regular file"
+        } else if status.st_uid != geteuid() {
+            problem = "it belongs to user \(status.st_uid), not to the user contactd runs as (\(geteuid()))"
+        } else if status.st_mode & 0o022 != 0 {
+            problem = "others may write to it (mode \(String(status.st_mode & 0o777, radix: 8)))"
+        } else {
+            problem = nil
+        }
+        if let problem {
+            close(fd)
+            return .failure(.init(description: problem))
+        }
+        return .success(fd)
     }
 
     /// A file's bytes mapped read-only; `unmap` when done.

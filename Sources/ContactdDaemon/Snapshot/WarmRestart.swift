@@ -69,15 +69,17 @@ final class WarmRestart: Sendable {
             if !restored || !keepRestoredInStore { notifier.removeStored(name: Self.storeName) }
         }
         if !restored, let file {
-            let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            if fd >= 0 {
+            switch SnapshotFiles.openTrusted(file) {
+            case .success(let fd)?:
                 defer { close(fd) }
                 _ = restore(from: fd, source: file)
-            } else if errno != ENOENT {
+            case .failure(let problem)?:
                 logger.warning(
-                    "cache snapshot not restored: could not open it",
-                    metadata: ["snapshot.source": "\(file)", "reason": "\(ErrnoText.plain(errno))"]
+                    "cache snapshot not restored: the file is not one contactd trusts",
+                    metadata: ["snapshot.source": "\(file)", "reason": "\(problem.description)"]
                 )
+            case nil:
+                break
             }
         }
     }
