@@ -1,7 +1,8 @@
+import Foundation
 import NIOConcurrencyHelpers
 
-/// Runs actions at instants from one task, so that a wait with a deadline costs an entry in a
-/// heap rather than a sleeping task of its own.
+/// Runs actions at instants from one thread of its own, so that a wait with a deadline costs an
+/// entry in a heap rather than a sleeping task of its own.
 ///
 /// Why not a task per wait: almost every wait ends early (the API answers), and a `Task.sleep`
 /// cancelled early keeps its allocation until the instant it was sleeping for. With a 5 s
@@ -9,9 +10,14 @@ import NIOConcurrencyHelpers
 /// the burst, and the daemon's RSS stayed tens of MiB above its cache (docs/benchmarks.md,
 /// "Memory after a miss storm").
 ///
+/// Why a thread and not a task: a task on the global cooperative pool (two threads here) wakes
+/// only when a pool thread is free, so anything that kept both busy delayed every waiter's
+/// deadline by as long (a test saw a 20 ms action run two seconds late, issue #23, item 15).
+///
 /// The loop wakes at the earliest pending instant, or after `tick` at the latest, so an action
-/// scheduled earlier than the one being slept for runs at most `tick` late. It ends when nothing
-/// is pending and starts again with the next `schedule`: an idle daemon has no timer task.
+/// scheduled earlier than the one being slept for runs at most `tick` late (a `schedule` also
+/// wakes it at once). The thread ends when nothing is pending and starts again with the next
+/// `schedule`: an idle daemon has no timer thread.
 package final class DeadlineScheduler: Sendable {
     /// Names a scheduled action, for `cancel(_:)`.
     package struct Token: Sendable, Hashable {
@@ -64,6 +70,7 @@ package final class DeadlineScheduler: Sendable {
     package static let shared = DeadlineScheduler(tick: .milliseconds(10))
 
     private let state = NIOLockedValueBox(State())
+    private let wake = WakeUp()
     private let tick: Duration
 
     /// - Parameter tick: the longest the loop sleeps while anything is pending.
@@ -72,7 +79,7 @@ package final class DeadlineScheduler: Sendable {
     }
 
     /// Runs `action` at `instant` (or up to `tick` after it), unless cancelled first. The action
-    /// runs on the scheduler's task and must be short.
+    /// runs on the scheduler's thread and must be short.
     @discardableResult
     package func schedule(at instant: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
         let (token, start) = state.withLockedValue { s in
@@ -82,7 +89,11 @@ package final class DeadlineScheduler: Sendable {
             defer { s.running = true }
             return (Token(id: s.nextID), !s.running)
         }
-        if start { Task { await self.run() } }
+        if start {
+            Thread.detachNewThread { [self] in run() }
+        } else {
+            wake.signal()
+        }
         return token
     }
 
@@ -92,10 +103,10 @@ package final class DeadlineScheduler: Sendable {
         state.withLockedValue { $0.actions.removeValue(forKey: token.id) != nil }
     }
 
-    private func run() async {
-        var wake = ContinuousClock.now
+    private func run() {
+        var wakeAt = ContinuousClock.now
         while true {
-            try? await Task.sleep(until: wake, clock: .continuous)
+            wake.wait(until: wakeAt)
             let now = ContinuousClock.now
             let (due, idle) = state.withLockedValue { s -> ([@Sendable () -> Void], Bool) in
                 var due: [@Sendable () -> Void] = []
@@ -104,16 +115,65 @@ package final class DeadlineScheduler: Sendable {
                     if let action = s.actions.removeValue(forKey: first.id) { due.append(action) }
                 }
                 if s.actions.isEmpty {
-                    // Idle: give the heap's memory back and end; the next schedule starts a loop.
+                    // Idle: give the heap's memory back and end; the next schedule starts a thread.
                     s.heap = []
                     s.running = false
                     return (due, true)
                 }
-                wake = min(s.heap.first?.at ?? now + tick, now + tick)
+                wakeAt = min(s.heap.first?.at ?? now + tick, now + tick)
                 return (due, false)
             }
             for action in due { action() }
             if idle { return }
         }
+    }
+}
+
+/// A wake-up that a sleeper can wait for until an instant: a pthread condition on the monotonic
+/// clock (a wall-clock jump must not move deadlines). A signal that comes while nobody waits is
+/// kept for the next wait.
+private final class WakeUp: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var signalled = false
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    func signal() {
+        pthread_mutex_lock(&mutex)
+        signalled = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Returns at `instant`, or earlier when signalled.
+    func wait(until instant: ContinuousClock.Instant) {
+        let left = ContinuousClock.now.duration(to: instant)
+        guard left > .zero else { return }
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let (seconds, attoseconds) = left.components
+        var nanoseconds = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        deadline.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+        nanoseconds %= 1_000_000_000
+        deadline.tv_nsec = nanoseconds
+        pthread_mutex_lock(&mutex)
+        while !signalled {
+            if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT { break }
+        }
+        signalled = false
+        pthread_mutex_unlock(&mutex)
     }
 }

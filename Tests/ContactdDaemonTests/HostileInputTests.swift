@@ -250,9 +250,15 @@ import Testing
                         break
                     }
                     guard errno == EAGAIN else { break }
-                    // Full: wait until the daemon reads more, or hangs up (15 s at most).
-                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    if poll(&poller, 1, 15_000) == 0 { break }
+                    // Full: wait until the daemon reads more, or hangs up (15 s at most), on a
+                    // thread of its own: a blocking wait must not hold the concurrency pool.
+                    let ready = await withCheckedContinuation { continuation in
+                        Thread {
+                            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                            continuation.resume(returning: poll(&poller, 1, 15_000) > 0)
+                        }.start()
+                    }
+                    if !ready { break }
                 }
                 print("a client that never reads: closed after \(ContinuousClock.now - start), \(sent) bytes of requests sent")
                 #expect(closed, "the connection was still open after \(sent) bytes of unread pings (idle timeout 1 s)")
@@ -260,34 +266,31 @@ import Testing
         }
     }
 
-    /// Issue #23, item 7: a batch's reply line has a byte bound. Twenty contacts of 1 MB each
-    /// in one batch: the replies that fit in 16 MiB are sent, the rest are `batch_too_large`.
+    /// Issue #23, item 7: a batch's reply line has a byte bound. One contact of 1 MB asked for
+    /// twenty times in one batch (one API call, 20 MB of replies): the replies that fit in 16 MiB
+    /// are sent, the rest are `batch_too_large`. (One contact, not twenty: parsing 20 MB of
+    /// contacts in a debug build kept the machine busy for seconds and made other tests late.)
     @Test func aBatchReplyHasAByteBound() async throws {
         let notes = String(repeating: "x", count: 1_000_000)
-        let contacts = (0..<20).map { #"{"id":"big-\#($0)","name":"Big","notes":"\#(notes)"}"# }
-        try await withFakeAPI(contacts: contacts) { api in
+        try await withFakeAPI(contacts: [#"{"id":"big","name":"Big","notes":"\#(notes)"}"#]) { api in
             let configure: (inout DaemonConfiguration) -> Void = { c in
                 c.limits.maxInFlightPerConnection = 64
-                // 20 MB through a debug build's fake API and parser can take longer than 5 s.
                 c.policy.deadline = .seconds(60)
             }
             try await withDaemon(api: api, configure: configure) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 let batch = (0..<20).map {
-                    #"{"jsonrpc":"2.0","id":\#($0),"method":"contact.get","params":{"contact_id":"big-\#($0)"}}"#
+                    #"{"jsonrpc":"2.0","id":\#($0),"method":"contact.get","params":{"contact_id":"big"}}"#
                 }
                 try await client.send("[" + batch.joined(separator: ",") + "]\n")
                 let line = try #require(try await client.readLine(timeout: 30))
                 #expect(line.utf8.count <= 16 << 20, "\(line.utf8.count) bytes")
-                guard case .array(let replies) = try JSONParser.parse(Array(line.utf8)) else {
-                    Issue.record("not a batch reply")
-                    return
-                }
-                #expect(replies.count == 20, "every request is answered")
-                let refused = replies.filter { $0.errorReason == "batch_too_large" }
-                #expect((1...5).contains(refused.count), "\(refused.count) refused")
-                let others = replies.filter { $0.cacheStatus != "miss" && $0.errorReason != "batch_too_large" }
-                #expect(others.isEmpty, "\(others.map { $0["error"]?["message"]?.stringValue ?? "?" })")
+                // Counted in the text: parsing 16 MiB of JSON is what this test avoids.
+                let answered = line.components(separatedBy: #""status":"miss""#).count - 1
+                let refused = line.components(separatedBy: #""reason":"batch_too_large""#).count - 1
+                #expect((1...5).contains(refused), "\(refused) refused")
+                #expect(answered + refused == 20, "\(answered) answered, \(refused) refused")
+                #expect(api.calls == 1)
                 await client.close()
             }
         }

@@ -42,9 +42,11 @@ import Testing
         }
     }
 
+    // Idle timeouts of 1 s, not less: with the whole suite running at once, more than 0.3 s
+    // passed between a test's connect and its first send, and the daemon had closed it already.
     @Test func silentConnectionIsClosedAfterTheIdleTimeout() async throws {
         try await withFakeAPI { api in
-            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(0.3) }) { daemon in
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(1) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 #expect(try await roundTrip(client, #"{"id":1,"method":"daemon.ping"}"#)["result"] == "pong")
                 #expect(try await client.readLine(timeout: 5) == nil)
@@ -55,8 +57,8 @@ import Testing
 
     @Test func idleTimeoutWaitsForAnswersStillOwed() async throws {
         try await withFakeAPI { api in
-            api.setDelay(.milliseconds(800))
-            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(0.3) }) { daemon in
+            api.setDelay(.milliseconds(2500))
+            try await withDaemon(api: api, configure: { $0.limits.idleTimeout = .seconds(1) }) { daemon in
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 try await client.send(getPhone(johnPhone) + "\n")
                 let reply = try JSONParser.parse(Array(#require(try await client.readLine(timeout: 5)).utf8))

@@ -9,8 +9,15 @@ package enum ProcessLimits {
     /// the journal, NIO's own.
     package static let reservedDescriptors = 128
 
+    /// The soft descriptor limit now (the ready log line shows it).
+    package static var descriptorLimit: Int {
+        var files = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0 else { return 0 }
+        return Int(clamping: files.rlim_cur)  // RLIM_INFINITY is the largest value: Int.max
+    }
+
     /// Raises the soft descriptor limit to the hard one, forbids core dumps (they would hold the
-    /// token and every cached contact), logs the limits, and returns the connections to accept:
+    /// token and every cached contact), and returns the connections to accept:
     /// `maxConnections`, or fewer (with a warning) when the descriptor limit leaves too little room.
     ///
     /// Under the shipped unit `LimitNOFILE=` and `LimitCORE=0` already did both (its system call
@@ -30,10 +37,6 @@ package enum ProcessLimits {
         }
         let soft = Int(clamping: files.rlim_cur)  // RLIM_INFINITY is the largest value: Int.max
         let room = max(1, soft - reservedDescriptors)
-        logger.info(
-            "descriptor limit",
-            metadata: ["limit.nofile": "\(soft)", "limit.nofile_max": "\(files.rlim_max)", "limit.core": "0"]
-        )
         guard maxConnections > room else { return maxConnections }
         logger.warning(
             "--max-connections \(maxConnections) does not fit the descriptor limit of \(soft) (\(reservedDescriptors) are kept for the API, Redis and the daemon itself): accepting at most \(room) connections; raise LimitNOFILE= or lower --max-connections"

@@ -22,7 +22,10 @@ struct SocketServerService: Service, CustomStringConvertible {
         let listener = try await server.listen(inheritedSocket: inheritedSocket)
         status.markReady()
         notifier.ready(status: status.statusLine(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure))
-        logger.notice("ready", metadata: ["version": "\(ContactdVersion.current)"])
+        logger.notice(
+            "ready",
+            metadata: ["version": "\(ContactdVersion.current)", "limit.nofile": "\(ProcessLimits.descriptorLimit)"]
+        )
         onReady()
         do {
             try await gracefulShutdown()

@@ -1,8 +1,10 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Where `/metrics` is served (`--metrics-listen`).
 package enum MetricsAddress: Sendable, Equatable, CustomStringConvertible {
@@ -43,21 +45,37 @@ package enum MetricsAddress: Sendable, Equatable, CustomStringConvertible {
 /// Serves the Prometheus text at `GET /metrics` over HTTP/1.1, on TCP or a Unix socket.
 ///
 /// Bound before the daemon says it is ready, so a port already taken stops the start with a
-/// clear message; closed on shutdown.
+/// clear message; closed on shutdown. What a scraper may cost is bounded (docs/security.md,
+/// "The metrics listener"): `maxConnections` at once, each closed after `idleTimeout` without a
+/// request, none read from while its reply is unsent, and the text made at most once per
+/// `renderInterval` however many ask.
 struct MetricsServer: Sendable {
+    static let maxConnections = 16
+    static let idleTimeout = TimeAmount.seconds(30)
+    static let renderInterval = 0.5
+
     let channel: any Channel
     private let socketFile: (SocketFile, inode: UInt?)?
 
     static func start(at address: MetricsAddress, metrics: DaemonMetrics) async throws(ConfigurationError)
         -> MetricsServer
     {
+        let open = Connections()
+        let text = RenderedText(metrics: metrics)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard open.count.add(1, ordering: .relaxed).newValue <= maxConnections else {
+                    open.count.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.count.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(text: text))
                 }
             }
         switch address {
@@ -106,16 +124,57 @@ struct MetricsService: Service, CustomStringConvertible {
     }
 }
 
+/// Connections open on the metrics listener.
+private final class Connections: Sendable {
+    let count = Atomic<Int>(0)
+}
+
+/// The exposition, made again only when the last one is older than `renderInterval`: a client
+/// asking in a loop costs a copy, not a rendering, per request.
+private final class RenderedText: Sendable {
+    private let metrics: DaemonMetrics
+    private let last = NIOLockedValueBox<(at: ContinuousClock.Instant, bytes: [UInt8])?>(nil)
+
+    init(metrics: DaemonMetrics) { self.metrics = metrics }
+
+    var bytes: [UInt8] {
+        let now = ContinuousClock.now
+        if let last = last.withLockedValue({ $0 }), now - last.at < .seconds(MetricsServer.renderInterval) {
+            return last.bytes
+        }
+        let bytes = metrics.exposition()
+        last.withLockedValue { $0 = (now, bytes) }
+        return bytes
+    }
+}
+
 /// One HTTP connection to the metrics listener: `GET /metrics` (and `HEAD`) get the text;
 /// another path is 404, another method 405.
 private final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let metrics: DaemonMetrics
+    private let text: RenderedText
     private var request: HTTPRequestHead?
 
-    init(metrics: DaemonMetrics) { self.metrics = metrics }
+    init(text: RenderedText) { self.text = text }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Nothing asked or read for the idle timeout: a scraper that went away, or one that
+        // never reads what it asked for.
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A client that does not read its replies is not read from: requests it pipelines wait
+        // in the kernel, not as replies in our memory.
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -136,7 +195,7 @@ private final class MetricsHTTPHandler: ChannelInboundHandler {
             } else if head.method != .GET && head.method != .HEAD {
                 (.methodNotAllowed, "text/plain; charset=utf-8", Array("Use GET\n".utf8))
             } else {
-                (.ok, DaemonMetrics.contentType, metrics.exposition())
+                (.ok, DaemonMetrics.contentType, text.bytes)
             }
         var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.count))])
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 
 /// Answers parsed requests: every method, through the full JSON parser. Plain `contact.get`
 /// lines never come here (`HitWriter` answers them); `contact.get` in any other spelling uses
@@ -79,7 +80,8 @@ package final class RequestDispatcher: Sendable {
         case .all:
             done = await lookup.invalidateAll()
             // The cache's own pages are unmapped already; this returns what it freed on the heap.
-            GlibcHeap.releaseFreeMemory()
+            // It walks every arena under its lock: on NIO's blocking pool, not a cooperative thread.
+            try? await NIOThreadPool.singleton.runIfActive { GlibcHeap.releaseFreeMemory() }
         }
         guard let id else { return nil }
         var result: JSONObject = ["removed": .int(done.removed)]
