@@ -26,13 +26,15 @@ import Testing
     @Test func aCancelledActionNeverRunsAndAnActionThatRanIsNotKept() async throws {
         let scheduler = DeadlineScheduler(tick: .milliseconds(5))
         let ranCancelled = NIOLockedValueBox(false)
-        let token = scheduler.schedule(at: .now + .milliseconds(10)) { ranCancelled.withLockedValue { $0 = true } }
+        // Seconds away: the scheduler runs on its own thread, and a loaded machine can pause this
+        // test between the schedule and the cancel.
+        let token = scheduler.schedule(at: .now + .seconds(2)) { ranCancelled.withLockedValue { $0 = true } }
         #expect(scheduler.cancel(token))
         #expect(!scheduler.cancel(token))
         // A later action that does run proves the loop went past the cancelled one's instant.
         let ran = NIOLockedValueBox<DeadlineScheduler.Token?>(nil)
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            ran.withLockedValue { $0 = scheduler.schedule(at: .now + .milliseconds(30)) { done.resume() } }
+            ran.withLockedValue { $0 = scheduler.schedule(at: .now + .seconds(2.1)) { done.resume() } }
         }
         #expect(!ranCancelled.withLockedValue { $0 })
         // An action that ran is no longer held: there is nothing left to cancel.

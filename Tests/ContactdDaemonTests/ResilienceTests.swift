@@ -249,9 +249,9 @@ import Testing
                 // Generous for a loaded 2-core machine; without the deadline the answer would take 3 s or more.
                 #expect(elapsed < .seconds(2), "answered after \(elapsed), deadline 0.6 s")
                 // The first call may use the whole deadline; one hedge starts beside it at about
-                // half of it, and none once too little time is left (1 or 3 on a machine whose
-                // timers run late or early by a wide margin).
-                #expect((1...3).contains(api.calls), "\(api.calls) calls")
+                // half of it, and none once too little time is left: not the ten attempts allowed
+                // (fewer on a loaded machine, where a call may not even arrive within 0.6 s).
+                #expect(api.calls <= 3, "\(api.calls) calls")
             }
         }
     }
@@ -270,7 +270,8 @@ import Testing
                 c.policy.retryAttempts = 3
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
-                let reply = try await roundTrip(client, getPhone(johnPhone))
+                try await client.send(getPhone(johnPhone) + "\n")
+                let reply = try JSONParser.parse(Array(try #require(try await client.readLine(timeout: 30)).utf8))
                 #expect(reply["result"]?["cache"]?["status"]?.stringValue == "miss", "\(reply)")
                 // Hedges beside the slow call are allowed (at half and three quarters of the
                 // time left), never more calls than --retry-attempts.
