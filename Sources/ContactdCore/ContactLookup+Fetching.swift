@@ -29,7 +29,14 @@ extension ContactLookup {
         // and two misses received together start their fetches more than the 0.25 s
         // "shortest attempt" apart, so the second got the API slot instead of giving up.
         Task {
-            await self.run(flight, key: key, ticket: ticket, generation: generation, refreshing: entry, started: started)
+            await self.run(
+                flight,
+                key: key,
+                ticket: ticket,
+                generation: generation,
+                refreshing: entry,
+                started: started
+            )
         }
         return flight
     }
@@ -192,7 +199,9 @@ extension ContactLookup {
                     launch()
                 }
             }
-            return done(apiAnswer ?? .failure(lastRefusal ?? .unavailable(detail: "no attempt was made", retryAfter: nil)))
+            return done(
+                apiAnswer ?? .failure(lastRefusal ?? .unavailable(detail: "no attempt was made", retryAfter: nil))
+            )
         }
     }
 

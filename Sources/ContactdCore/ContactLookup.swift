@@ -221,7 +221,10 @@ package final class ContactLookup: Sendable {
             if let answer { answer } else {
                 await flight.wait(timeout: policy.deadline.seconds - (MonotonicClock.system.now() - since))
                     ?? .failure(
-                        .unavailable(detail: "no answer within the \(policy.deadline.settingText) deadline", retryAfter: nil)
+                        .unavailable(
+                            detail: "no answer within the \(policy.deadline.settingText) deadline",
+                            retryAfter: nil
+                        )
                     )
             }
         switch result {
@@ -286,7 +289,8 @@ package final class ContactLookup: Sendable {
 
     private func staleIfError(_ key: ContactKey, maxAge: Double?, error: LookupError) -> LookupResult? {
         switch error {
-        case .unavailable: staleIfError(key, maxAge: maxAge, reason: breaker.isRefusing ? .circuitOpen : .upstreamUnavailable)
+        case .unavailable:
+            staleIfError(key, maxAge: maxAge, reason: breaker.isRefusing ? .circuitOpen : .upstreamUnavailable)
         case .rateLimited, .overloaded: staleIfError(key, maxAge: maxAge, reason: .rateLimited)
         default: nil
         }

@@ -136,7 +136,10 @@ import Testing
     @Test func timedOutCallsLeaveThePendingTable() async throws {
         try await withFakeAPI { api in
             try await withDaemon(api: api, configure: { $0.limits.maxInFlightPerConnection = 64 }) { daemon in
-                let connection = try await ContactdConnection.connect(socketPath: daemon.socketPath, timeout: .seconds(5))
+                let connection = try await ContactdConnection.connect(
+                    socketPath: daemon.socketPath,
+                    timeout: .seconds(5)
+                )
                 api.hold()
                 for index in 0..<20 {
                     let params: JSONValue = .object(["phone_number": .string("+1555111\(1000 + index)")])

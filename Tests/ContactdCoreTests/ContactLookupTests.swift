@@ -230,6 +230,9 @@ final class ScriptedSource: ContactSource {
         source.release()
         _ = await before.value
         #expect(try await after.value.get().contact == makeContact("a", phone: "+14155551234", padding: 2))
-        #expect(try lookup.cached(cid("a"), maxAge: nil)?.get().contact == makeContact("a", phone: "+14155551234", padding: 2))
+        #expect(
+            try lookup.cached(cid("a"), maxAge: nil)?.get().contact
+                == makeContact("a", phone: "+14155551234", padding: 2)
+        )
     }
 }

@@ -34,7 +34,9 @@ import Testing
             let contact = InvalidationModelTests.contact(of: key)
             let version = await withCheckedContinuation { continuation in
                 state.withLock { state in
-                    state.parked.append(Call(version: state.versions[contact], contact: contact, continuation: continuation))
+                    state.parked.append(
+                        Call(version: state.versions[contact], contact: contact, continuation: continuation)
+                    )
                 }
                 events.continuation.yield()
             }
@@ -225,4 +227,3 @@ import Testing
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n")) (replay one with MODEL_SEED=<seed>)")
     }
 }
-

@@ -260,7 +260,9 @@ import Testing
                     }
                     if !ready { break }
                 }
-                print("a client that never reads: closed after \(ContinuousClock.now - start), \(sent) bytes of requests sent")
+                print(
+                    "a client that never reads: closed after \(ContinuousClock.now - start), \(sent) bytes of requests sent"
+                )
                 #expect(closed, "the connection was still open after \(sent) bytes of unread pings (idle timeout 1 s)")
             }
         }
@@ -304,7 +306,9 @@ import Testing
                             }
                             return found
                         }
-                        continuation.resume(returning: (count(#""status":"miss""#), count(#""reason":"batch_too_large""#)))
+                        continuation.resume(
+                            returning: (count(#""status":"miss""#), count(#""reason":"batch_too_large""#))
+                        )
                     }.start()
                 }
                 #expect((1...5).contains(refused), "\(refused) refused")

@@ -290,7 +290,10 @@ import Testing
                 c.policy.staleIfErrorWait = .milliseconds(200)
             }
             try await withResilientDaemon(api: api, configure: configure) { _, client async throws in
-                #expect(try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue == "miss")
+                #expect(
+                    try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue
+                        == "miss"
+                )
                 clock.advance(by: 60)  // past ttl (10 s) + stale-ttl (1 s), inside stale-if-error
                 api.hold()
                 let start = ContinuousClock.now
@@ -305,7 +308,8 @@ import Testing
                 // The fetch went on behind the answer and filled the cache.
                 var status: String?
                 for _ in 0..<200 where status != "hit" {
-                    status = try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue
+                    status = try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?
+                        .stringValue
                     if status != "hit" { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 #expect(status == "hit")

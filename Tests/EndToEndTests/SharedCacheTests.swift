@@ -256,7 +256,10 @@ import Testing
 
             for number in ["+14155551234", "+442079460958", "+15550000000"] { _ = try await get(a, number) }
             #expect(try await entries().count >= 3)
-            let all = try await call(c, #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"all":true}}"#)
+            let all = try await call(
+                c,
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"all":true}}"#
+            )
             #expect(all["result"]?["shared"] == .bool(true), "\(all.jsonString)")
             let leftAfterAll = try await entries()
             #expect(leftAfterAll.isEmpty, "left in Redis: \(leftAfterAll)")
@@ -360,7 +363,10 @@ import Testing
                 for name in names.compactMap(\.string) {
                     stored += name + "\n"
                     if case .simpleString("set") = try await redis.send(["TYPE", .text(name)], timeout: .seconds(1)) {
-                        if case .array(let members) = try await redis.send(["SMEMBERS", .text(name)], timeout: .seconds(1)) {
+                        if case .array(let members) = try await redis.send(
+                            ["SMEMBERS", .text(name)],
+                            timeout: .seconds(1)
+                        ) {
                             stored += members.compactMap(\.string).joined(separator: "\n")
                         }
                         continue

@@ -8,7 +8,8 @@ extension DaemonConfiguration {
     /// the log level. The rest shape what is built at start (sockets, the cache's size, the HTTP
     /// client, the snapshot schedule, the metrics listener) and need a restart.
     package static let appliedLive: Set<String> = [
-        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "stale-if-error-wait", "refresh-ahead", "refresh-ahead-reads",
+        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "stale-if-error-wait", "refresh-ahead",
+        "refresh-ahead-reads",
         "upstream-timeout", "retry-attempts", "retry-base-delay", "retry-max-delay", "breaker-failures",
         "breaker-cooldown", "api-concurrency", "api-rate", "api-burst", "api-queue", "rate-limit-all-keys",
         "allow-uid", "allow-gid", "log-level",

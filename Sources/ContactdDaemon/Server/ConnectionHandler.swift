@@ -365,7 +365,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         for (index, reply) in replies.enumerated() {
             guard var reply else { continue }
             if out.count + reply.count > maxBatchReplyBytes {
-                reply = RPCResponse.failure(id: ids[index] ?? .null, error: .batchReplyTooLarge(limit: maxBatchReplyBytes))
+                reply = RPCResponse.failure(
+                    id: ids[index] ?? .null,
+                    error: .batchReplyTooLarge(limit: maxBatchReplyBytes)
+                )
             }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false

@@ -93,7 +93,11 @@ package final class SharedCache: SharedTier, Sendable {
             ["TIME"],
         ])
         guard let replies, replies.count == 4 else { return .unavailable }
-        if let entry = layout.decode(replies[0], for: key, redisNow: SharedCacheLayout.milliseconds(fromTime: replies[3])) {
+        if let entry = layout.decode(
+            replies[0],
+            for: key,
+            redisNow: SharedCacheLayout.milliseconds(fromTime: replies[3])
+        ) {
             counts.hits.add(1, ordering: .relaxed)
             // Found after all: the claim taken in the same round trip is not needed.
             if replies[2] != .null { writer.enqueue([releaseCommand(token, for: key)]) }
@@ -199,7 +203,8 @@ package final class SharedCache: SharedTier, Sendable {
             ]), case .integer(let epoch)? = replies.first
         else { return fleetPartFailed("invalidating everything") }
         learned(epoch: epoch)
-        guard await writer.write([["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, "*"))]]) != nil
+        guard
+            await writer.write([["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, "*"))]]) != nil
         else { return fleetPartFailed("the message to empty every host") }
         // Then the entries, a batch per round trip (SCAN, unlike KEYS, does not hold Redis up);
         // claims are voided by the mark and left to expire. Any fill claimed before the mark is

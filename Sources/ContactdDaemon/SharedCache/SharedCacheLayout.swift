@@ -130,7 +130,9 @@ struct SharedCacheLayout: Sendable {
         guard let space = text.firstIndex(of: " "), let epoch = Int64(text[..<space]) else { return nil }
         let rest = String(text[text.index(after: space)...])
         if rest == "*" { return (epoch, nil) }
-        if rest.hasPrefix("phone:"), let phone = PhoneNumber(String(rest.dropFirst(6))) { return (epoch, .phone(phone)) }
+        if rest.hasPrefix("phone:"), let phone = PhoneNumber(String(rest.dropFirst(6))) {
+            return (epoch, .phone(phone))
+        }
         if rest.hasPrefix("id:"), let id = ContactID(String(rest.dropFirst(3))) { return (epoch, .id(id)) }
         return nil
     }
