@@ -53,16 +53,43 @@ public struct RESPParseError: Error, CustomStringConvertible {
 public enum RESPParser {
     /// Nesting deeper than this is not a reply to contactd's commands.
     static let maxDepth = 16
+    /// The longest string taken: a contact is at most 1 MiB, sealed a little more.
+    public static let maxStringBytes = 4 << 20
+    /// The most elements of one array, set or map (a SCAN batch is a thousand names).
+    static let maxElements = 100_000
 
-    /// The first whole value in `buffer`, consumed; `nil` (and nothing consumed) until it is all there.
-    public static func parse(_ buffer: inout ByteBuffer) throws(RESPParseError) -> RESPValue? {
+    /// The first whole value in `buffer`, consumed; `nil` (and nothing consumed) until it is all
+    /// there. Then `needed` is how many bytes `buffer` must hold at least before a value can be
+    /// whole: a caller that waits for them parses a large value once, not once per read.
+    public static func parse(_ buffer: inout ByteBuffer, needed: inout Int) throws(RESPParseError) -> RESPValue? {
         var copy = buffer
-        guard let value = try parse(&copy, depth: 0) else { return nil }
+        let start = copy.readerIndex
+        var wanted = 0
+        guard let value = try parse(&copy, depth: 0, start: start, needed: &wanted) else {
+            needed = max(wanted, buffer.readableBytes + 1)
+            return nil
+        }
         buffer = copy
         return value
     }
 
+    /// `parse(_:needed:)` for a caller that does not keep the hint.
+    public static func parse(_ buffer: inout ByteBuffer) throws(RESPParseError) -> RESPValue? {
+        var needed = 0
+        return try parse(&buffer, needed: &needed)
+    }
+
     private static func parse(_ buffer: inout ByteBuffer, depth: Int) throws(RESPParseError) -> RESPValue? {
+        var needed = 0
+        return try parse(&buffer, depth: depth, start: buffer.readerIndex, needed: &needed)
+    }
+
+    private static func parse(
+        _ buffer: inout ByteBuffer,
+        depth: Int,
+        start: Int,
+        needed: inout Int
+    ) throws(RESPParseError) -> RESPValue? {
         guard depth < maxDepth else { throw RESPParseError(description: "a reply nested too deep") }
         guard let marker = buffer.readInteger(as: UInt8.self) else { return nil }
         guard let line = readLine(&buffer) else { return nil }
@@ -70,7 +97,7 @@ public enum RESPParser {
         case UInt8(ascii: "+"): return .simpleString(line)
         case UInt8(ascii: "-"), UInt8(ascii: "!"):
             if marker == UInt8(ascii: "!") {
-                guard let bytes = try blob(&buffer, length: line) else { return nil }
+                guard let bytes = try blob(&buffer, length: line, start: start, needed: &needed) else { return nil }
                 return .error(String(buffer: bytes))
             }
             return .error(line)
@@ -79,7 +106,7 @@ public enum RESPParser {
             return .integer(value)
         case UInt8(ascii: "$"), UInt8(ascii: "="):
             if line == "-1" { return .null }
-            guard let bytes = try blob(&buffer, length: line) else { return nil }
+            guard let bytes = try blob(&buffer, length: line, start: start, needed: &needed) else { return nil }
             return .bulkString(bytes)
         case UInt8(ascii: "_"): return .null
         case UInt8(ascii: "#"): return .boolean(line == "t")
@@ -92,23 +119,31 @@ public enum RESPParser {
         case UInt8(ascii: "("): return .simpleString(line)
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"):
             if line == "-1" { return .null }
-            guard let count = Int(line), count >= 0 else { throw RESPParseError(description: "a bad element count") }
+            guard let count = Int(line), count >= 0, count <= maxElements else {
+                throw RESPParseError(description: "a bad element count")
+            }
             var elements: [RESPValue] = []
             for _ in 0..<count {
-                guard let element = try parse(&buffer, depth: depth + 1) else { return nil }
+                guard let element = try parse(&buffer, depth: depth + 1, start: start, needed: &needed) else {
+                    return nil
+                }
                 elements.append(element)
             }
             return marker == UInt8(ascii: ">") ? .push(elements) : .array(elements)
         case UInt8(ascii: "%"), UInt8(ascii: "|"):
-            guard let count = Int(line), count >= 0 else { throw RESPParseError(description: "a bad element count") }
+            guard let count = Int(line), count >= 0, count <= maxElements else {
+                throw RESPParseError(description: "a bad element count")
+            }
             var map: [RESPValue: RESPValue] = [:]
             for _ in 0..<count {
-                guard let key = try parse(&buffer, depth: depth + 1), let value = try parse(&buffer, depth: depth + 1)
+                guard let key = try parse(&buffer, depth: depth + 1, start: start, needed: &needed),
+                    let value = try parse(&buffer, depth: depth + 1, start: start, needed: &needed)
                 else { return nil }
                 map[key] = value
             }
             // An attribute (`|`) describes the reply that follows it: skip to that reply.
-            return marker == UInt8(ascii: "|") ? try parse(&buffer, depth: depth + 1) : .map(map)
+            return marker == UInt8(ascii: "|")
+                ? try parse(&buffer, depth: depth + 1, start: start, needed: &needed) : .map(map)
         default:
             throw RESPParseError(description: "a reply that is not RESP (first byte \(marker))")
         }
@@ -125,11 +160,21 @@ public enum RESPParser {
         return line
     }
 
-    private static func blob(_ buffer: inout ByteBuffer, length line: String) throws(RESPParseError) -> ByteBuffer? {
-        guard let length = Int(line), length >= 0, length <= 512 << 20 else {
-            throw RESPParseError(description: "a bad string length")
+    private static func blob(
+        _ buffer: inout ByteBuffer,
+        length line: String,
+        start: Int,
+        needed: inout Int
+    ) throws(RESPParseError) -> ByteBuffer? {
+        guard let length = Int(line), length >= 0 else { throw RESPParseError(description: "a bad string length") }
+        guard length <= maxStringBytes else {
+            throw RESPParseError(description: "a string of \(length) bytes, more than the \(maxStringBytes) taken")
         }
-        guard buffer.readableBytes >= length + 2, let bytes = buffer.readSlice(length: length) else { return nil }
+        guard buffer.readableBytes >= length + 2, let bytes = buffer.readSlice(length: length) else {
+            // The whole value needs at least this much from where it began.
+            needed = buffer.readerIndex - start + length + 2
+            return nil
+        }
         buffer.moveReaderIndex(forwardBy: 2)
         return bytes
     }

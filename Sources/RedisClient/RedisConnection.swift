@@ -300,6 +300,11 @@ final class RedisHandler: ChannelDuplexHandler {
     /// Replies owed, in order; a subscription is confirmed by a push rather than a reply (RESP3).
     private var waiting = CircularBuffer<(promise: EventLoopPromise<RESPValue>, subscribes: Bool)>()
     private var buffer: ByteBuffer?
+    /// Bytes `buffer` must hold before the next value can be whole (`RESPParser.parse`'s hint).
+    private var needed = 0
+    /// Most bytes held for replies not yet whole: a value may be 4 MiB (`RESPParser`), and a
+    /// pipeline's replies arrive together.
+    static let maxBufferedBytes = 16 << 20
     private let onPush: @Sendable (RESPValue) -> Void
     private let failure: NIOLockedValueBox<RedisError?>
 
@@ -327,7 +332,16 @@ final class RedisHandler: ChannelDuplexHandler {
             buffer!.writeBuffer(&incoming)
         }
         do {
-            while var pending = buffer, let value = try RESPParser.parse(&pending) {
+            // Not parsed again until the bytes a value needs are there (a large value arrives in
+            // many reads); never more buffered than a value may take.
+            if let held = buffer?.readableBytes, held < needed {
+                guard held <= Self.maxBufferedBytes else {
+                    throw RESPParseError(description: "more than \(Self.maxBufferedBytes) bytes without a whole reply")
+                }
+                return
+            }
+            while var pending = buffer, let value = try RESPParser.parse(&pending, needed: &needed) {
+                needed = 0
                 buffer = pending.readableBytes == 0 ? nil : pending
                 if case .push(let parts) = value {
                     let kind = parts.first?.string ?? ""
@@ -341,6 +355,10 @@ final class RedisHandler: ChannelDuplexHandler {
                 } else {
                     throw RESPParseError(description: "a reply nothing was asked for")
                 }
+            }
+            // What is left is part of one value: never more than a value may take.
+            if let held = buffer?.readableBytes, held > Self.maxBufferedBytes {
+                throw RESPParseError(description: "more than \(Self.maxBufferedBytes) bytes without a whole reply")
             }
         } catch let error as RESPParseError {
             failure.withLockedValue { $0 = $0 ?? .badReply(error.description) }

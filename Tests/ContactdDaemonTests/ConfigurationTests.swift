@@ -119,7 +119,8 @@ import Testing
         ("upstream-timeout", "0"), ("max-connections", "0"), ("log-level", "loud"), ("api-url", "ftp://x"),
         ("socket-mode", "999"), ("demo", "perhaps"), ("max-line-bytes", "10"), ("refresh-ahead", "1.5"),
         ("retry-attempts", "0"), ("api-rate", "-1"), ("breaker-cooldown", "0"), ("api-concurrency", "0"),
-        ("stale-if-error", "later"), ("rate-limit-all-keys", "maybe"),
+        ("stale-if-error", "later"), ("rate-limit-all-keys", "maybe"), ("shared-cache-prefix", ""),
+        ("stale-if-error-wait", "soon"),
     ])
     func badValuesNameTheirFlag(flag: String, text: String) {
         #expect {

@@ -230,6 +230,33 @@ import Testing
         #expect(throws: RESPParseError.self) { try parseAll([Array("?what\r\n".utf8)]) }
     }
 
+    /// Issue #23, item 9: the reader is bounded. A string longer than 4 MiB, or an array of more
+    /// than 100,000 elements, is refused from its header, before its bytes arrive (the limit was
+    /// 512 MiB, held in memory).
+    @Test(arguments: ["$\(5 << 20)\r\n", "*1000000\r\n", "%1000000\r\n"])
+    func oversizedRepliesAreRefusedFromTheirHeader(header: String) {
+        #expect(throws: RESPParseError.self) { try parseAll([Array(header.utf8)]) }
+    }
+
+    /// A large value that arrives in many reads is parsed once, when it is whole: the parser
+    /// says how many bytes it needs, and the caller waits for them.
+    @Test func aLargeValueSaysHowManyBytesItNeeds() throws {
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20)
+        var buffer = ByteBuffer(string: "*2\r\n:7\r\n$\(value.count)\r\n")
+        buffer.writeBytes(value.prefix(1000))
+        var needed = 0
+        #expect(try RESPParser.parse(&buffer, needed: &needed) == nil)
+        let header = "*2\r\n:7\r\n$\(value.count)\r\n".utf8.count
+        #expect(needed == header + value.count + 2)
+        buffer.writeBytes(value.dropFirst(1000))
+        buffer.writeString("\r\n")
+        #expect(buffer.readableBytes == needed)
+        #expect(
+            try RESPParser.parse(&buffer, needed: &needed)
+                == .array([.integer(7), .bulkString(ByteBuffer(bytes: value))])
+        )
+    }
+
     /// Feeds `pieces` one after another, as reads would deliver them.
     func parseAll(_ pieces: [[UInt8]]) throws -> [RESPValue] {
         var buffer = ByteBuffer()

@@ -219,7 +219,16 @@ extension DaemonConfiguration {
             "shared-cache-prefix",
             \.sharedCache.prefix,
             placeholder: "text",
-            help: "Prefix of contactd's keys and channel in Redis."
+            help: "Prefix of contactd's keys and channel in Redis.",
+            parse: { text in
+                // Empty, `invalidate all` would scan the whole database's p:* and i:* keys.
+                guard !text.isEmpty else {
+                    throw ConfigurationError(
+                        "must not be empty: contactd's keys need a prefix of their own, e.g. contactd:"
+                    )
+                }
+                return text
+            }
         ),
         .duration(
             "shared-cache-timeout",

@@ -67,6 +67,10 @@ package final class SharedCache: SharedTier, Sendable {
     /// The fleet's invalidation count as this host last knew it (from its own invalidations,
     /// the messages it heard, and each connect); `nil` before the first connect.
     private let knownEpoch = NIOLockedValueBox<Int64?>(nil)
+    /// Nonces of the invalidation messages heard this minute and the last.
+    private let heardNonces = NIOLockedValueBox<(minute: Int, current: Set<UInt64>, previous: Set<UInt64>)>(
+        (0, [], [])
+    )
 
     init(address: RedisAddress, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
         self.address = address
@@ -242,11 +246,37 @@ package final class SharedCache: SharedTier, Sendable {
         knownEpoch.withLockedValue { $0 = max($0 ?? epoch, epoch) }
     }
 
-    /// The key an invalidation message names (`nil` for all), or `nil` for garbage; notes its epoch.
-    func read(message bytes: ByteBuffer) -> (key: ContactKey?, valid: Bool) {
-        guard let (epoch, key) = layout.readMessage(bytes) else { return (nil, false) }
-        learned(epoch: epoch)
-        return (key, true)
+    /// How far a message's time may be from this host's clock, and how long its nonce is kept.
+    static let messageWindow = 60.0
+
+    /// The key an invalidation message names (`nil` for all), and whether to act on it: not for
+    /// garbage, one sent more than a minute from now by this host's clock, or one already heard
+    /// (a replay: its nonce is kept for that minute). Notes its epoch.
+    func read(message bytes: ByteBuffer, now: Double = Date().timeIntervalSince1970) -> (key: ContactKey?, valid: Bool)
+    {
+        guard let message = layout.readMessage(bytes) else { return (nil, false) }
+        let sent = Double(message.sent) / 1000
+        guard abs(now - sent) <= Self.messageWindow else {
+            counts.errors.add(1, ordering: .relaxed)
+            logger.debug(
+                "an invalidation message from outside the last minute was ignored (replayed, or a clock far off)"
+            )
+            return (nil, false)
+        }
+        // Nonces by minute, this one and the last: every message within the window is in one.
+        let minute = Int(now / Self.messageWindow)
+        let fresh = heardNonces.withLockedValue { heard -> Bool in
+            if minute != heard.minute {
+                heard.previous = minute == heard.minute + 1 ? heard.current : []
+                heard.current = []
+                heard.minute = minute
+            }
+            guard !heard.previous.contains(message.nonce) else { return false }
+            return heard.current.insert(message.nonce).inserted
+        }
+        guard fresh else { return (nil, false) }
+        learned(epoch: message.epoch)
+        return (message.key, true)
     }
 
     /// On each connect: whether the fleet made invalidations this host did not hear while it was

@@ -112,29 +112,46 @@ struct SharedCacheLayout: Sendable {
 
     // MARK: Invalidation messages
 
-    /// A message: `<epoch> <key>` or `<epoch> *`, sealed (bound to the channel) when values are.
-    func message(epoch: Int64, _ text: String) -> ByteBuffer {
-        let plain = ByteBuffer(string: "\(epoch) \(text)")
+    /// An invalidation message as read: its epoch, when it was sent, a nonce, and what it
+    /// invalidates (`nil` key: everything).
+    struct Message: Equatable {
+        var epoch: Int64
+        /// Unix milliseconds when it was sent.
+        var sent: Int64
+        var nonce: UInt64
+        var key: ContactKey?
+    }
+
+    /// A message: `<epoch> <unix ms> <nonce> <key or *>`, sealed (bound to the channel) when
+    /// values are. The time and nonce let a host refuse one replayed later (`SharedCache`).
+    func message(epoch: Int64, _ text: String, sent: Double = Date().timeIntervalSince1970) -> ByteBuffer {
+        let nonce = UInt64.random(in: 0...UInt64.max)
+        let plain = ByteBuffer(string: "\(epoch) \(Int64(sent * 1000)) \(String(nonce, radix: 16)) \(text)")
         return seal?.seal(plain, boundTo: channel) ?? plain
     }
 
-    /// A message's epoch and what it invalidates (`nil` key: everything); `nil` for garbage or
-    /// one not sealed with this key.
-    func readMessage(_ bytes: ByteBuffer) -> (epoch: Int64, key: ContactKey?)? {
+    /// A message as sent; `nil` for garbage or one not sealed with this key.
+    func readMessage(_ bytes: ByteBuffer) -> Message? {
         var plain = bytes
         if let seal {
             guard let opened = seal.open(bytes, boundTo: channel) else { return nil }
             plain = opened
         }
-        let text = String(buffer: plain)
-        guard let space = text.firstIndex(of: " "), let epoch = Int64(text[..<space]) else { return nil }
-        let rest = String(text[text.index(after: space)...])
-        if rest == "*" { return (epoch, nil) }
+        let parts = String(buffer: plain).split(separator: " ", maxSplits: 3).map(String.init)
+        guard parts.count == 4, let epoch = Int64(parts[0]), let sent = Int64(parts[1]),
+            let nonce = UInt64(parts[2], radix: 16)
+        else { return nil }
+        let rest = parts[3]
+        var message = Message(epoch: epoch, sent: sent, nonce: nonce, key: nil)
+        if rest == "*" { return message }
         if rest.hasPrefix("phone:"), let phone = PhoneNumber(String(rest.dropFirst(6))) {
-            return (epoch, .phone(phone))
+            message.key = .phone(phone)
+        } else if rest.hasPrefix("id:"), let id = ContactID(String(rest.dropFirst(3))) {
+            message.key = .id(id)
+        } else {
+            return nil
         }
-        if rest.hasPrefix("id:"), let id = ContactID(String(rest.dropFirst(3))) { return (epoch, .id(id)) }
-        return nil
+        return message
     }
 
     // MARK: Scripts
