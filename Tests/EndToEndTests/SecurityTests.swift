@@ -1,6 +1,7 @@
 import ContactdTestSupport
 import FakeContactAPI
 import Foundation
+import Glibc
 import Testing
 
 /// Who may connect, what reaches the logs, and where the daemon refuses to put its socket.
@@ -229,4 +230,97 @@ import Testing
             }
         }
     }
+
+    /// Issue #23, item 8: the metrics listener is bounded. A client that pipelines `GET /metrics`
+    /// and never reads grew the daemon by 276 MiB in 4 s; now what it can cost is the socket
+    /// buffers. And connections past 16 are closed at once.
+    @Test func theMetricsListenerCannotBeMadeToGrowTheDaemon() async throws {
+        try await withFakeAPI { api in
+            try await withTemporaryDirectory { dir in
+                let metrics = dir + "/metrics.sock"
+                let daemon = try SpawnedDaemon(
+                    directory: dir,
+                    arguments: ["--api-url", api.baseURL, "--metrics-listen", "unix:" + metrics],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"]
+                )
+                defer { Task { await daemon.stop() } }
+                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                let before = try residentBytes(of: daemon.process.pid)
+                let (sent, closed) = await withCheckedContinuation { continuation in
+                    Thread {
+                        let fd = unixStreamConnect(metrics)
+                        defer { Glibc.close(fd) }
+                        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                        let request = [UInt8]((0..<500).flatMap { _ in Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8) })
+                        var sent = 0
+                        let started = ContinuousClock.now
+                        while ContinuousClock.now - started < .seconds(4) {
+                            let written = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                            if written > 0 {
+                                sent += written
+                            } else if errno == EAGAIN {
+                                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                                _ = poll(&poller, 1, 100)
+                            } else {
+                                continuation.resume(returning: (sent, true))
+                                return
+                            }
+                        }
+                        continuation.resume(returning: (sent, false))
+                    }.start()
+                }
+                let after = try residentBytes(of: daemon.process.pid)
+                print("metrics listener, a client that never reads: \(sent) bytes of requests in 4 s, closed: \(closed), daemon RSS \(before >> 20) -> \(after >> 20) MiB")
+                #expect(after - before < 32 << 20, "the daemon grew by \((after - before) >> 20) MiB")
+                // Past 16 connections at once, a connection is closed at once.
+                let fds = (0..<20).map { _ in unixStreamConnect(metrics) }
+                defer { for fd in fds { Glibc.close(fd) } }
+                let hungUp = await withCheckedContinuation { continuation in
+                    Thread {
+                        // Each asks once: a served connection answers and closes, a refused
+                        // one was closed before it could answer anything.
+                        var count = 0
+                        let ask = Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+                        for fd in fds {
+                            _ = ask.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                            var total = 0
+                            var chunk = [UInt8](repeating: 0, count: 65536)
+                            while true {
+                                let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                                if got <= 0 { break }
+                                total += got
+                            }
+                            if total == 0 { count += 1 }
+                        }
+                        continuation.resume(returning: count)
+                    }.start()
+                }
+                // 4, or 3 while the daemon has not yet seen the first client's hang-up.
+                #expect(hungUp >= 3, "\(hungUp) of 20 connections were closed at once")
+            }
+        }
+    }
+}
+
+/// A blocking Unix stream socket connected to `path` (-1 if it could not be).
+func unixStreamConnect(_ path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+        for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
+    }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return connected == 0 ? fd : -1
+}
+
+/// A process's resident memory (VmRSS), in bytes.
+func residentBytes(of pid: pid_t) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+    else { throw TestSupportError("no VmRSS for \(pid)") }
+    return kilobytes * 1024
 }

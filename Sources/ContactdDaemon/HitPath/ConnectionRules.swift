@@ -1,5 +1,6 @@
 import ContactdProtocol
 import Glibc
+import Foundation
 import NIOConcurrencyHelpers
 
 /// The rules every client connection is held to, whichever path serves it: the fast lane
@@ -76,4 +77,23 @@ struct PeerCredentials: Sendable {
     }
 
     init() {}
+}
+
+extension AllowLists {
+    /// Why allow lists cannot work in this process's user namespace, or `nil` when they can.
+    ///
+    /// `SO_PEERCRED` gives a peer's ids as this namespace sees them. Under systemd's
+    /// `PrivateUsers=yes` (the shipped unit) only root and the service's own user are mapped:
+    /// every other client appears as 65534, so `--allow-uid 1000` would refuse every real user
+    /// and allowing 65534 would allow them all. Only an identity map (`0 0 4294967295`) tells
+    /// clients apart.
+    static func unusableReason(uidMap: String? = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8))
+        -> String?
+    {
+        guard let uidMap else { return nil }  // no /proc: nothing to say against them
+        let lines = uidMap.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        if lines.count == 1, lines[0] == ["0", "0", "4294967295"] { return nil }
+        return
+            "allow lists cannot work in this user namespace (systemd's PrivateUsers=): every client but root appears as uid 65534; let the socket's group decide who may connect (contactd-clients), or add PrivateUsers=no to the service in a drop-in (docs/security.md)"
+    }
 }

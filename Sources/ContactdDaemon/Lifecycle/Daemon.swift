@@ -34,6 +34,11 @@ package enum Daemon {
         logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) async throws {
+        if !configuration.socket.allowUIDs.isEmpty || !configuration.socket.allowGIDs.isEmpty,
+            let reason = AllowLists.unusableReason()
+        {
+            throw ConfigurationError("--allow-uid/--allow-gid: \(reason)")
+        }
         try await withAPI(configuration, environment: environment, logger: logger) { source, tokenSource in
             try await serve(
                 configuration: configuration,

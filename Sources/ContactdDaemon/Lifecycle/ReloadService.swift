@@ -63,6 +63,10 @@ struct ReloadService: Service, CustomStringConvertible {
             logger.warning("configuration not reloaded: \(error.description); the running configuration stays")
             return
         }
+        if !fresh.socket.allowUIDs.isEmpty || !fresh.socket.allowGIDs.isEmpty, let reason = AllowLists.unusableReason() {
+            logger.warning("configuration not reloaded: --allow-uid/--allow-gid: \(reason); the running configuration stays")
+            return
+        }
         let changed = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
         var applied: [Setting] = []
         for setting in changed where DaemonConfiguration.appliedLive.contains(setting.name) {
