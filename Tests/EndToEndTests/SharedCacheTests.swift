@@ -303,6 +303,38 @@ import Testing
         }
     }
 
+    /// Issue #23, item 2: an invalidation made while Redis is unreachable is not reported as
+    /// fleet-wide (`"shared": false` and a warning), and a host that comes back to a Redis whose
+    /// invalidation count moved while it was away (here: restarted empty) empties its cache
+    /// instead of serving what it held.
+    @Test func invalidationsRedisMissedAreSaidAndAHostThatMissedSomeEmptiesItsCache() async throws {
+        try await withFleet(count: 2) { fleet in
+            let (a, b) = (fleet.hosts[0], fleet.hosts[1])
+            _ = try await get(a, "+14155551234")
+            // One invalidation through Redis: both hosts know the fleet's count is 1.
+            let first = try await call(
+                b,
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"phone_number":"+15550000000"}}"#
+            )
+            #expect(first["result"]?["shared"] == .bool(true))
+            #expect(try await get(a, "+14155551234")["result"]?["cache"]?["tier"]?.stringValue == "local")
+            await fleet.redis.kill()
+            try await waitForSharedCache(b, state: "down")
+            let cutOff = try await call(
+                b,
+                #"{"jsonrpc":"2.0","id":1,"method":"contact.invalidate","params":{"phone_number":"+14155551234"}}"#
+            )
+            #expect(cutOff["result"]?["shared"] == .bool(false), "\(cutOff.jsonString)")
+            #expect(b.log.contains("was made on this host only"), "\(b.log)")
+            try await fleet.redis.start()
+            try await waitForSharedCache(a, state: "up")
+            // Redis came back empty: its count (0) is not the 1 host A knew, so A emptied its cache.
+            try await waitUntil("host A empties its cache") { a.log.contains("emptied this host's cache") }
+            let again = try await get(a, "+14155551234")
+            #expect(again["result"]?["cache"]?["tier"]?.stringValue != "local", "\(again.jsonString)")
+        }
+    }
+
     /// Redis killed under steady lookups, then started again: no lookup fails, none waits much
     /// longer than the API takes, and the hosts reconnect.
     @Test func redisDyingUnderLoadFailsNoLookup() async throws {

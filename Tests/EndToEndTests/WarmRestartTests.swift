@@ -123,8 +123,11 @@ import Testing
         }
     }
 
-    @Test(arguments: ["damaged", "truncated", "garbage", "another API"])
-    func aSnapshotThatCannotBeUsedIsIgnoredWithOneLogLine(kind: String) async throws {
+    /// A daemon that looked the known numbers up and wrote its snapshot file on stop; `body` gets
+    /// the directory, the API, the file and the arguments that name it.
+    static func withWrittenSnapshot(
+        _ body: (String, FakeContactAPI, String, [String]) async throws -> Void
+    ) async throws {
         try await withTemporaryDirectory { directory in
             let api = try await FakeContactAPI.start(expectedToken: Self.token, generate: BenchContacts.generate)
             let snapshot = directory + "/cache.snapshot"
@@ -132,7 +135,13 @@ import Testing
             let first = try await Self.start(directory, "first", api: api, arguments)
             _ = try await Self.lookUp(Self.known, on: first.socketPath)
             try await Self.stop(first)
+            try await body(directory, api, snapshot, arguments)
+        }
+    }
 
+    @Test(arguments: ["damaged", "truncated", "garbage", "another API"])
+    func aSnapshotThatCannotBeUsedIsIgnoredWithOneLogLine(kind: String) async throws {
+        try await Self.withWrittenSnapshot { directory, api, snapshot, arguments in
             var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: snapshot)))
             var otherAPI: FakeContactAPI?
             switch kind {
@@ -165,13 +174,7 @@ import Testing
             print("skipped: giving the snapshot file to another user needs root")
             return
         }
-        try await withTemporaryDirectory { directory in
-            let api = try await FakeContactAPI.start(expectedToken: Self.token, generate: BenchContacts.generate)
-            let snapshot = directory + "/cache.snapshot"
-            let arguments = ["--snapshot-file", snapshot, "--snapshot-interval", "0"]
-            let first = try await Self.start(directory, "first", api: api, arguments)
-            _ = try await Self.lookUp(Self.known, on: first.socketPath)
-            try await Self.stop(first)
+        try await Self.withWrittenSnapshot { directory, api, snapshot, arguments in
             switch kind {
             case "fifo":
                 unlink(snapshot)
