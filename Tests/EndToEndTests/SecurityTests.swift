@@ -251,7 +251,9 @@ import Testing
                         let fd = unixStreamConnect(metrics)
                         defer { Glibc.close(fd) }
                         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                        let request = [UInt8]((0..<500).flatMap { _ in Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8) })
+                        let request = [UInt8](
+                            (0..<500).flatMap { _ in Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8) }
+                        )
                         var sent = 0
                         let started = ContinuousClock.now
                         while ContinuousClock.now - started < .seconds(4) {
@@ -270,7 +272,9 @@ import Testing
                     }.start()
                 }
                 let after = try residentBytes(of: daemon.process.pid)
-                print("metrics listener, a client that never reads: \(sent) bytes of requests in 4 s, closed: \(closed), daemon RSS \(before >> 20) -> \(after >> 20) MiB")
+                print(
+                    "metrics listener, a client that never reads: \(sent) bytes of requests in 4 s, closed: \(closed), daemon RSS \(before >> 20) -> \(after >> 20) MiB"
+                )
                 #expect(after - before < 32 << 20, "the daemon grew by \((after - before) >> 20) MiB")
                 // Past 16 connections at once, a connection is closed at once.
                 let fds = (0..<20).map { _ in unixStreamConnect(metrics) }
@@ -311,7 +315,9 @@ func unixStreamConnect(_ path: String) -> Int32 {
         for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
     }
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
     }
     return connected == 0 ? fd : -1
 }

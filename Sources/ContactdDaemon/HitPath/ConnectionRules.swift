@@ -1,6 +1,6 @@
 import ContactdProtocol
-import Glibc
 import Foundation
+import Glibc
 import NIOConcurrencyHelpers
 
 /// The rules every client connection is held to, whichever path serves it: the fast lane

@@ -63,8 +63,11 @@ struct ReloadService: Service, CustomStringConvertible {
             logger.warning("configuration not reloaded: \(error.description); the running configuration stays")
             return
         }
-        if !fresh.socket.allowUIDs.isEmpty || !fresh.socket.allowGIDs.isEmpty, let reason = AllowLists.unusableReason() {
-            logger.warning("configuration not reloaded: --allow-uid/--allow-gid: \(reason); the running configuration stays")
+        if !fresh.socket.allowUIDs.isEmpty || !fresh.socket.allowGIDs.isEmpty, let reason = AllowLists.unusableReason()
+        {
+            logger.warning(
+                "configuration not reloaded: --allow-uid/--allow-gid: \(reason); the running configuration stays"
+            )
             return
         }
         let changed = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
