@@ -208,12 +208,12 @@ package final class ContactLookup: Sendable {
         let left = policy.deadline.seconds - (MonotonicClock.system.now() - since)
         var answer: Result<Fetch, LookupError>?
         if policy.staleIfErrorWait < policy.deadline, health.withLockedValue({ $0.token == .accepted }),
-            staleIfErrorEntry(key, maxAge: maxAge) != nil
+            staleIfErrorEntry(key, maxAge: maxAge, pastTTL: true) != nil
         {
             // A stale answer is there if the API fails: do not make the caller wait the whole
             // deadline for a slow one (the fetch goes on and fills the cache when it lands).
             answer = await flight.wait(timeout: min(left, policy.staleIfErrorWait.seconds))
-            if answer == nil, let stale = staleIfError(key, maxAge: maxAge, reason: .upstreamSlow) {
+            if answer == nil, let stale = staleIfError(key, maxAge: maxAge, reason: .upstreamSlow, pastTTL: true) {
                 return .success(stale)
             }
         }
@@ -297,17 +297,26 @@ package final class ContactLookup: Sendable {
     }
 
     /// The cached contact for `key` if it may be answered stale-if-error (within its window, as
-    /// `maxAge` allows, and the token not rejected).
-    private func staleIfErrorEntry(_ key: ContactKey, maxAge: Double?) -> (contact: Contact, age: Double)? {
+    /// `maxAge` allows). `pastTTL`: only an entry past its TTL (a fresh one may be one the fetch
+    /// being waited for has just stored, and is no stale answer).
+    private func staleIfErrorEntry(_ key: ContactKey, maxAge: Double?, pastTTL: Bool = false) -> (
+        contact: Contact, age: Double
+    )? {
         guard let entry = cache.read(key), case .contact(let contact) = entry.value,
-            entry.age < live.withLockedValue({ $0.ttl + $0.policy.staleIfError.seconds })
+            entry.age < live.withLockedValue({ $0.ttl + $0.policy.staleIfError.seconds }),
+            !pastTTL || !entry.isFresh
         else { return nil }
         if let maxAge, maxAge <= 0 || entry.age > maxAge { return nil }
         return (contact, entry.age)
     }
 
-    private func staleIfError(_ key: ContactKey, maxAge: Double?, reason: StaleReason) -> LookupResult? {
-        guard let (contact, age) = staleIfErrorEntry(key, maxAge: maxAge) else { return nil }
+    private func staleIfError(
+        _ key: ContactKey,
+        maxAge: Double?,
+        reason: StaleReason,
+        pastTTL: Bool = false
+    ) -> LookupResult? {
+        guard let (contact, age) = staleIfErrorEntry(key, maxAge: maxAge, pastTTL: pastTTL) else { return nil }
         counters.staleIfError.add(1, ordering: .relaxed)
         let now = clock.now()
         health.withLockedValue { $0.servedStale(now: now) }

@@ -547,7 +547,9 @@ import Testing
                 let replies = try await client.readLines(2).map { try JSONParser.parse(Array($0.utf8)) }
                 api.release()
                 #expect(Set(replies.compactMap(\.errorReason)) == ["overloaded", "upstream_unavailable"])
-                #expect(api.calls == 1)
+                // One call at most: the queued fetch never calls (on a loaded machine the held
+                // one may not even have reached the API within the 1 s deadline).
+                #expect(api.calls <= 1)
             }
         }
     }
