@@ -3,10 +3,10 @@
 Starts the bench's fake API and a real contactd, fills 30,000 contacts through misses at 512 in
 flight (`contactd-bench run --prefill-in-flight 512`), then empties the cache with
 `contact.invalidate {"all": true}`, reading the daemon's RSS before, after the fill and after
-emptying. Passes when the fill grew RSS by at most the cache's own bytes + 16 MiB and emptying
+emptying. Passes when the fill grew RSS by at most the cache's own bytes + 20 MiB and emptying
 brought it back within 12 MiB of the start. Before the fix (a cancelled sleeping task per miss,
 alive for the whole 5 s deadline) the debug build measured +40.8 and +25.2 MiB; since, +25.6-27.1
-and +6.2-7.1. A bound for a debug build on a loaded machine, not a benchmark (scripts/bench
+and +6.2-7.1; with hedging (issue #23) +32.3-34.1 and +6.5-6.8. A bound for a debug build on a loaded machine, not a benchmark (scripts/bench
 --miss-storm has the release figures). It runs apart from `swift test`: run alongside the suite's
 other spawning tests, this load made Foundation's Process.run crash in them (an over-read in
 its /proc/self/fd scan; the tests now spawn with posix_spawn, see ChildProcess).
@@ -63,7 +63,10 @@ try:
           f"RSS +{mib(filled - before)} filled, +{mib(emptied - before)} emptied")
     checks = [
         ("every contact was cached", stats["entries"] == contacts and removed == contacts),
-        ("the fill grew RSS by at most the cache's bytes + 16 MiB", filled - before <= stats["bytes"] + (16 << 20)),
+        # 20 MiB, not 16, since issue #23: a fetch is a task group whose attempt and hedge timer are
+        # child tasks, and at 512 in flight the heap holds their memory until the trim after
+        # emptying (+32.3 and +34.1 MiB filled, +6.5 and +6.8 emptied: nothing left behind).
+        ("the fill grew RSS by at most the cache's bytes + 20 MiB", filled - before <= stats["bytes"] + (20 << 20)),
         ("emptying the cache brought RSS within 12 MiB of the start", emptied - before <= 12 << 20),
     ]
     for name, ok in checks:

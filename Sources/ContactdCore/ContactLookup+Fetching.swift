@@ -154,7 +154,9 @@ extension ContactLookup {
                 if number < policy.retryAttempts {
                     let wait = max(shortest, (deadline - real.now()) / 2)
                     group.addTask {
-                        try? await Task.sleep(for: .seconds(wait))
+                        // Almost always cancelled (the attempt answers): a scheduler entry, not
+                        // a sleeping task that would keep its memory until `wait` passed.
+                        await DeadlineScheduler.shared.sleep(until: .now + .seconds(wait))
                         return .hedgeDue(number)
                     }
                 }

@@ -177,3 +177,62 @@ private final class WakeUp: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 }
+
+extension DeadlineScheduler {
+    /// Returns at `instant`, or at once when the task is cancelled. A heap entry, not a sleeping
+    /// task: a cancelled `Task.sleep` keeps its allocation until the instant it slept for, and
+    /// the hedge timer every fetch starts is almost always cancelled (see the type's notes).
+    package func sleep(until instant: ContinuousClock.Instant) async {
+        let wait = Sleep(scheduler: self)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                wait.start(continuation)
+                wait.scheduled(schedule(at: instant) { wait.finish() })
+            }
+        } onCancel: {
+            wait.finish()
+        }
+    }
+}
+
+/// One `sleep(until:)`: resumed once, by its instant or by cancellation, whichever comes first.
+private final class Sleep: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Void, Never>?
+        var token: DeadlineScheduler.Token?
+        var done = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let scheduler: DeadlineScheduler
+
+    init(scheduler: DeadlineScheduler) { self.scheduler = scheduler }
+
+    func start(_ continuation: CheckedContinuation<Void, Never>) {
+        let finished = state.withLockedValue { state in
+            if !state.done { state.continuation = continuation }
+            return state.done
+        }
+        if finished { continuation.resume() }
+    }
+
+    func scheduled(_ token: DeadlineScheduler.Token) {
+        let finished = state.withLockedValue { state in
+            if !state.done { state.token = token }
+            return state.done
+        }
+        if finished { scheduler.cancel(token) }
+    }
+
+    func finish() {
+        let (continuation, token) = state.withLockedValue {
+            state -> (CheckedContinuation<Void, Never>?, DeadlineScheduler.Token?) in
+            guard !state.done else { return (nil, nil) }
+            state.done = true
+            defer { state.continuation = nil }
+            return (state.continuation, state.token)
+        }
+        if let token { scheduler.cancel(token) }
+        continuation?.resume()
+    }
+}

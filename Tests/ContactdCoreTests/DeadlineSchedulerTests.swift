@@ -53,4 +53,21 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(2))
         scheduler.cancel(late)
     }
+
+    /// `sleep(until:)` ends at its instant, or at once when its task is cancelled (the hedge timer
+    /// every fetch starts is cancelled when the attempt answers).
+    @Test func aSleepEndsAtItsInstantOrWhenCancelled() async {
+        let scheduler = DeadlineScheduler(tick: .milliseconds(10))
+        let start = ContinuousClock.now
+        await scheduler.sleep(until: start + .milliseconds(50))
+        #expect(ContinuousClock.now - start >= .milliseconds(50))
+        let long = Task { await scheduler.sleep(until: .now + .seconds(60)) }
+        long.cancel()
+        await long.value  // a minute if cancellation were not heard; the suite's limit is one
+        let cancelledFirst = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await scheduler.sleep(until: .now + .seconds(60))
+        }
+        await cancelledFirst.value
+    }
 }
