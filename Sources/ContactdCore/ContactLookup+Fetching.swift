@@ -150,7 +150,10 @@ extension ContactLookup {
                 started += 1
                 running += 1
                 let number = started
-                group.addTask { .finished(await self.attempt(key, deadline: deadline, shortest: shortest)) }
+                let hedge = number > 1 && running > 1
+                group.addTask {
+                    .finished(await self.attempt(key, deadline: deadline, shortest: shortest, hedge: hedge))
+                }
                 if number < policy.retryAttempts {
                     let wait = max(shortest, (deadline - real.now()) / 2)
                     group.addTask {
@@ -208,8 +211,10 @@ extension ContactLookup {
     }
 
     /// One attempt: the holds and the token, the breaker, a budget slot, then the call with all
-    /// the time left until `deadline`.
-    private func attempt(_ key: ContactKey, deadline: Double, shortest: Double) async -> Attempt {
+    /// the time left until `deadline`. A `hedge` (beside an attempt still running) takes a slot
+    /// only if one is free now: it never queues behind other lookups' calls, and an attempt that
+    /// is itself waiting for a slot is not hedged at all.
+    private func attempt(_ key: ContactKey, deadline: Double, shortest: Double, hedge: Bool) async -> Attempt {
         let real = MonotonicClock.system
         if let refusal = refusal(for: key) { return .refused(refusal) }
         let permit = breaker.permit()
@@ -219,9 +224,12 @@ extension ContactLookup {
                 .unavailable(detail: "circuit open: the API keeps failing", retryAfter: retryAfter.rounded(.up))
             )
         }
-        switch await budget.acquire(timeout: deadline - shortest - real.now()) {
+        switch await budget.acquire(timeout: hedge ? 0 : deadline - shortest - real.now()) {
         case .granted:
             break
+        case .queueFull where hedge, .timedOut where hedge:
+            breaker.record(.neutral, permit: permit)
+            return .refused(.overloaded(detail: "no API slot free for a second attempt"))
         case .queueFull:
             breaker.record(.neutral, permit: permit)
             counters.overloaded.add(1, ordering: .relaxed)
