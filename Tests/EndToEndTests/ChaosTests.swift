@@ -23,7 +23,9 @@ struct ChaosTests {
     static let allowedErrors: Set<String> = [
         "not_found", "upstream_unavailable", "rate_limited", "upstream_bad_response", "overloaded",
     ]
-    static let staleReasons: Set<String> = ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open"]
+    static let staleReasons: Set<String> = [
+        "refreshing", "upstream_unavailable", "rate_limited", "circuit_open", "upstream_slow",
+    ]
 
     /// What the clients saw.
     struct Tally: Sendable {
@@ -82,7 +84,9 @@ struct ChaosTests {
                     #expect(tally.hits > 0 && tally.misses > 0 && tally.stale > 0)
                     #expect(report.pings > 0)
                     #expect(report.slowestPing < .seconds(2), "the daemon stopped serving for \(report.slowestPing)")
-                    #expect(api.maxInFlightPerKey == 1)
+                    // One fetch per key; an attempt that has not answered after half of what is
+                    // left may be hedged by a second beside it (docs/caching.md).
+                    #expect(api.maxInFlightPerKey <= 2)
                     #expect(api.maxInFlight <= 8)
                     #expect(entries <= maxEntries && bytes <= maxBytes)
                     #expect(report.peakRSSKiB < 256 << 10, "peak RSS \(report.peakRSSKiB) KiB")
