@@ -546,7 +546,12 @@ import Testing
                 try await client.send(getPhone("+19995550001", id: 1) + "\n" + getPhone("+19995550002", id: 2) + "\n")
                 let replies = try await client.readLines(2).map { try JSONParser.parse(Array($0.utf8)) }
                 api.release()
-                #expect(Set(replies.compactMap(\.errorReason)) == ["overloaded", "upstream_unavailable"])
+                // The queued one says overloaded, 0.35 s before its waiter's deadline; a loaded
+                // machine can miss that, and the waiter then hears the deadline's
+                // upstream_unavailable. Either way neither is answered, and only one calls.
+                let reasons = replies.compactMap(\.errorReason)
+                #expect(reasons.count == 2 && Set(reasons).isSubset(of: ["overloaded", "upstream_unavailable"]))
+                #expect(reasons.contains("upstream_unavailable"))
                 // One call at most: the queued fetch never calls (on a loaded machine the held
                 // one may not even have reached the API within the 1 s deadline).
                 #expect(api.calls <= 1)
