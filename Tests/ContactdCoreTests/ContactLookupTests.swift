@@ -49,7 +49,12 @@ final class ScriptedSource: ContactSource {
     func makeLookup(_ source: ScriptedSource) -> (ContactLookup, ManualClock) {
         let clock = ManualClock()
         let cache = ContactCache(configuration: CacheConfiguration(), clock: clock.clock)
-        return (ContactLookup(cache: cache, source: source), clock)
+        // The deadline is real time, and these tests are not about it: at the suite's start, with
+        // every suite setting up at once, a fetch from this in-memory source once took over 5 s
+        // to be scheduled, and its lookup timed out.
+        var policy = UpstreamPolicy()
+        policy.deadline = .seconds(60)
+        return (ContactLookup(cache: cache, source: source, policy: policy), clock)
     }
 
     @Test func missThenHitCallsTheSourceOnce() async throws {
