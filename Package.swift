@@ -145,11 +145,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Cache access traces replayed through contactd's cache and the published policies it is
+        // measured against (LRU, SIEVE, S3-FIFO, ARC, 2Q, W-TinyLFU) and Belady's optimum. For the
+        // bench tool and tests; not linked into the daemon.
+        .target(name: "ContactdReplay", dependencies: ["ContactdCore"]),
         .executableTarget(
             name: "contactd-bench",
             dependencies: [
                 "CLinux",
                 "ContactdCore",
+                "ContactdReplay",
                 "FakeContactAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -172,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "ContactdCoreTests",
             dependencies: [
-                "ContactdCore", "ContactdJSON", "ContactdTestSupport",
+                "ContactdCore", "ContactdJSON", "ContactdTestSupport", "ContactdReplay",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),

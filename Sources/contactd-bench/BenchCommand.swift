@@ -14,7 +14,9 @@ struct ContactdBench: AsyncParsableCommand {
             and contactd itself; otherwise point it at a running daemon (--socket), at Redis \
             (--protocol resp --socket redis.sock, after `load-redis`) or at an API (--protocol http).
             """,
-        subcommands: [Run.self, FakeAPI.self, LoadRedis.self, Startup.self, Echo.self, CacheMemory.self],
+        subcommands: [
+            Run.self, FakeAPI.self, LoadRedis.self, Startup.self, Echo.self, CacheMemory.self, ReplayTrace.self,
+        ],
         defaultSubcommand: Run.self
     )
 }
