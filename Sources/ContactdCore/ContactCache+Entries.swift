@@ -18,8 +18,9 @@ package struct CacheEntryView {
 }
 
 extension ContactCache {
-    /// Calls `body` with every entry, least recently used first (the order that, inserted one by
-    /// one, rebuilds the same LRU list).
+    /// Calls `body` with every entry, segment by segment (nursery, window, probation, protected),
+    /// oldest first: restored in this order, main's order is kept (a restore puts every entry in
+    /// main; a restart forgets frequencies, docs/caching.md).
     ///
     /// The lock is taken once to list the entries in order (slot and record address, no copies),
     /// then once per `batch` entries to show them: a snapshot of a million entries never holds
@@ -38,15 +39,10 @@ extension ContactCache {
             let storedAt: Double
         }
         let marks = state.withLockedValue { state -> [Mark] in
-            var marks: [Mark] = []
-            marks.reserveCapacity(state.count)
-            var slot = state.tail
-            while slot >= 0 {
+            state.slotsOldestFirst().map { slot in
                 let node = state.nodes[slot]
-                marks.append(Mark(slot: Int32(slot), record: UInt(bitPattern: node.record), storedAt: node.storedAt))
-                slot = Int(node.previous)
+                return Mark(slot: Int32(slot), record: UInt(bitPattern: node.record), storedAt: node.storedAt)
             }
-            return marks
         }
         var start = 0
         while start < marks.count {

@@ -20,6 +20,19 @@ package struct CacheConfiguration: Sendable, Equatable {
     package init() {}
 }
 
+/// What the cache's policy did since the last reset (`cache.stats`).
+package struct CachePolicyReport: Sendable, Equatable {
+    /// Entries evicted for room while still fresh.
+    package var evictedForCapacity: Int
+    /// Entries evicted for room that were past their TTL (they could only have answered stale).
+    package var evictedExpired: Int
+    /// New entries that left the nursery or the window without being admitted to main (also
+    /// counted as evictions).
+    package var refusedAdmissions: Int
+    /// The configuration the simulations chose.
+    package var configuration: PolicyConfiguration
+}
+
 /// The answer to "what do you have for this key?".
 package enum CacheProbe: Sendable, Equatable {
     /// Nothing is cached for the key.
@@ -56,18 +69,22 @@ package struct CacheView {
     package let id: UnsafeRawBufferPointer?
 }
 
-/// An LRU cache of contacts bounded by entry count and by bytes, with one entry under several keys.
+/// A cache of contacts bounded by entry count and by bytes, with one entry under several keys.
 ///
 /// A contact fetched by phone number is stored once and indexed by the number asked for, the
 /// contact's own normalised `phone_number` and its `id`; a not-found entry is indexed by the key
 /// asked for only. All operations take one short lock; none allocates on a hit.
 ///
-/// An entry is a 32-byte node (LRU links, age, reads) and one record in a `RecordSlab`: its keys
+/// Which entries stay is decided by an adaptive W-TinyLFU (`CacheState`, docs/caching.md "Which
+/// entries stay"): a frequency sketch filters what main admits, and miniature simulations choose
+/// how much of the cache is window and whether to filter at all.
+///
+/// An entry is a 32-byte node (list links, age, reads, segment) and one record in a `RecordSlab`: its keys
 /// and its contact bytes side by side, no Swift object per entry. With a `[UInt8]` and two
 /// `String`s per entry (an 88-byte node) the 1,000,000-contact memory run took 709 bytes per
 /// contact in the daemon, over Redis's 611; 586 with records (docs/benchmarks.md).
 package final class ContactCache: Sendable {
-    let state: NIOLockedValueBox<LRUState>
+    let state: NIOLockedValueBox<CacheState>
     /// The configuration at start; the TTLs may have changed since (`ttls`).
     package let configuration: CacheConfiguration
     let clock: MonotonicClock
@@ -75,7 +92,7 @@ package final class ContactCache: Sendable {
     package init(configuration: CacheConfiguration, clock: MonotonicClock = .system) {
         self.configuration = configuration
         self.clock = clock
-        var state = LRUState()
+        var state = CacheState(maxEntries: configuration.maxEntries)
         state.ttlSeconds = (contact: configuration.ttl.seconds, notFound: configuration.negativeTTL.seconds)
         self.state = NIOLockedValueBox(state)
     }
@@ -103,7 +120,7 @@ package final class ContactCache: Sendable {
         MemoryLayout<Node>.size + RecordSlab.chunkBytes(recordLength) + 24 * keys
     }
 
-    /// Looks `key` up and, if found, marks its entry most recently used, counts the read and
+    /// Looks `key` up and, if found, counts the access (for the policy), counts the read and
     /// calls `body` with the entry in place, under the cache's lock: `body` must be short and
     /// must not call into the cache or take a lock that is held while calling into it.
     ///
@@ -112,7 +129,7 @@ package final class ContactCache: Sendable {
         withEntry(key) { _, view in body(view) }
     }
 
-    /// Looks `key` up and, if found, marks its entry most recently used and counts the read.
+    /// Looks `key` up and, if found, counts the access (for the policy) and the read.
     package func read(_ key: ContactKey) -> CacheRead? {
         withEntry(key) { record, view in
             CacheRead(value: record.value, age: view.age, reads: view.reads, isFresh: view.isFresh)
@@ -133,10 +150,11 @@ package final class ContactCache: Sendable {
 
     private func withEntry<Result>(_ key: KeyBytes, _ body: (Record, CacheView) -> Result) -> Result? {
         let now = clock.now()
+        let hash = key.hash
         return state.withLockedValue { state -> Result? in
-            guard let slot = state.slot(for: key) else { return nil }
-            state.moveToFront(slot)
-            state.nodes[slot].reads &+= 1
+            guard let slot = state.slot(for: key, hash: hash) else { return nil }
+            state.count(access: hash)
+            state.touch(slot)
             let node = state.nodes[slot]
             let record = Record(node)
             let age = max(0, now - node.storedAt)
@@ -152,7 +170,7 @@ package final class ContactCache: Sendable {
         }
     }
 
-    /// Looks `key` up and, if found, marks its entry most recently used.
+    /// Looks `key` up and, if found, counts the access.
     package func probe(_ key: ContactKey) -> CacheProbe {
         guard let read = read(key) else { return .absent }
         return read.isFresh ? .fresh(read.value, age: read.age) : .expired(read.value, age: read.age)
@@ -160,8 +178,11 @@ package final class ContactCache: Sendable {
 
     /// Stores `value` as fetched for `requestedKey`; a contact is also stored under its own keys.
     ///
-    /// Entries that held any of these keys are replaced (not counted as evictions). Least recently
-    /// used entries are then evicted until both bounds hold. An entry bigger than `maxBytes` alone
+    /// Entries that held any of these keys are replaced (not counted as evictions); the new entry
+    /// takes the replaced one's place in the policy (a refreshed hot entry stays where it was).
+    /// Otherwise the store counts as an access to `requestedKey` (the miss being filled) and the
+    /// entry enters the nursery or the window; a `restored` one enters main. Entries are then
+    /// evicted until both bounds hold (`CacheState.evict`). An entry bigger than `maxBytes` alone
     /// is not stored. `age` and `reads` are for an entry that was stored before: a restored
     /// snapshot's keeps the age it had, so its TTL runs on from there.
     ///
@@ -175,6 +196,7 @@ package final class ContactCache: Sendable {
         for requestedKey: ContactKey,
         age: Double = 0,
         reads: Int = 0,
+        restored: Bool = false,
         ticket: FillTicket? = nil
     ) -> Bool {
         var keys = [requestedKey]
@@ -183,22 +205,32 @@ package final class ContactCache: Sendable {
         }
         let layout = Record.Layout(value, requestedKey: requestedKey)
         let cost = Self.cost(recordLength: layout.length, keys: keys.count)
-        let storedAt = clock.now() - max(0, age)
-        let reads = UInt32(clamping: reads)
+        let now = clock.now()
+        let storedAt = now - max(0, age)
+        let hash = KeyBytes.with(requestedKey) { $0.hash }
         return state.withLockedValue { state in
             if let ticket, state.invalidations.voids(ticket, keys: keys) { return false }
+            var replaced: Segment?
             for key in keys {
                 KeyBytes.with(key) { key in
-                    if let old = state.slot(for: key) { state.remove(old) }
+                    if let old = state.slot(for: key) {
+                        replaced = replaced ?? state.nodes[old].segment
+                        state.remove(old)
+                    }
                 }
             }
             guard cost <= configuration.maxBytes, configuration.maxEntries > 0 else { return true }
-            guard state.add(layout, storedAt: storedAt, reads: reads) else { return true }
-            while state.count > configuration.maxEntries || state.bytes > configuration.maxBytes {
-                guard state.tail >= 0 else { break }
-                state.remove(state.tail)
-                state.evictions += 1
+            let segment: Segment
+            if let replaced {
+                segment = replaced
+            } else if restored {
+                segment = .probation
+            } else {
+                segment = state.segment(forNew: hash)
+                state.count(access: hash)
             }
+            guard state.add(layout, storedAt: storedAt, reads: reads, segment: segment) else { return true }
+            state.evict(maxEntries: configuration.maxEntries, maxBytes: configuration.maxBytes, now: now)
             return true
         }
     }
@@ -245,14 +277,9 @@ package final class ContactCache: Sendable {
     package func removeNotFound() -> Int {
         state.withLockedValue { state in
             var removed = 0
-            var slot = state.head
-            while slot >= 0 {
-                let next = Int(state.nodes[slot].next)
-                if !Record(state.nodes[slot]).isContact {
-                    state.remove(slot)
-                    removed += 1
-                }
-                slot = next
+            for slot in state.slotsOldestFirst() where !Record(state.nodes[slot]).isContact {
+                state.remove(slot)
+                removed += 1
             }
             return removed
         }
@@ -262,13 +289,18 @@ package final class ContactCache: Sendable {
     /// cache goes on caching with the TTLs it had. Returns how many entries there were.
     ///
     /// The old entries are freed after the lock is let go: a million of them take milliseconds
-    /// to free, and hits wait for nobody's `free`.
+    /// to free, and hits wait for nobody's `free`. The policy's state (frequencies, simulations,
+    /// configuration) stays: it describes the workload, not the entries.
     @discardableResult
     package func removeAll() -> Int {
-        let emptied = state.withLockedValue { state -> LRUState in
-            var fresh = LRUState()
+        var fresh = CacheState(maxEntries: 0)
+        let emptied = state.withLockedValue { state -> CacheState in
             fresh.ttlSeconds = state.ttlSeconds
-            fresh.evictions = state.evictions
+            fresh.evicted = state.evicted
+            fresh.refusedAdmissions = state.refusedAdmissions
+            fresh.sketch = state.sketch
+            fresh.shadows = state.shadows
+            fresh.configuration = state.configuration
             fresh.invalidations = state.invalidations
             fresh.invalidations.invalidateAll()
             swap(&state, &fresh)
@@ -277,14 +309,30 @@ package final class ContactCache: Sendable {
         return emptied.count  // and its nodes, index and slab pages are freed here
     }
 
-    /// Sets the eviction count back to zero (`cache.reset_stats`).
+    /// Sets the eviction and refused-admission counts back to zero (`cache.reset_stats`).
     package func resetEvictions() {
-        state.withLockedValue { $0.evictions = 0 }
+        state.withLockedValue {
+            $0.evicted = (0, 0)
+            $0.refusedAdmissions = 0
+        }
     }
 
     /// Entry count, byte total and evictions so far.
     package var counts: (entries: Int, bytes: Int, evictions: Int) {
-        state.withLockedValue { ($0.count, $0.bytes, $0.evictions) }
+        state.withLockedValue { ($0.count, $0.bytes, $0.evicted.capacity + $0.evicted.expired) }
+    }
+
+    /// What the policy did: evictions by cause, candidates main refused, and the configuration
+    /// it runs in now.
+    package var policy: CachePolicyReport {
+        state.withLockedValue {
+            CachePolicyReport(
+                evictedForCapacity: $0.evicted.capacity,
+                evictedExpired: $0.evicted.expired,
+                refusedAdmissions: $0.refusedAdmissions,
+                configuration: $0.configuration
+            )
+        }
     }
 
     /// Bytes of slab pages and oversized records the cache holds, used or free (`cache.stats`'

@@ -415,6 +415,7 @@ package final class ContactLookup: Sendable {
             upstreamInFlight: counters.upstreamInFlight.load(ordering: .relaxed)
         )
         stats.heldBytes = cache.slabBytes
+        stats.policy = cache.policy
         stats.staleHits = counters.staleHits.load(ordering: .relaxed)
         stats.staleIfError = counters.staleIfError.load(ordering: .relaxed)
         stats.refreshes = counters.refreshes.load(ordering: .relaxed)

@@ -26,6 +26,8 @@ package struct LookupStats: Sendable, Equatable {
     package var hits: Int
     package var misses: Int
     package var evictions: Int
+    /// Evictions by cause, main's refusals and the configuration the policy chose.
+    package var policy: CachePolicyReport?
     package var upstreamRequests: Int
     /// Upstream calls that failed other than with not-found.
     package var upstreamErrors: Int

@@ -1,3 +1,5 @@
+import ContactdCore
+
 /// A cache policy replayed over keys of one size: `access` answers whether `key` was cached, and
 /// caches it (or, for a policy that may refuse, considers it).
 ///

@@ -10,8 +10,6 @@ package enum PolicyName: String, CaseIterable, Sendable {
     case arc
     case twoQ = "2q"
     case wtinylfu
-    /// W-TinyLFU with its window sized by ghost hits instead of hill climbing (an experiment).
-    case wtinylfuGhosts = "wtinylfu-ghosts"
 
     package func make(capacity: Int) -> any ReplayPolicy {
         switch self {
@@ -21,8 +19,7 @@ package enum PolicyName: String, CaseIterable, Sendable {
         case .s3fifo: S3FIFOPolicy(capacity: capacity)
         case .arc: ARCPolicy(capacity: capacity)
         case .twoQ: TwoQPolicy(capacity: capacity)
-        case .wtinylfu: WTinyLFUPolicy(capacity: capacity, adaptation: .hillClimbing)
-        case .wtinylfuGhosts: WTinyLFUPolicy(capacity: capacity, adaptation: .ghosts)
+        case .wtinylfu: WTinyLFUPolicy(capacity: capacity)
         }
     }
 }

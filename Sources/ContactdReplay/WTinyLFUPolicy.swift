@@ -1,42 +1,27 @@
-/// W-TinyLFU (Einziger, Friedman and Manes, 2017): a small LRU window that new keys enter, a
-/// segmented LRU main (probation, and protected at 80 %), and admission from the window to main
-/// only for a key asked for more often, by a frequency sketch, than the main entry it would evict.
-///
-/// Two ways to size the window: Caffeine's hill climbing on the hit ratio (`.hillClimbing`, the
-/// published policy), and an experiment of ours (`.ghosts`): ARC's idea applied to the window,
-/// where a key asked for again soon after the window let it go grows the window by one entry, and
-/// one asked for again soon after main evicted it shrinks it (docs/benchmarks.md, "Hit ratios").
-package final class WTinyLFUPolicy: ReplayPolicy {
-    package enum Adaptation: Sendable {
-        case hillClimbing
-        case ghosts
-    }
+import ContactdCore
 
+/// W-TinyLFU as Caffeine has it (Einziger, Friedman and Manes, 2017): a small LRU window that new
+/// keys enter, a segmented LRU main (probation, and protected at 80 %), and admission from the
+/// window to main only for a key asked for more often, by a frequency sketch (one word per entry),
+/// than the main entry it would evict. The window's size is hill-climbed on the hit ratio.
+package final class WTinyLFUPolicy: ReplayPolicy {
     private static let window = 0
     private static let probation = 1
     private static let protected = 2
     private let capacity: Int
-    private let adaptation: Adaptation
     private var windowCapacity: Int
     private var protectedCapacity: Int
     private var lists = SlotLists(lists: 3)
     private var slots: [UInt64: Int] = [:]
     private var sketch: FrequencySketch
     private var climber: WindowClimber
-    /// Keys the window let go (refused by main), and keys main evicted: for `.ghosts`.
-    private var refused: GhostQueue
-    private var evicted: GhostQueue
 
-    package init(capacity: Int, adaptation: Adaptation = .hillClimbing) {
+    package init(capacity: Int) {
         self.capacity = capacity
-        self.adaptation = adaptation
-        let share = adaptation == .hillClimbing ? 0.01 : 0.2
-        windowCapacity = max(1, Int(Double(capacity) * share))
+        windowCapacity = max(1, capacity / 100)
         protectedCapacity = (capacity - windowCapacity) * 8 / 10
-        sketch = FrequencySketch(capacity: capacity)
+        sketch = FrequencySketch(entries: capacity, wordsPerEntry: 1)
         climber = WindowClimber(capacity: capacity)
-        refused = GhostQueue(capacity: adaptation == .ghosts ? max(1, capacity / 2) : 1)
-        evicted = GhostQueue(capacity: adaptation == .ghosts ? max(1, capacity) : 1)
     }
 
     package func access(_ key: UInt64) -> Bool {
@@ -54,19 +39,16 @@ package final class WTinyLFUPolicy: ReplayPolicy {
             }
         } else {
             hit = false
-            if adaptation == .ghosts { adapt(to: key) }
             slots[key] = lists.add(key, to: Self.window)
             evict()
         }
-        if adaptation == .hillClimbing {
-            let adjustment = climber.record(hit: hit)
-            if adjustment != 0 { resizeWindow(by: adjustment) }
-        }
+        let adjustment = climber.record(hit: hit)
+        if adjustment != 0 { resizeWindow(by: adjustment) }
         return hit
     }
 
     /// A deterministic hash, so that a replay gives the same figures every time.
-    private static func hash(_ key: UInt64) -> Int {
+    static func hash(_ key: UInt64) -> Int {
         var x = key &+ 0x9E37_79B9_7F4A_7C15
         x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
         x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -90,11 +72,9 @@ package final class WTinyLFUPolicy: ReplayPolicy {
                 continue
             }
             if sketch.frequency(Self.hash(lists.keys[candidate])) > sketch.frequency(Self.hash(lists.keys[victim])) {
-                evicted.append(lists.keys[victim])
                 drop(victim)
                 lists.moveToFront(candidate, of: Self.probation)
             } else {
-                refused.append(lists.keys[candidate])
                 drop(candidate)
             }
         }
@@ -103,22 +83,12 @@ package final class WTinyLFUPolicy: ReplayPolicy {
         }
     }
 
-    private func adapt(to key: UInt64) {
-        if refused.contains(key) {
-            refused.remove(key)
-            if windowCapacity < capacity - 1 { resizeWindow(by: 1) }
-        } else if evicted.contains(key) {
-            evicted.remove(key)
-            if windowCapacity > 1 { resizeWindow(by: -1) }
-        }
-    }
-
+    /// Caffeine's climber moves entries between window and main at once when it resizes.
     private func resizeWindow(by amount: Int) {
         if amount > 0 {
             let step = min(amount, max(0, protectedCapacity))
             windowCapacity += step
             protectedCapacity -= step
-            // Main's oldest entries move into the window while main is over its new size.
             while lists.counts[Self.probation] + lists.counts[Self.protected] > capacity - windowCapacity,
                 let slot = lists.back(of: Self.probation) ?? lists.back(of: Self.protected)
             {
@@ -139,5 +109,39 @@ package final class WTinyLFUPolicy: ReplayPolicy {
     private func drop(_ slot: Int) {
         slots[lists.keys[slot]] = nil
         lists.release(slot)
+    }
+}
+
+/// Sizes the admission window by hill climbing on the hit ratio (Caffeine's climber): after each
+/// sample of ten accesses per entry of capacity, it moves the window a step in the direction that
+/// raised the hit ratio last time, and reverses when it fell. Steps shrink as the ratio settles
+/// and restart when it jumps (the workload changed).
+struct WindowClimber {
+    private let capacity: Int
+    private let sampleSize: Int
+    private var hits = 0
+    private var misses = 0
+    private var previousHitRatio = 0.0
+    private var stepSize: Double
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        sampleSize = max(10, 10 * capacity)
+        stepSize = -0.0625 * Double(capacity)
+    }
+
+    /// Counts an access; at the end of a sample, returns how many entries to move the window by
+    /// (positive: grow it), else 0.
+    mutating func record(hit: Bool) -> Int {
+        if hit { hits += 1 } else { misses += 1 }
+        guard hits + misses >= sampleSize else { return 0 }
+        let hitRatio = Double(hits) / Double(hits + misses)
+        let change = hitRatio - previousHitRatio
+        let amount = change >= 0 ? stepSize : -stepSize
+        stepSize = abs(change) >= 0.05 ? 0.0625 * Double(capacity) * (amount >= 0 ? 1 : -1) : 0.98 * amount
+        previousHitRatio = hitRatio
+        hits = 0
+        misses = 0
+        return Int(amount)
     }
 }

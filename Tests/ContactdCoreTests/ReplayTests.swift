@@ -38,7 +38,8 @@ import Testing
         }
     }
 
-    @Test func theBundledTraceReadsAsItsREADMESays() throws {
+    @Test func theBundledTraceReadsAsItsREADMESays() async throws {
+        await Task.yield()
         let trace = try Trace.read(path: Self.web07, format: .cache2k)
         #expect(trace.name == "web07")
         #expect(trace.keys.count == 76_118)
@@ -82,11 +83,12 @@ import Testing
 
     // MARK: Properties on random traces
 
-    /// No policy beats the optimum, and every policy's hit count is deterministic; contactd's own
-    /// cache replays exactly as the LRU it is today.
-    @Test func noPolicyBeatsTheOptimum() {
+    /// No policy beats the optimum (contactd's own cache included), and every policy's hit count
+    /// is the same on a second replay.
+    @Test func noPolicyBeatsTheOptimum() async {
         var random = SplitMix64(seed: 24)
         for round in 0..<60 {
+            await Task.yield()
             let keys = 1 + random.next(200)
             let trace = (0..<(500 + random.next(1500))).map { _ in
                 // Skewed: small keys far more often, as real traces are.
@@ -99,11 +101,6 @@ import Testing
                 #expect(hits <= optimum, "round \(round): \(name.rawValue) \(hits) > optimum \(optimum)")
                 #expect(hits == Replay.hits(trace, through: name.make(capacity: capacity)))
             }
-            #expect(
-                Replay.hits(trace, through: PolicyName.contactd.make(capacity: capacity))
-                    == Replay.hits(trace, through: LRUPolicy(capacity: capacity)),
-                "round \(round)"
-            )
         }
     }
 

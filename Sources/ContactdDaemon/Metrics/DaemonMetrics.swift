@@ -109,7 +109,9 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         count(.lookups, [("status", "hit")], stats.hits)
         count(.lookups, [("status", "stale")], stats.staleHits + stats.staleIfError)
         count(.lookups, [("status", "miss")], stats.misses)
-        count(.evictions, [], stats.evictions)
+        count(.evictions, [("cause", "capacity")], stats.policy?.evictedForCapacity ?? stats.evictions)
+        count(.evictions, [("cause", "expired")], stats.policy?.evictedExpired ?? 0)
+        count(.admissionsRefused, [], stats.policy?.refusedAdmissions ?? 0)
         count(.refreshes, [], stats.refreshes)
         count(.retries, [], stats.retries)
         count(.circuitOpened, [], stats.circuitOpened)
@@ -199,7 +201,13 @@ struct MetricName: Sendable {
     )
     static let evictions = MetricName(
         name: "contactd_cache_evictions_total",
-        help: "Entries evicted to stay within the cache's limits."
+        help:
+            "Entries evicted to stay within the cache's limits, by cause (capacity: still fresh; expired: past its TTL)."
+    )
+    static let admissionsRefused = MetricName(
+        name: "contactd_cache_admissions_refused_total",
+        help:
+            "New entries that left without the cache's main part admitting them (asked for less often than what they would evict)."
     )
     static let refreshes = MetricName(
         name: "contactd_cache_refreshes_total",
@@ -226,7 +234,7 @@ struct MetricName: Sendable {
 
     static let all: [MetricName] = [
         lookups, unitLookups, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
-        circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions,
+        circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions, admissionsRefused,
         refreshes, connections, snapshotAge, sharedUp, sharedLookups, sharedErrors, buildInfo,
     ]
 }

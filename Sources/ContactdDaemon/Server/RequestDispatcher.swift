@@ -189,6 +189,16 @@ package final class RequestDispatcher: Sendable {
             "evictions": .int(stats.evictions),
             "refreshes": .int(stats.refreshes),
             "refresh_aheads": .int(stats.refreshAheads),
+            "evictions_by_cause": .object([
+                "capacity": .int(stats.policy?.evictedForCapacity ?? 0),
+                "expired": .int(stats.policy?.evictedExpired ?? 0),
+            ]),
+            "admissions_refused": .int(stats.policy?.refusedAdmissions ?? 0),
+            "policy": .object([
+                "window": .double(stats.policy?.configuration.window ?? 0),
+                "frequency_filter": .bool(stats.policy?.configuration.filters ?? false),
+                "nursery": .double(stats.policy?.configuration.nursery ?? 0),
+            ]),
             "upstream": .object([
                 "requests": .int(stats.upstreamRequests),
                 "errors": .int(stats.upstreamErrors),

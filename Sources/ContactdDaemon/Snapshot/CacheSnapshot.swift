@@ -254,7 +254,7 @@ enum CacheSnapshot {
                 restored.expired += 1
                 continue
             }
-            cache.insert(entry.value, for: entry.key, age: age, reads: entry.reads)
+            cache.insert(entry.value, for: entry.key, age: age, reads: entry.reads, restored: true)
             restored.entries += 1
         }
         guard reader.isAtEnd else {
