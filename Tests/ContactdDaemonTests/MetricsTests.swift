@@ -83,12 +83,16 @@ import Testing
                     "contactd_lookups_total", "contactd_api_requests_total", "contactd_api_request_duration_seconds",
                     "contactd_cache_entries", "contactd_cache_bytes", "contactd_unit_lookups_total",
                     "contactd_cache_evictions_total", "contactd_connections", "contactd_circuit_state",
-                    "contactd_token_rejected", "contactd_api_queue_depth",
+                    "contactd_token_rejected", "contactd_api_queue_depth", "contactd_cache_admissions_refused_total",
                 ] {
                     #expect(metrics.types[name] != nil, "\(name) has no TYPE line")
                 }
                 #expect(metrics.types["contactd_api_request_duration_seconds"] == "histogram")
                 #expect(metrics.types["contactd_lookups_total"] == "counter")
+                #expect(metrics.types["contactd_cache_admissions_refused_total"] == "counter")
+                for cause in ["capacity", "expired"] {
+                    #expect(metrics[#"contactd_cache_evictions_total{cause="\#(cause)"}"#] == 0, "\(cause)")
+                }
                 #expect(Set(metrics.types.keys) == metrics.helped, "a metric without help")
                 await client.close()
             }
