@@ -73,17 +73,15 @@ package struct FrequencySketch: Sendable {
         return least
     }
 
-    /// The key's block (8 words) and the hash that picks its counters in it.
+    /// The key's block (8 words) and the hash that picks its counters in it. `hash` must be well
+    /// mixed already (`Hasher`'s, as every caller's is): it is not spread again, which a hit
+    /// would pay for.
     private func locate(_ hash: Int) -> (block: Int, counterHash: UInt64) {
-        var x = UInt64(truncatingIfNeeded: hash)
-        x ^= x >> 17
-        x &*= 0xed5a_d4bb
-        x ^= x >> 11
-        x &*= 0xac4c_1b51
-        x ^= x >> 15
-        var counterHash = x &* 0x3184_8bab
-        counterHash ^= counterHash >> 14
-        return ((Int(truncatingIfNeeded: x) & blockMask) << 3, counterHash)
+        // The block from the high half, the counters from the whole: independent bits.
+        let x = UInt64(truncatingIfNeeded: hash)
+        var counterHash = x &* 0x9E37_79B9_7F4A_7C15
+        counterHash ^= counterHash >> 29
+        return ((Int(truncatingIfNeeded: x >> 32) & blockMask) << 3, counterHash)
     }
 
     /// Ages every counter by half (TinyLFU's reset).
