@@ -7,7 +7,7 @@
 /// no longer cached keeps its history here, which is what lets a returning key in over an entry
 /// nobody asks for.
 ///
-/// Four 64-bit words (64 counters) per entry: with one, a scanning client's one-time keys raised
+/// Two 64-bit words (32 counters) per entry: with one, a scanning client's one-time keys raised
 /// most counters by collision and won admission over entries in use (docs/benchmarks.md, "Hit
 /// ratios"). The table grows with the cache (counts start again when it does), so an empty cache
 /// holds none of it.
@@ -21,8 +21,8 @@ package struct FrequencySketch: Sendable {
     package private(set) var capacity = 0
 
     /// A sketch for `entries` entries (grown later by `ensureCapacity`); Caffeine's has one word
-    /// per entry.
-    package init(entries: Int = 0, wordsPerEntry: Int = 4) {
+    /// per entry, the cache's two.
+    package init(entries: Int = 0, wordsPerEntry: Int = 2) {
         self.wordsPerEntry = wordsPerEntry
         ensureCapacity(entries)
     }

