@@ -25,6 +25,9 @@ public struct CacheStats: Sendable, Hashable, Codable {
     public let refreshes: Int
     /// Refreshes of hot entries before they went stale.
     public let refreshAheads: Int
+    /// New entries that left without the cache's main part admitting them (also counted in
+    /// `evictions`); `nil` from a daemon that does not count them.
+    public let admissionsRefused: Int?
     /// How the API is doing.
     public let upstream: Upstream
 
@@ -87,6 +90,7 @@ public struct CacheStats: Sendable, Hashable, Codable {
         case staleIfError = "stale_if_error"
         case hitRatio = "hit_ratio"
         case refreshAheads = "refresh_aheads"
+        case admissionsRefused = "admissions_refused"
     }
 }
 

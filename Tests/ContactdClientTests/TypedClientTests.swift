@@ -202,7 +202,7 @@ import Testing
                 _ = try await client.contact(phoneNumber: "+14155551234")
                 let stats = try await client.stats()
                 #expect(stats.entries == 1 && stats.hits == 1 && stats.misses == 1)
-                #expect(stats.hitRatio == 0.5 && stats.upstream.requests == 1)
+                #expect(stats.hitRatio == 0.5 && stats.upstream.requests == 1 && stats.admissionsRefused == 0)
                 #expect(stats.upstream.circuit.state == "closed" && stats.upstream.latencyMs != nil)
                 let config = try await client.config()
                 #expect(config.settings.count == DaemonConfiguration.settings.count)
