@@ -27,6 +27,16 @@ def test_a_miss_then_a_hit(daemon) -> None:
     run(main())
 
 
+def test_aclose_closes_as_contextlib_aclosing_expects(daemon) -> None:
+    import contextlib
+
+    async def main() -> None:
+        async with contextlib.aclosing(contactd.AsyncClient(daemon.socket_path, timeout=5)) as client:
+            assert (await client.get(phone_number=JOHN["phone_number"])).contact.name == "John Smith"
+        assert client._connection is None
+    run(main())
+
+
 def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(daemon) -> None:
     async def main() -> None:
         async with contactd.AsyncClient(daemon.socket_path, timeout=10) as client:

@@ -103,6 +103,10 @@ class AsyncClient:
             await self._connection.close()
             self._connection = None
 
+    async def aclose(self) -> None:
+        """Closes the connection: the name asyncio code expects (``contextlib.aclosing``)."""
+        await self.close()
+
     async def __aenter__(self) -> "AsyncClient":
         return self
 
