@@ -35,6 +35,14 @@ struct ContactdCommand: AsyncParsableCommand {
         )
     }()
 
+    @Flag(
+        help: """
+            Read the settings, the config file and the token as a start would; print the effective \
+            settings and where each came from, and exit 0, or 78 with the message a start would give.
+            """
+    )
+    var checkConfig = false
+
     /// The settings, read by `DaemonConfiguration.settings` (which declares each once).
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var settings: [String] = []
@@ -90,6 +98,20 @@ struct ContactdCommand: AsyncParsableCommand {
         }
 
         let environment = ProcessInfo.processInfo.environment
+        if checkConfig {
+            do {
+                let report = try ConfigCheck.run(arguments: arguments, environment: environment)
+                print(report.settings)
+                for warning in report.warnings {
+                    FileHandle.standardError.write(Data("contactd: warning: \(warning)\n".utf8))
+                }
+                print("contactd: the configuration is valid")
+                return
+            } catch {
+                FileHandle.standardError.write(Data("contactd: \(error.description)\n".utf8))
+                throw ExitCode(78)
+            }
+        }
         let notifier = SystemdNotifier()
         do {
             var configuration = try DaemonConfiguration.load(arguments: arguments, environment: environment)

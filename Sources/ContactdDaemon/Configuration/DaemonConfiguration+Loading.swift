@@ -25,8 +25,7 @@ extension DaemonConfiguration {
         }
         let configPath = arguments["config"] ?? environment["CONTACTD_CONFIG"]
         var fileValues: [String: String] = [:]
-        if let path = configPath ?? defaultConfigFile.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil })
-        {
+        if let path = configFile(arguments: arguments, environment: environment, defaultConfigFile: defaultConfigFile) {
             fileValues = try ConfigFile.read(path)
         }
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
@@ -72,6 +71,17 @@ extension DaemonConfiguration {
             throw ConfigurationError("\(ignored) cannot be used with demo mode, which serves its own sample API")
         }
         return configuration
+    }
+
+    /// The config file a start reads: `--config`, else `CONTACTD_CONFIG`, else `defaultConfigFile`
+    /// when it exists; `nil` for none.
+    package static func configFile(
+        arguments: [String: String],
+        environment: [String: String],
+        defaultConfigFile: String? = ConfigFile.defaultPath
+    ) -> String? {
+        arguments["config"] ?? environment["CONTACTD_CONFIG"]
+            ?? defaultConfigFile.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
     }
 
     /// The settings given on a command line, by name: `--name VALUE`, `--name=VALUE`, or `--name`
