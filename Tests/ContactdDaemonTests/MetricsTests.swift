@@ -137,6 +137,10 @@ import Testing
                     let (viaRPC, _) = try await scrape(client)
                     #expect(Set(body.types.keys) == Set(viaRPC.types.keys))
                     #expect(body[#"contactd_lookups_total{status="miss"}"#] == 1)
+                    let health = try await httpGet(unixSocket: path, "/health")
+                    #expect(health.hasPrefix("HTTP/1.1 200 OK"), "\(health)")
+                    #expect(health.contains("Content-Length: 8\r\n") && health.contains("\r\n\r\nserving"), "\(health)")
+                    #expect(try await httpGet(unixSocket: path, "/health", method: "HEAD").hasPrefix("HTTP/1.1 200 OK"))
                     #expect(try await httpGet(unixSocket: path, "/").hasPrefix("HTTP/1.1 404"))
                     #expect(try await httpGet(unixSocket: path, method: "POST").hasPrefix("HTTP/1.1 405"))
                     await client.close()
@@ -144,6 +148,15 @@ import Testing
                 #expect(!FileManager.default.fileExists(atPath: path), "the metrics socket was left behind")
             }
         }
+    }
+
+    /// `/health` is 200 only while ready and not draining: before READY and during a drain an
+    /// orchestrator must send no traffic.
+    @Test func healthIsServingOnlyWhileReadyAndNotDraining() {
+        #expect(Health(ready: false, draining: false) == .starting)
+        #expect(Health(ready: true, draining: false) == .serving)
+        #expect(Health(ready: true, draining: true) == .draining)
+        #expect(Health(ready: false, draining: true) == .draining)
     }
 
     /// A port already taken stops the start with a plain message naming the setting.

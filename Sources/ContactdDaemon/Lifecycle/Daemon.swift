@@ -242,7 +242,9 @@ package enum Daemon {
             services.append(.init(service: service, successTerminationBehavior: .ignore))
         }
         if let address = configuration.metricsListen {
-            let metricsServer = try await MetricsServer.start(at: address, metrics: metrics)
+            let metricsServer = try await MetricsServer.start(at: address, metrics: metrics) {
+                Health(ready: status.ready, draining: status.draining)
+            }
             logger.info("serving metrics", metadata: ["metrics.address": "\(address)"])
             services.append(.init(service: MetricsService(server: metricsServer), successTerminationBehavior: .ignore))
         }

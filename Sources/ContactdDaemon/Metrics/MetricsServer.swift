@@ -57,7 +57,11 @@ struct MetricsServer: Sendable {
     let channel: any Channel
     private let socketFile: (SocketFile, inode: UInt?)?
 
-    static func start(at address: MetricsAddress, metrics: DaemonMetrics) async throws(ConfigurationError)
+    static func start(
+        at address: MetricsAddress,
+        metrics: DaemonMetrics,
+        health: @escaping @Sendable () -> Health
+    ) async throws(ConfigurationError)
         -> MetricsServer
     {
         let open = Connections()
@@ -75,7 +79,7 @@ struct MetricsServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(text: text))
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(text: text, health: health))
                 }
             }
         switch address {
@@ -148,16 +152,40 @@ private final class RenderedText: Sendable {
     }
 }
 
-/// One HTTP connection to the metrics listener: `GET /metrics` (and `HEAD`) get the text;
-/// another path is 404, another method 405.
+/// What `GET /health` answers, for orchestrators and load balancers: 200 while the daemon is
+/// ready and serving, 503 before it is ready and while it drains.
+package enum Health: Sendable, Equatable {
+    case starting
+    case serving
+    case draining
+
+    package init(ready: Bool, draining: Bool) {
+        self = draining ? .draining : ready ? .serving : .starting
+    }
+
+    var response: (status: HTTPResponseStatus, body: String) {
+        switch self {
+        case .serving: (.ok, "serving\n")
+        case .starting: (.serviceUnavailable, "starting: not ready yet\n")
+        case .draining: (.serviceUnavailable, "draining: shutting down\n")
+        }
+    }
+}
+
+/// One HTTP connection to the metrics listener: `GET /metrics` (and `HEAD`) get the text,
+/// `GET /health` the daemon's state; another path is 404, another method 405.
 private final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let text: RenderedText
+    private let health: @Sendable () -> Health
     private var request: HTTPRequestHead?
 
-    init(text: RenderedText) { self.text = text }
+    init(text: RenderedText, health: @escaping @Sendable () -> Health) {
+        self.text = text
+        self.health = health
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Nothing asked or read for the idle timeout: a scraper that went away, or one that
@@ -189,16 +217,21 @@ private final class MetricsHTTPHandler: ChannelInboundHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let plain = "text/plain; charset=utf-8"
+        let state = path == "/health" ? health().response : (.ok, "")
         let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) =
-            if path != "/metrics" {
-                (.notFound, "text/plain; charset=utf-8", Array("Not found: metrics are at /metrics\n".utf8))
+            if path != "/metrics" && path != "/health" {
+                (.notFound, plain, Array("Not found: metrics are at /metrics, health at /health\n".utf8))
             } else if head.method != .GET && head.method != .HEAD {
-                (.methodNotAllowed, "text/plain; charset=utf-8", Array("Use GET\n".utf8))
+                (.methodNotAllowed, plain, Array("Use GET\n".utf8))
+            } else if path == "/health" {
+                (state.status, plain, Array(state.body.utf8))
             } else {
                 (.ok, DaemonMetrics.contentType, text.bytes)
             }
         var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.count))])
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
+        if path == "/health" { headers.add(name: "Cache-Control", value: "no-store") }
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
