@@ -90,6 +90,15 @@ import Testing
                 #expect(metrics.types["contactd_api_request_duration_seconds"] == "histogram")
                 #expect(metrics.types["contactd_lookups_total"] == "counter")
                 #expect(metrics.types["contactd_cache_admissions_refused_total"] == "counter")
+                // The process, as every Prometheus client library exports it, and the bounds.
+                #expect((metrics["process_resident_memory_bytes"] ?? 0) > 1_048_576)
+                #expect((metrics["process_open_fds"] ?? 0) > 3)
+                #expect((metrics["process_max_fds"] ?? 0) >= (metrics["process_open_fds"] ?? .infinity))
+                #expect((metrics["process_start_time_seconds"] ?? 0) > 1.7e9)
+                #expect(metrics.types["process_cpu_seconds_total"] == "counter")
+                #expect(metrics["contactd_cache_max_entries"] == Double(daemon.configuration.cache.maxEntries))
+                #expect(metrics["contactd_cache_max_bytes"] == Double(daemon.configuration.cache.maxBytes))
+                #expect(metrics["contactd_max_connections"] == Double(daemon.configuration.limits.maxConnections))
                 for cause in ["capacity", "expired"] {
                     #expect(metrics[#"contactd_cache_evictions_total{cause="\#(cause)"}"#] == 0, "\(cause)")
                 }

@@ -173,7 +173,17 @@ package enum Daemon {
         let status = DaemonStatus()
         let callers = CallerUnits()
         metrics.read(
-            from: .init(lookup: lookup, status: status, callers: callers, snapshots: warmRestart, shared: sharedCache)
+            from: .init(
+                lookup: lookup,
+                status: status,
+                callers: callers,
+                snapshots: warmRestart,
+                shared: sharedCache,
+                limits: (
+                    configuration.cache.maxEntries, configuration.cache.maxBytes,
+                    configuration.limits.maxConnections
+                )
+            )
         )
         let dispatcher = RequestDispatcher(
             lookup: lookup,

@@ -24,6 +24,8 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         let callers: CallerUnits
         let snapshots: WarmRestart?
         var shared: SharedCache? = nil
+        /// The configured bounds, exported so that dashboards show headroom.
+        var limits: (maxEntries: Int, maxBytes: Int, maxConnections: Int)? = nil
     }
 
     private let registry = PrometheusCollectorRegistry()
@@ -40,6 +42,8 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         var counters: [String: CoreMetrics.Counter] = [:]
         /// The cumulative count each of them was last brought up to.
         var totals: [String: Int] = [:]
+        /// The process's CPU seconds as of the last scrape.
+        var cpuSeconds = 0.0
     }
 
     init() {
@@ -144,6 +148,29 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         if let snapshots = sources.snapshots, snapshots.writes {
             level(.snapshotAge, [], snapshots.secondsSinceLastWrite ?? sources.status.uptime)
         }
+        if let limits = sources.limits {
+            level(.cacheMaxEntries, [], Double(limits.maxEntries))
+            level(.cacheMaxBytes, [], Double(limits.maxBytes))
+            level(.maxConnections, [], Double(limits.maxConnections))
+        }
+        if let process = ProcessStats.read() {
+            level(.processResident, [], process.residentBytes)
+            level(.processVirtual, [], process.virtualBytes)
+            level(.processOpenFDs, [], process.openDescriptors)
+            level(.processMaxFDs, [], process.maxDescriptors)
+            level(.processStartTime, [], process.startTimeSeconds)
+            // A counter that only goes up: add what was used since the last scrape.
+            let cpu = CoreMetrics.FloatingPointCounter(
+                label: MetricName.processCPU.name,
+                dimensions: [],
+                factory: factory
+            )
+            let delta = process.cpuSeconds - exported.cpuSeconds
+            if delta > 0 {
+                cpu.increment(by: delta)
+                exported.cpuSeconds = process.cpuSeconds
+            }
+        }
     }
 }
 
@@ -214,6 +241,33 @@ struct MetricName: Sendable {
         help: "Background refreshes started (stale-while-revalidate and refresh-ahead)."
     )
     static let connections = MetricName(name: "contactd_connections", help: "Open client connections.")
+    static let cacheMaxEntries = MetricName(
+        name: "contactd_cache_max_entries",
+        help: "The most entries the cache keeps (--cache-max-entries)."
+    )
+    static let cacheMaxBytes = MetricName(
+        name: "contactd_cache_max_bytes",
+        help: "The most bytes the cache's entries may cost (--cache-max-bytes), the bound of contactd_cache_bytes."
+    )
+    static let maxConnections = MetricName(
+        name: "contactd_max_connections",
+        help: "The most client connections served at once (--max-connections, after the descriptor limit)."
+    )
+    static let processResident = MetricName(
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes."
+    )
+    static let processVirtual = MetricName(name: "process_virtual_memory_bytes", help: "Virtual memory size in bytes.")
+    static let processOpenFDs = MetricName(name: "process_open_fds", help: "Number of open file descriptors.")
+    static let processMaxFDs = MetricName(name: "process_max_fds", help: "Maximum number of open file descriptors.")
+    static let processStartTime = MetricName(
+        name: "process_start_time_seconds",
+        help: "Start time of the process since unix epoch in seconds."
+    )
+    static let processCPU = MetricName(
+        name: "process_cpu_seconds_total",
+        help: "Total user and system CPU time spent in seconds."
+    )
     static let snapshotAge = MetricName(
         name: "contactd_snapshot_age_seconds",
         help: "Seconds since the cache snapshot was last written (since start before the first)."
@@ -235,6 +289,8 @@ struct MetricName: Sendable {
     static let all: [MetricName] = [
         lookups, unitLookups, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
         circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions, admissionsRefused,
-        refreshes, connections, snapshotAge, sharedUp, sharedLookups, sharedErrors, buildInfo,
+        refreshes, connections, snapshotAge, sharedUp, sharedLookups, sharedErrors, buildInfo, cacheMaxEntries,
+        cacheMaxBytes, maxConnections, processResident, processVirtual, processOpenFDs, processMaxFDs,
+        processStartTime, processCPU,
     ]
 }
