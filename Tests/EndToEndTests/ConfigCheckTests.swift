@@ -4,7 +4,9 @@ import Testing
 
 /// `contactd --check-config` (issue #26, item 4), run as an operator would before a reload: the
 /// effective settings and their sources, or the start's own message and 78.
-@Suite struct ConfigCheckTests {
+/// Serialized: its eight short-lived processes start one at a time, not all at the suite's start
+/// beside the timing tests.
+@Suite(.serialized) struct ConfigCheckTests {
     static func rows(_ text: String) -> [[Substring]] {
         text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
     }
