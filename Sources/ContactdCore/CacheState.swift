@@ -161,7 +161,7 @@ struct CacheState: @unchecked Sendable {
         var slots: [Int] = []
         slots.reserveCapacity(count)
         for segment in Segment.allCases {
-            var slot = segments[Int(segment.rawValue)].tail
+            var slot = list(segment).tail
             while slot >= 0 {
                 slots.append(slot)
                 slot = Int(nodes[slot].previous)
@@ -179,8 +179,8 @@ struct CacheState: @unchecked Sendable {
     mutating func evict(maxEntries: Int, maxBytes: Int, now: Double) {
         while true {
             let over = count > maxEntries || bytes > maxBytes
-            if segments[Int(Segment.nursery.rawValue)].count > share(configuration.nursery) {
-                let oldest = segments[Int(Segment.nursery.rawValue)].tail
+            if list(.nursery).count > share(configuration.nursery) {
+                let oldest = list(.nursery).tail
                 if over {
                     refusedAdmissions += 1
                     evict(oldest, now: now)
@@ -189,8 +189,8 @@ struct CacheState: @unchecked Sendable {
                 }
                 continue
             }
-            if segments[Int(Segment.window.rawValue)].count > share(configuration.window) {
-                let candidate = segments[Int(Segment.window.rawValue)].tail
+            if list(.window).count > share(configuration.window) {
+                let candidate = list(.window).tail
                 let victim = oldest(of: .probation) ?? oldest(of: .protected)
                 if over, let victim {
                     if admits(candidate, over: victim, now: now) {
@@ -238,14 +238,18 @@ struct CacheState: @unchecked Sendable {
         max(1, Int(fraction * Double(count)))
     }
 
+    private func list(_ segment: Segment) -> SegmentList {
+        segments[Int(segment.rawValue)]
+    }
+
     private func oldest(of segment: Segment) -> Int? {
-        let tail = segments[Int(segment.rawValue)].tail
+        let tail = list(segment).tail
         return tail >= 0 ? tail : nil
     }
 
     private mutating func demoteProtected() {
         let main = count - share(configuration.window) - share(configuration.nursery)
-        while segments[Int(Segment.protected.rawValue)].count > max(1, main * 8 / 10),
+        while list(.protected).count > max(1, main * 8 / 10),
             let oldest = oldest(of: .protected)
         {
             moveToFront(oldest, of: .probation)
@@ -274,7 +278,7 @@ struct CacheState: @unchecked Sendable {
     }
 
     mutating func moveToFront(_ slot: Int, of segment: Segment) {
-        if nodes[slot].segment == segment && segments[Int(segment.rawValue)].head == slot { return }
+        if nodes[slot].segment == segment && list(segment).head == slot { return }
         unlink(slot)
         link(slot, to: segment)
     }

@@ -63,18 +63,6 @@ package struct SlotLists {
         pushFront(slot, to: list)
     }
 
-    /// Moves `slot` to the back of its list (the next to go).
-    package mutating func moveToBack(_ slot: Int) {
-        let list = Int(self.list[slot])
-        unlink(slot)
-        self.list[slot] = UInt8(list)
-        next[slot] = -1
-        previous[slot] = tails[list]
-        if tails[list] >= 0 { next[Int(tails[list])] = Int32(slot) } else { heads[list] = Int32(slot) }
-        tails[list] = Int32(slot)
-        counts[list] += 1
-    }
-
     private mutating func pushFront(_ slot: Int, to list: Int) {
         self.list[slot] = UInt8(list)
         previous[slot] = -1
