@@ -201,6 +201,7 @@ private final class MetricsHTTPHandler: ChannelInboundHandler {
         // A client that does not read its replies is not read from: requests it pipelines wait
         // in the kernel, not as replies in our memory.
         context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        answerWaiting(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -211,7 +212,19 @@ private final class MetricsHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head = request else { return }
             request = nil
-            respond(to: head, context: context)
+            // One read can hold thousands of pipelined requests: past the high-water mark they
+            // wait as request heads, not as whole replies (each the full text) in memory.
+            waiting.append(head)
+            answerWaiting(context: context)
+        }
+    }
+
+    /// Requests read but not answered yet, while the client does not read its replies.
+    private var waiting: [HTTPRequestHead] = []
+
+    private func answerWaiting(context: ChannelHandlerContext) {
+        while !waiting.isEmpty, context.channel.isWritable {
+            respond(to: waiting.removeFirst(), context: context)
         }
     }
 
