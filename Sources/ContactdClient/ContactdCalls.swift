@@ -72,6 +72,12 @@ extension ContactdCalls {
         try await call("daemon.config").decoded(as: DaemonConfig.self, method: "daemon.config")
     }
 
+    /// Asks the daemon to re-read its token and configuration, as `systemctl reload` does
+    /// (`daemon.reload`; root and the daemon's own user only, else `forbidden`).
+    public func reload() async throws -> ReloadResult {
+        try await call("daemon.reload").decoded(as: ReloadResult.self, method: "daemon.reload")
+    }
+
     /// Checks the daemon answers; throws if it does not say "pong".
     public func ping() async throws {
         guard try await call("daemon.ping") == .string("pong") else {

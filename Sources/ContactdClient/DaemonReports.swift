@@ -252,3 +252,25 @@ public struct DaemonConfig: Sendable, Hashable, Decodable {
         self.apiTokenSource = entries["api-token"].map { Source($0.source) }
     }
 }
+
+/// What `daemon.reload` did: the settings applied at once, those waiting for a restart, and what
+/// became of the token.
+public struct ReloadResult: Sendable, Hashable, Decodable {
+    /// Settings changed and applied at once, with their new values as a flag would take them.
+    public var applied: [String: String]
+    /// Settings changed that take effect after a restart.
+    public var afterRestart: [String]
+    /// `changed` or `unchanged`; `nil` in `--demo` or when it could not be read (`tokenError`).
+    public var token: String?
+    /// Why the token could not be read again; the daemon keeps the one it has.
+    public var tokenError: String?
+    /// Why the configuration did not load; the running configuration stays.
+    public var configurationError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case applied, token
+        case afterRestart = "after_restart"
+        case tokenError = "token_error"
+        case configurationError = "configuration_error"
+    }
+}

@@ -8,5 +8,6 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case daemonPing = "daemon.ping"
     case daemonConfig = "daemon.config"
     case daemonMetrics = "daemon.metrics"
+    case daemonReload = "daemon.reload"
     case rpcDiscover = "rpc.discover"
 }

@@ -30,6 +30,24 @@ enum ContactView {
         return (header + rows.map { pad($0.0, nameWidth) + pad($0.1, valueWidth) + $0.2 }).joined(separator: "\n")
     }
 
+    /// `daemon.reload`'s outcome: what applies now, what waits for a restart, the token.
+    static func reload(_ result: ReloadResult) -> String {
+        var lines: [String] = []
+        if result.applied.isEmpty && result.afterRestart.isEmpty && result.configurationError == nil {
+            lines.append("configuration unchanged")
+        }
+        if !result.applied.isEmpty {
+            lines.append("applied now:")
+            lines += result.applied.sorted { $0.key < $1.key }.map { "  \($0.key) = \($0.value)" }
+        }
+        if !result.afterRestart.isEmpty {
+            lines.append("after a restart (systemctl restart contactd):")
+            lines += result.afterRestart.map { "  \($0)" }
+        }
+        if let token = result.token { lines.append("token: \(token)") }
+        return lines.joined(separator: "\n")
+    }
+
     /// Nested objects flatten to dotted keys; counters get their units (`held_bytes 1.0 MiB`,
     /// `uptime 3h 2min`, `hit_ratio 75.0%`, `latency_ms.p50 5.2 ms`).
     static func table(_ object: JSONObject, indent: String = "", units: Bool = false) -> String {

@@ -110,19 +110,21 @@ struct Contactctl: AsyncParsableCommand {
               contactctl stats                     cache hits, misses and API calls
               contactctl reset-statistics          zero those counters
               contactctl config                    every setting in effect, and where it came from
+              contactctl reload                    re-read the configuration (root or contactd's user)
               contactctl metrics                   Prometheus metrics (node_exporter's textfile format)
               contactctl call daemon.ping          any JSON-RPC method, raw
 
             Exit status: 0 ok, 1 not found, 2 usage or invalid input, 69 daemon or API unavailable \
             or a bad API answer, 70 internal error, 75 rate limited, overloaded or no answer within \
-            --timeout, 77 unauthorized, forbidden, or no permission to open the socket. With several \
+            --timeout, 77 unauthorized, forbidden, or no permission to open the socket, 78 (reload) the \
+            configuration or token did not load and the running one stays. With several \
             keys, the status of the first that failed. Errors name their reason in brackets and, \
             when there is an obvious next step, give it on a "hint:" line.
             """,
         version: "contactctl \(ContactdVersion.current)",
         subcommands: [
-            Get.self, Invalidate.self, Stats.self, Status.self, Config.self, Metrics.self, ResetStatistics.self,
-            Ping.self, Call.self,
+            Get.self, Invalidate.self, Stats.self, Status.self, Config.self, Reload.self, Metrics.self,
+            ResetStatistics.self, Ping.self, Call.self,
         ]
     )
 
@@ -305,6 +307,41 @@ extension Contactctl {
                 global.wantsJSON
                     ? global.printJSON(.object(config)) : print(ContactView.settings(config, legend: !global.noLegend))
             }
+        }
+    }
+
+    struct Reload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask the daemon to re-read its configuration and token, and show what changed.",
+            discussion: """
+                The same as `systemctl reload contactd` (SIGHUP), with the outcome printed: the \
+                settings applied at once, and those that wait for a restart. Only root and the \
+                daemon's own user may. Exit status 78 when the configuration or the token did not \
+                load: the daemon keeps running with what it had.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            var failed = false
+            try await global.withConnection { connection in
+                if global.wantsJSON {
+                    let result = try await connection.call("daemon.reload")
+                    global.printJSON(result)
+                    failed = result["configuration_error"] != nil || result["token_error"] != nil
+                    return
+                }
+                let result = try await connection.reload()
+                print(ContactView.reload(result))
+                for (what, error) in [("configuration", result.configurationError), ("token", result.tokenError)] {
+                    guard let error else { continue }
+                    FileHandle.standardError.write(
+                        Data("contactctl: the \(what) did not load; the daemon keeps the running one: \(error)\n".utf8)
+                    )
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(78) }
         }
     }
 

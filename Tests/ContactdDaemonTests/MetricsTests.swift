@@ -72,6 +72,44 @@ import Testing
         }
     }
 
+    /// Each `contact.get` answered with an error is counted under its reason, on both paths: a
+    /// not-found from the API and again from the cache (the hit path), a malformed number, bad
+    /// params, the API down. Hits count nowhere here.
+    @Test(arguments: [true, false])
+    func failedLookupsAreCountedByReason(fastPath: Bool) async throws {
+        try await withFakeAPI { api in
+            try await withDaemon(api: api, configure: { $0.fastPath = fastPath }) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                _ = try await roundTrip(client, getPhone(johnPhone))  // miss, then a hit
+                _ = try await roundTrip(client, getPhone(johnPhone, id: 2))
+                api.setBehavior(.status(404))
+                for id in 3...4 {  // the API's not-found, then the cached one
+                    let reply = try await roundTrip(client, getPhone("+14155550000", id: id))
+                    #expect(reply["error"]?["data"]?["reason"]?.stringValue == "not_found")
+                }
+                _ = try await roundTrip(client, getPhone("+1", id: 5))
+                _ = try await roundTrip(
+                    client,
+                    #"{"jsonrpc":"2.0","id":6,"method":"contact.get","params":{"phone":"+14155551234"}}"#
+                )
+                api.setBehavior(.status(503))
+                _ = try await roundTrip(client, getPhone("+14155550001", id: 7))
+
+                let (metrics, _) = try await scrape(client)
+                func failures(_ reason: String) -> Double? {
+                    metrics[#"contactd_lookup_failures_total{reason="\#(reason)"}"#]
+                }
+                #expect(failures("not_found") == 2)
+                #expect(failures("invalid_phone_number") == 1)
+                #expect(failures("invalid_params") == 1)
+                #expect(failures("upstream_unavailable") == 1)
+                #expect(failures("rate_limited") == 0)
+                #expect(metrics[#"contactd_lookups_total{status="hit"}"#] == 2)  // John once, the not-found once
+                await client.close()
+            }
+        }
+    }
+
     /// Every metric has help and a type; the names the SPEC fixes are there.
     @Test func everyMetricHasHelpAndATypeAndTheSpecNamesAreThere() async throws {
         try await withFakeAPI { api in
@@ -213,23 +251,82 @@ import Testing
     }
 }
 
-/// Per-unit counting with units chosen by the test: bounded labels, `none`, remembered pids.
+/// Per-unit counting with units chosen by the test: bounded labels for the busiest units, `none`,
+/// remembered pids, and series that never go down.
 @Suite struct CallerUnitsTests {
+    func counts(_ callers: CallerUnits, at now: ContinuousClock.Instant = .now) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: callers.labelledCounts(at: now).map { ($0.unit, $0.lookups) })
+    }
+
     @Test func unitsPastTheBoundCountAsOther() {
         let callers = CallerUnits(unitOf: { pid in "service-\(pid).service" })
         for pid in 1...Int32(CallerUnits.maxUnits + 10) { callers.tally(pid: pid).count(1) }
-        let counts = Dictionary(uniqueKeysWithValues: callers.counts.map { ($0.unit, $0.lookups) })
+        let counts = counts(callers)
         #expect(counts.count == CallerUnits.maxUnits + 1)
         #expect(counts["other"] == 10)
-        #expect(counts["service-1.service"] == 1)
+        #expect(counts.values.reduce(0, +) == CallerUnits.maxUnits + 10)
+    }
+
+    /// The issue's case: a host starts many short-lived units (one lookup each) before a
+    /// long-running service starts asking. At the next choice the service gets a label of its
+    /// own and one of the quiet units goes to `other`, with everything it had counted.
+    @Test func aBusyServiceTakesTheLabelOfAQuietShortLivedUnit() {
+        let callers = CallerUnits(unitOf: { pid in pid == 1000 ? "billing.service" : "run-u\(pid).service" })
+        let start = ContinuousClock.now
+        for pid in 1...Int32(CallerUnits.maxUnits + 20) { callers.tally(pid: pid).count(1) }
+        let first = counts(callers, at: start)
+        #expect(first.count == CallerUnits.maxUnits + 1)
+        let billing = callers.tally(pid: 1000)
+        billing.count(500)
+        // Before the next choice the service counts under `other`...
+        let before = counts(callers, at: start + .seconds(1))
+        #expect(before["billing.service"] == nil)
+        #expect(before["other"] == 20 + 500)
+        // ...and after it, under its own name, from then on.
+        let after = counts(callers, at: start + CallerUnits.relabelInterval)
+        #expect(after["billing.service"] == 0)
+        #expect(after["other"] == 21 + 500)
+        billing.count(7)
+        #expect(counts(callers, at: start + CallerUnits.relabelInterval + .seconds(1))["billing.service"] == 7)
+        #expect(after.count == CallerUnits.maxUnits + 1)
+    }
+
+    /// The rule under random interleavings of new units, lookups and readings at random times:
+    /// every label's count only grows while the label exists, the counts always add up to every
+    /// lookup made, and at most `maxUnits` units (besides `none`) have labels.
+    @Test(arguments: 0..<20)
+    func seriesNeverGoDownAndAlwaysAddUp(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let callers = CallerUnits(unitOf: { pid in pid % 97 == 0 ? nil : "unit-\(pid).service" })
+        var now = ContinuousClock.now
+        var total = 0
+        var last: [String: Int] = [:]
+        for _ in 0..<400 {
+            switch random.next() % 4 {
+            case 0, 1:
+                let pid = Int32(random.next() % 200) + 1
+                let lookups = Int(random.next() % (random.next() % 3 == 0 ? 200 : 3))
+                callers.tally(pid: pid).count(lookups)
+                total += lookups
+            case 2:
+                now += .seconds(Int64(random.next() % 90))
+            default:
+                let seen = counts(callers, at: now)
+                #expect(seen.values.reduce(0, +) == total)
+                #expect(seen.keys.filter { $0 != "other" && $0 != "none" }.count <= CallerUnits.maxUnits)
+                for (label, count) in seen where last[label] != nil {
+                    #expect(count >= last[label]!, "\(label) went from \(last[label]!) to \(count)")
+                }
+                last = seen
+            }
+        }
     }
 
     @Test func aPeerInNoUnitOrUnknownCountsAsNone() {
         let callers = CallerUnits(unitOf: { _ in nil })
         callers.tally(pid: 42).count(2)
         callers.tally(pid: nil).count(1)
-        #expect(callers.counts.map(\.unit) == ["none"])
-        #expect(callers.counts.first?.lookups == 3)
+        #expect(counts(callers) == ["none": 3])
     }
 
     @Test func aPidIsLookedUpOnceWhileRemembered() {
@@ -240,7 +337,7 @@ import Testing
         })
         for _ in 0..<5 { callers.tally(pid: 7).count(1) }
         #expect(asked.value == 1)
-        #expect(callers.counts.first?.lookups == 5)
+        #expect(counts(callers)["billing.service"] == 5)
     }
 
     final class Counter: @unchecked Sendable {

@@ -251,13 +251,43 @@ import Testing
         }
     }
 
+    /// Whether `file` (from the repository's root) holds `expected`. With CONTACTD_REGENERATE=1
+    /// in the environment it is written instead: how a change to the settings reaches the files
+    /// generated from them (`CONTACTD_REGENERATE=1 swift test --filter SettingsTests`).
+    static func generatedFile(_ file: String, holds expected: String) throws -> Bool {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../" + file).standardizedFileURL.path
+        if ProcessInfo.processInfo.environment["CONTACTD_REGENERATE"] == "1" {
+            try expected.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        return try String(contentsOfFile: path, encoding: .utf8) == expected
+    }
+
+    /// The man pages' parts that list settings are the settings table.
+    @Test func theManualPagesAreTheSettingsTable() throws {
+        #expect(
+            try Self.generatedFile("packaging/man/contactd.yaml.5", holds: DaemonConfiguration.configManualPage),
+            "packaging/man/contactd.yaml.5 should read:\n\(DaemonConfiguration.configManualPage)"
+        )
+        #expect(
+            try Self.generatedFile(
+                "packaging/man/contactd.8.sections",
+                holds: DaemonConfiguration.daemonManualSections
+            ),
+            "packaging/man/contactd.8.sections should read:\n\(DaemonConfiguration.daemonManualSections)"
+        )
+        // Every setting is in the page, with its reload rule.
+        for setting in DaemonConfiguration.settings where setting.name != "config" {
+            #expect(DaemonConfiguration.configManualPage.contains(".It Ic \(setting.name) Ns :"))
+        }
+        #expect(DaemonConfiguration.configManualPage.contains("Applied on reload."))
+        #expect(DaemonConfiguration.configManualPage.contains("Takes effect at the next start."))
+    }
+
     /// The example config file lists every setting at its default, and reads back as the defaults.
     @Test func theExampleConfigFileIsTheSettingsTable() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../systemd/contactd.yaml").path
-        let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(
-            text == DaemonConfiguration.exampleConfigFile,
+            try Self.generatedFile("systemd/contactd.yaml", holds: DaemonConfiguration.exampleConfigFile),
             "systemd/contactd.yaml should read:\n\(DaemonConfiguration.exampleConfigFile)"
         )
         // Uncommented, it is a valid file that changes nothing.

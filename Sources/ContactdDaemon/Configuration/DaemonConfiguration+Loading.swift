@@ -151,7 +151,9 @@ extension DaemonConfiguration {
     /// `systemd/contactd.yaml`, the file packages install as `/etc/contactd/contactd.yaml`.
     package static var exampleConfigFile: String {
         var lines = [
-            "# contactd's settings, read at start and checked again on `systemctl reload contactd`.",
+            "# contactd's settings (contactd.yaml(5)), read at start. `systemctl reload contactd` or",
+            "# `contactctl reload` reads them again and applies those marked \"Applied on reload\" at once;",
+            "# the others take effect at the next start (`contactctl reload` says which changed).",
             "# Names are the flags without \"--\"; a flag or a CONTACTD_* variable wins over this file.",
             "# Every setting is shown at its default: uncomment a line to change it.",
             "# Durations: seconds or a number with ms, s, m or h. Sizes: bytes or a number with K, M or G.",
@@ -160,7 +162,8 @@ extension DaemonConfiguration {
             lines.append("")
             let value = setting.value(in: DaemonConfiguration())
             let unset = value == nil ? " Unset by default: \(setting.defaultText)." : ""
-            lines.append(wrap(setting.help + unset, width: 98, indent: "# "))
+            let live = appliedLive.contains(setting.name) ? " Applied on reload." : ""
+            lines.append(wrap(setting.help + unset + live, width: 98, indent: "# "))
             // Quoted where YAML would read the text otherwise (`contactd:` ends like a key).
             let shown = value.map { $0.hasSuffix(":") || $0.contains(": ") ? "\"\($0)\"" : $0 }
             lines.append("#\(setting.name):" + (shown.map { " " + $0 } ?? ""))

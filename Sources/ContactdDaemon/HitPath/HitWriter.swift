@@ -45,10 +45,12 @@ final class HitWriter: Sendable {
 
     private let lookup: ContactLookup
     private let log: LookupLog
+    private let failures: LookupFailures
 
-    init(lookup: ContactLookup, log: LookupLog) {
+    init(lookup: ContactLookup, log: LookupLog, failures: LookupFailures) {
         self.lookup = lookup
         self.log = log
+        self.failures = failures
     }
 
     /// Answers one request line (no newline).
@@ -117,6 +119,7 @@ final class HitWriter: Sendable {
             if log.enabled, let key = contactKey() { log.record(key, "hit") }
         case .notFound:
             if log.enabled, let key = contactKey() { log.record(key, "not_found") }
+            failures.count(.notFound)
             RPCResponse.failure(id: id() ?? .null, error: .notFound, into: &out)
         case .none:
             guard let key = contactKey() else { return .parse }

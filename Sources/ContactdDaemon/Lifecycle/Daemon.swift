@@ -172,17 +172,20 @@ package enum Daemon {
         )
         let status = DaemonStatus()
         let callers = CallerUnits()
+        let failures = LookupFailures()
         metrics.read(
             from: .init(
                 lookup: lookup,
                 status: status,
                 callers: callers,
+                failures: failures,
                 snapshots: warmRestart,
                 shared: sharedCache,
                 limits: (
                     configuration.cache.maxEntries, configuration.cache.maxBytes,
                     configuration.limits.maxConnections
-                )
+                ),
+                snapshotInterval: configuration.snapshots.interval
             )
         )
         let dispatcher = RequestDispatcher(
@@ -193,7 +196,8 @@ package enum Daemon {
             configReport: configuration.report(tokenSource: tokenSource),
             levelSwitch: logLevelSwitch,
             metrics: metrics,
-            sharedCache: sharedCache
+            sharedCache: sharedCache,
+            failures: failures
         )
         let server = SocketServer(
             configuration: configuration,
@@ -202,6 +206,23 @@ package enum Daemon {
             callers: callers,
             logger: logger
         )
+        let reloader = Reloader(
+            tokenFile: configuration.upstream.tokenFile,
+            environment: environment,
+            demo: configuration.demo,
+            source: source,
+            status: status,
+            lookup: lookup,
+            notifier: notifier,
+            logger: logger,
+            running: configuration,
+            loadConfiguration: reloadConfiguration,
+            levelSwitch: logLevelSwitch,
+            dispatcher: dispatcher,
+            tokenSource: tokenSource,
+            allowLists: server.allowLists
+        )
+        dispatcher.reloader = reloader
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             // First, so it is shut down last, after the drain: see SnapshotService.
             .init(service: SnapshotService(warmRestart: warmRestart, interval: configuration.snapshots.interval)),
@@ -217,25 +238,7 @@ package enum Daemon {
                     onReady: onReady
                 )
             ),
-            .init(
-                service: ReloadService(
-                    tokenFile: configuration.upstream.tokenFile,
-                    environment: environment,
-                    demo: configuration.demo,
-                    source: source,
-                    status: status,
-                    lookup: lookup,
-                    notifier: notifier,
-                    logger: logger,
-                    running: configuration,
-                    loadConfiguration: reloadConfiguration,
-                    levelSwitch: logLevelSwitch,
-                    dispatcher: dispatcher,
-                    tokenSource: tokenSource,
-                    allowLists: server.allowLists
-                ),
-                successTerminationBehavior: .ignore
-            ),
+            .init(service: ReloadService(reloader: reloader), successTerminationBehavior: .ignore),
             .init(
                 service: StatusService(status: status, lookup: lookup, notifier: notifier),
                 successTerminationBehavior: .ignore

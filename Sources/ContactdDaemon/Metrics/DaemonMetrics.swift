@@ -22,10 +22,13 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         let lookup: ContactLookup
         let status: DaemonStatus
         let callers: CallerUnits
+        let failures: LookupFailures
         let snapshots: WarmRestart?
         var shared: SharedCache? = nil
         /// The configured bounds, exported so that dashboards show headroom.
         var limits: (maxEntries: Int, maxBytes: Int, maxConnections: Int)? = nil
+        /// `--snapshot-interval`, beside the snapshot's age: the stale-snapshot alert compares them.
+        var snapshotInterval: Duration? = nil
     }
 
     private let registry = PrometheusCollectorRegistry()
@@ -121,8 +124,19 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         count(.circuitOpened, [], stats.circuitOpened)
         count(.apiRefused, [("reason", "circuit_open")], stats.circuitRefusals)
         count(.apiRefused, [("reason", "overloaded")], stats.overloaded)
-        for (unit, lookups) in sources.callers.counts {
+        // A unit that lost its label leaves the text; if it gets one again, its series restarts
+        // at 0 (Prometheus reads that as a counter reset).
+        var units: Set<String> = []
+        for (unit, lookups) in sources.callers.labelledCounts() {
             count(.unitLookups, [("unit", unit)], lookups)
+            units.insert(MetricName.unitLookups.name + "unit=\(unit)")
+        }
+        for key in exported.counters.keys where key.hasPrefix(MetricName.unitLookups.name) && !units.contains(key) {
+            exported.counters.removeValue(forKey: key)?.destroy()
+            exported.totals.removeValue(forKey: key)
+        }
+        for reason in LookupFailures.Reason.allCases {
+            count(.lookupFailures, [("reason", reason.rawValue)], sources.failures.total(reason))
         }
 
         func level(_ metric: MetricName, _ labels: [(String, String)], _ value: Double) {
@@ -147,6 +161,9 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         }
         if let snapshots = sources.snapshots, snapshots.writes {
             level(.snapshotAge, [], snapshots.secondsSinceLastWrite ?? sources.status.uptime)
+            if let interval = sources.snapshotInterval, interval > .zero {
+                level(.snapshotInterval, [], interval.seconds)
+            }
         }
         if let limits = sources.limits {
             level(.cacheMaxEntries, [], Double(limits.maxEntries))
@@ -185,7 +202,11 @@ struct MetricName: Sendable {
     )
     static let unitLookups = MetricName(
         name: "contactd_unit_lookups_total",
-        help: "contact.get lookups by the systemd unit of the calling process (other: past the first 50 units)."
+        help: "contact.get lookups by the systemd unit of the calling process (the 50 busiest; other: the rest)."
+    )
+    static let lookupFailures = MetricName(
+        name: "contactd_lookup_failures_total",
+        help: "contact.get requests answered with an error, by the error's reason."
     )
     static let apiRequests = MetricName(
         name: "contactd_api_requests_total",
@@ -272,6 +293,10 @@ struct MetricName: Sendable {
         name: "contactd_snapshot_age_seconds",
         help: "Seconds since the cache snapshot was last written (since start before the first)."
     )
+    static let snapshotInterval = MetricName(
+        name: "contactd_snapshot_interval_seconds",
+        help: "How often the cache snapshot is written (--snapshot-interval)."
+    )
     static let sharedUp = MetricName(
         name: "contactd_shared_cache_up",
         help: "1 while the shared cache (Redis) is connected, else 0."
@@ -287,9 +312,10 @@ struct MetricName: Sendable {
     static let buildInfo = MetricName(name: "contactd_build_info", help: "Always 1; the version is the label.")
 
     static let all: [MetricName] = [
-        lookups, unitLookups, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
+        lookups, unitLookups, lookupFailures, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
         circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions, admissionsRefused,
-        refreshes, connections, snapshotAge, sharedUp, sharedLookups, sharedErrors, buildInfo, cacheMaxEntries,
+        refreshes, connections, snapshotAge, snapshotInterval, sharedUp, sharedLookups, sharedErrors, buildInfo,
+        cacheMaxEntries,
         cacheMaxBytes, maxConnections, processResident, processVirtual, processOpenFDs, processMaxFDs,
         processStartTime, processCPU,
     ]

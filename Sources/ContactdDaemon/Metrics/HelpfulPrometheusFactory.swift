@@ -42,8 +42,11 @@ struct HelpfulPrometheusFactory: MetricsFactory {
         registry.makeDurationHistogram(descriptor: name(label), labels: dimensions, buckets: Self.durationBuckets)
     }
 
-    // The registry keeps every series for the daemon's life: nothing is destroyed.
-    func destroyCounter(_ handler: any CounterHandler) {}
+    /// A counter destroyed leaves the text (a unit that lost its label, `CallerUnits`).
+    func destroyCounter(_ handler: any CounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+    // Other series stay for the daemon's life.
     func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyMeter(_ handler: any MeterHandler) {}

@@ -284,13 +284,30 @@ final class ConnectionHandler: ChannelInboundHandler {
             startAsync { dispatcher in await dispatcher.fetch(pending) }
         case .invalidate(let params, let id):
             startAsync { dispatcher in await dispatcher.invalidate(params, id: id) }
+        case .reload(let id):
+            guard let channel = context?.channel else { return }
+            startAsync { dispatcher in await dispatcher.reload(id: id, peerUID: await Self.peerUID(of: channel)) }
         }
+    }
+
+    /// The uid of the process at the other end (`SO_PEERCRED`), asked only for `daemon.reload`.
+    private static func peerUID(of channel: any Channel) async -> UInt32? {
+        guard let provider = channel as? any SocketOptionProvider else { return nil }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: .socket,
+            name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
+        )
+        return try? await credentials.get().uid
     }
 
     /// `shutting_down` while draining, `overloaded` past the in-flight limit; `nil` to go ahead.
     private func refusal(for item: RPCItem) -> [UInt8]? {
         guard case .request(let request) = item else { return nil }
-        return refusal(id: request.id)
+        let refusal = refusal(id: request.id)
+        if refusal != nil, request.method == RPCMethod.contactGet.rawValue {
+            dispatcher.failures.count(draining || dispatcher.status.draining ? .shuttingDown : .overloaded)
+        }
+        return refusal
     }
 
     /// The refusal for a request with `id` (`nil`: a notification, refused silently).
@@ -334,6 +351,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         let snapshot = outcomes
+        guard let channel = context?.channel else { return }
         startAsync { dispatcher in
             let replies = await withTaskGroup(of: (Int, [UInt8]?).self) { group in
                 var replies = [[UInt8]?](repeating: nil, count: snapshot.count)
@@ -343,6 +361,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                     case .fetch(let pending): group.addTask { (index, await dispatcher.fetch(pending)) }
                     case .invalidate(let params, let id):
                         group.addTask { (index, await dispatcher.invalidate(params, id: id)) }
+                    case .reload(let id):
+                        group.addTask {
+                            (index, await dispatcher.reload(id: id, peerUID: await Self.peerUID(of: channel)))
+                        }
                     }
                 }
                 for await (index, bytes) in group { replies[index] = bytes }

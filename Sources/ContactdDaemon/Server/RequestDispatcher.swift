@@ -2,6 +2,7 @@ import ContactdCore
 import ContactdJSON
 import ContactdProtocol
 import Foundation
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,11 +22,15 @@ package final class RequestDispatcher: Sendable {
         case fetch(PendingLookup)
         /// An invalidation that waits for the shared cache; call `invalidate(_:id:)`.
         case invalidate(InvalidateParams, id: JSONValue?)
+        /// `daemon.reload`: call `reload(id:peerUID:)` with the caller's uid.
+        case reload(id: JSONValue?)
     }
 
     let lookup: ContactLookup
     let status: DaemonStatus
     let hits: HitWriter
+    /// `contact.get` errors by reason, for the metrics.
+    let failures: LookupFailures
     private let log: LookupLog
     private let discoverResult: [UInt8]
     /// `daemon.config`'s answer: made at start, made again when a reload changes a setting live.
@@ -34,6 +39,14 @@ package final class RequestDispatcher: Sendable {
     private let metrics: DaemonMetrics?
     /// The cache shared with other hosts, when configured: its state and counts join the reports.
     private let sharedCache: SharedCache?
+    /// What `daemon.reload` runs; set once the daemon has made it (it needs this dispatcher).
+    /// `nil` in tests that build a dispatcher alone: `daemon.reload` then says there is nothing
+    /// to reload.
+    var reloader: Reloader? {
+        get { reloaderBox.withLockedValue { $0 } }
+        set { reloaderBox.withLockedValue { $0 = newValue } }
+    }
+    private let reloaderBox = NIOLockedValueBox<Reloader?>(nil)
 
     package init(
         lookup: ContactLookup,
@@ -43,15 +56,17 @@ package final class RequestDispatcher: Sendable {
         configReport: JSONValue = .object([:]),
         levelSwitch: LogLevelSwitch? = nil,
         metrics: DaemonMetrics? = nil,
-        sharedCache: SharedCache? = nil
+        sharedCache: SharedCache? = nil,
+        failures: LookupFailures = LookupFailures()
     ) {
         self.lookup = lookup
+        self.failures = failures
         self.metrics = metrics
         self.sharedCache = sharedCache
         self.status = status
         self.configReport = NIOLockedValueBox(configReport)
         self.log = LookupLog(logger: logger, clear: logPersonalData, levelSwitch: levelSwitch)
-        self.hits = HitWriter(lookup: lookup, log: log)
+        self.hits = HitWriter(lookup: lookup, log: log, failures: failures)
         let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
         // The document is a constant checked by a test; compact it once here.
         self.discoverResult = (try? JSONParser.parse(Array(document.utf8)))?.jsonBytes ?? Array("{}".utf8)
@@ -91,10 +106,35 @@ package final class RequestDispatcher: Sendable {
         return out
     }
 
+    /// Carries out `daemon.reload` for a peer with uid `peerUID` (`nil`: unknown). Only root and
+    /// the daemon's own user may: a reload re-reads the token, and any client of the socket
+    /// asking for it in a loop would re-read it without end.
+    func reload(id: JSONValue?, peerUID: UInt32?) async -> [UInt8]? {
+        let own = geteuid()
+        guard let peerUID, peerUID == 0 || peerUID == own else {
+            let error = RPCError(
+                code: RPCError.forbidden.code,
+                reason: RPCError.forbidden.reason,
+                message:
+                    "Only root and the daemon's own user (uid \(own)) may reload it; run this as root, or use systemctl reload contactd"
+            )
+            return id.map { RPCResponse.failure(id: $0, error: error) }
+        }
+        guard let reloader else {
+            return id.map { RPCResponse.failure(id: $0, error: .internalError) }
+        }
+        let report = await reloader.reload()
+        guard let id else { return nil }
+        var out: [UInt8] = []
+        RPCResponse.success(id: id, result: report.json, into: &out)
+        return out
+    }
+
     /// Finishes a lookup that needed the API.
     func fetch(_ pending: PendingLookup) async -> [UInt8]? {
         let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
         log.record(pending.key, result)
+        if case .failure(let error) = result { failures.count(error: RPCError(error)) }
         guard let id = pending.id else { return nil }
         return ContactReply.object(id: id, result)
     }
@@ -105,7 +145,13 @@ package final class RequestDispatcher: Sendable {
         }
         switch method {
         case .contactGet:
-            let params = try ContactGetParams(request.params)
+            let params: ContactGetParams
+            do {
+                params = try ContactGetParams(request.params)
+            } catch {
+                failures.count(error: error)
+                throw error
+            }
             var reply: [UInt8] = []
             switch hits.answer(key: params.key, maxAge: params.maxAge, id: request.id, into: &reply) {
             case .wrote: return .reply(request.id == nil ? nil : reply)
@@ -146,6 +192,9 @@ package final class RequestDispatcher: Sendable {
                 request,
                 .object(["content_type": .string(DaemonMetrics.contentType), "text": .string(text)])
             )
+        case .daemonReload:
+            try Self.expectNoParams(request.params)
+            return .reload(id: request.id)
         case .rpcDiscover:
             try Self.expectNoParams(request.params)
             guard let id = request.id else { return .reply(nil) }

@@ -72,6 +72,11 @@ class AsyncClient:
         """``daemon.config``: each setting's ``value`` and ``source`` (the token's source only)."""
         return dict(await self.call("daemon.config", timeout=timeout))
 
+    async def reload(self, *, timeout: Optional[float] = _DEFAULT) -> Dict[str, Any]:
+        """``daemon.reload``: re-read the token and configuration; ``applied`` and ``after_restart``
+        say what changed (root and the daemon's own user only, else :class:`Forbidden`)."""
+        return dict(await self.call("daemon.reload", timeout=timeout))
+
     async def ping(self, *, timeout: Optional[float] = _DEFAULT) -> None:
         await self.call("daemon.ping", timeout=timeout)
 

@@ -80,6 +80,11 @@ class Client:
         """``daemon.config``: each setting's ``value`` and ``source`` (the token's source only)."""
         return dict(self.call("daemon.config", timeout=timeout))
 
+    def reload(self, *, timeout: Optional[float] = _DEFAULT) -> Dict[str, Any]:
+        """``daemon.reload``: re-read the token and configuration; ``applied`` and ``after_restart``
+        say what changed (root and the daemon's own user only, else :class:`Forbidden`)."""
+        return dict(self.call("daemon.reload", timeout=timeout))
+
     def ping(self, *, timeout: Optional[float] = _DEFAULT) -> None:
         self.call("daemon.ping", timeout=timeout)
 
