@@ -131,13 +131,16 @@ let package = Package(
             name: "contactd",
             dependencies: [
                 "ContactdDaemon",
+                "ContactctlCommand",
                 "ContactdProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        .executableTarget(
-            name: "contactctl",
+        // contactctl's commands. A library so that `contactd` can be contactctl too when run by
+        // that name: the package ships one program, not two copies of the Swift runtime.
+        .target(
+            name: "ContactctlCommand",
             dependencies: [
                 "ContactdClient",
                 "ContactdProtocol",
@@ -145,6 +148,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "contactctl", dependencies: ["ContactctlCommand"]),
         // Cache access traces replayed through contactd's cache and the published policies it is
         // measured against (LRU, SIEVE, S3-FIFO, ARC, 2Q, W-TinyLFU) and Belady's optimum. For the
         // bench tool and tests; not linked into the daemon.

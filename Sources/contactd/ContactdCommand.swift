@@ -8,7 +8,6 @@ import NIOCore
 import Systemd
 
 /// `contactd`: flags → `DaemonConfiguration` → `Daemon.run`.
-@main
 struct ContactdCommand: AsyncParsableCommand {
     static let configuration: CommandConfiguration = {
         CommandConfiguration(

@@ -46,6 +46,22 @@ import Testing
         }
     }
 
+    /// The package installs contactctl as a link to contactd: run by that name, contactd is
+    /// contactctl (its version, its help, its exit statuses).
+    @Test func contactdRunAsContactctlIsContactctl() async throws {
+        try await withTemporaryDirectory { dir in
+            let link = URL(fileURLWithPath: dir + "/contactctl")
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: try builtProductURL("contactd"))
+            let version = try await runCommand(link, ["--version"])
+            #expect(version.stdout == "contactctl \(ContactdVersion.current)\n", "\(version.stderr)")
+            let help = try await runCommand(link, ["--help"])
+            #expect(help.stdout.contains("Ask the local contactd for contacts"))
+            let missing = try await runCommand(link, ["--socket", dir + "/none.sock", "ping"])
+            #expect(missing.status == 69, "\(missing.stderr)")
+            #expect(missing.stderr.contains("[connection_failed]"))
+        }
+    }
+
     /// `contactctl config` shows each setting's value and source, and the token's source only.
     @Test func contactctlConfigShowsWhereSettingsCameFrom() async throws {
         try await withTemporaryDirectory { dir in

@@ -19,7 +19,7 @@ from ._sync import Client
 from ._types import CACHE_STATUSES, STALE_REASONS, CacheInfo, Contact, ContactStats, LookupResult
 from ._wire import DEFAULT_SOCKET
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AsyncClient", "Client", "Contact", "ContactStats", "CacheInfo", "LookupResult", "DEFAULT_SOCKET",

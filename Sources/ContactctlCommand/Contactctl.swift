@@ -414,9 +414,10 @@ extension Contactctl {
 }
 
 /// Runs contactctl with SPEC §5 exit statuses: ArgumentParser exits 64 on usage errors, we exit 2.
-@main
-enum ContactctlMain {
-    static func main() async {
+/// The `contactctl` executable calls it, and so does `contactd` when it is run by that name (the
+/// package installs one program for both: see scripts/package).
+package enum ContactctlMain {
+    package static func main() async {
         do {
             let arguments = Array(CommandLine.arguments.dropFirst()).map { $0 == "--json" ? "--json=short" : $0 }
             var command = try Contactctl.parseAsRoot(movingGlobalOptions(arguments))

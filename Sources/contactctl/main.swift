@@ -1,0 +1,3 @@
+import ContactctlCommand
+
+await ContactctlMain.main()
