@@ -32,8 +32,9 @@ extension ContactdCalls {
         try await contact(params: ["contact_id": .string(id)], maxAge: maxAge)
     }
 
+    /// A lookup made while the task is in a trace passes it on (`TraceContext`).
     fileprivate func contact(params: JSONObject, maxAge: Double?) async throws -> ContactLookup {
-        var params = params
+        var params = TraceContext.adding(to: params)
         if let maxAge { params["max_age"] = .double(maxAge) }
         let result = try await call("contact.get", params: .object(params))
         guard let lookup = ContactLookup(result: result) else {

@@ -2,6 +2,7 @@ import Histogram
 import Logging
 import NIOConcurrencyHelpers
 import Synchronization
+import Tracing
 
 // MARK: - Fetching: one shared fetch per key, under the breaker, the API budget and the retry policy
 
@@ -49,7 +50,14 @@ extension ContactLookup {
         refreshing entry: ContactID?,
         started: Double
     ) async {
-        let fetched = await fetch(key, generation: generation, started: started)
+        let fetched = await tracing.span("contactd.fetch") { span in
+            span?.attributes["contactd.key.kind"] = key.kindName
+            span?.attributes["contactd.refresh"] = entry != nil
+            let fetched = await fetch(key, generation: generation, started: started)
+            span?.attributes["contactd.fetch.source"] = fetched.shared != nil ? "shared" : "api"
+            if case .failure(let error) = fetched.result { span?.fail(APICallOutcome(.failure(error)).rawValue) }
+            return fetched
+        }
         settle(key, fetched, ticket: ticket, generation: generation, background: entry != nil)
         cache.endFill(ticket)
         flights.withLockedValue { flights in
@@ -95,16 +103,25 @@ extension ContactLookup {
             // however many hosts miss at once). A claim lasts half the deadline: a host that dies
             // holding one delays the others by that, not by their whole deadline.
             let lease = policy.deadline.seconds / 2
-            switch await shared.lookUp(key, lease: lease) {
+            let answer = await tracing.span("contactd.shared_cache.lookup", kind: .client) { span in
+                let answer = await shared.lookUp(key, lease: lease)
+                span?.attributes["contactd.shared_cache.result"] = answer.name
+                return answer
+            }
+            switch answer {
             case .found(let entry):
                 if let usable = usable(entry) { return usable }
             case .claimed(let token):
                 claim = token
             case .fetchedElsewhere:
                 let until = min(started + lease, deadline - shortest)
-                if let entry = await shared.awaitPeer(key, until: until), let usable = usable(entry) {
-                    return usable
+                // Another host holds the fleet's claim on this key: wait for what it fetches.
+                let peer = await tracing.span("contactd.shared_cache.wait_for_claim") { span in
+                    let entry = await shared.awaitPeer(key, until: until)
+                    span?.attributes["contactd.shared_cache.found"] = entry != nil
+                    return entry
                 }
+                if let entry = peer, let usable = usable(entry) { return usable }
             case .unavailable:
                 break
             }
@@ -152,7 +169,26 @@ extension ContactLookup {
                 let number = started
                 let hedge = number > 1 && running > 1
                 group.addTask {
-                    .finished(await self.attempt(key, deadline: deadline, shortest: shortest, hedge: hedge))
+                    // Attempt 2 and later are retries (or, beside one still running, hedges).
+                    await self.tracing.span("contactd.api.attempt", kind: .client) { span in
+                        span?.attributes["contactd.attempt"] = number
+                        span?.attributes["contactd.hedge"] = hedge
+                        let attempt = await self.attempt(key, deadline: deadline, shortest: shortest, hedge: hedge)
+                        switch attempt {
+                        case .refused(let error):
+                            span?.attributes["contactd.api.called"] = false
+                            span?.fail(APICallOutcome(.failure(error)).rawValue)
+                        case .answered(let result):
+                            span?.attributes["contactd.api.called"] = true
+                            span?.attributes["contactd.api.outcome"] = APICallOutcome(result).rawValue
+                            if case .failure = result, case let outcome = APICallOutcome(result),
+                                outcome != .notFound
+                            {
+                                span?.fail(outcome.rawValue)
+                            }
+                        }
+                        return .finished(attempt)
+                    }
                 }
                 if number < policy.retryAttempts {
                     let wait = max(shortest, (deadline - real.now()) / 2)

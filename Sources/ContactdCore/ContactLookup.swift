@@ -24,6 +24,8 @@ package final class ContactLookup: Sendable {
     package let localTier: CacheTier?
     /// Told of every API call's outcome and duration (the daemon's metrics); `nil`: nobody.
     let observer: (any APICallObserver)?
+    /// Spans for what leaves the hit path; `.off` unless `--otlp-endpoint` is set.
+    package let tracing: LookupTracer
     let clock: MonotonicClock
     let logger: Logger
     let flights = NIOLockedValueBox(FlightTable())
@@ -56,9 +58,11 @@ package final class ContactLookup: Sendable {
         clock: MonotonicClock = .system,
         observer: (any APICallObserver)? = nil,
         shared: (any SharedTier)? = nil,
+        tracing: LookupTracer = .off,
         logger: Logger = Logger(label: "contactd", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.cache = cache
+        self.tracing = tracing
         self.source = source
         self.shared = shared
         self.localTier = shared == nil ? nil : .local

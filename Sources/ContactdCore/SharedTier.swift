@@ -30,6 +30,16 @@ package enum SharedLookup: Sendable, Equatable {
     case fetchedElsewhere
     /// The shared cache did not answer (down, slow, not configured right): go on without it.
     case unavailable
+
+    /// As a trace attribute says it.
+    package var name: String {
+        switch self {
+        case .found: "found"
+        case .claimed: "claimed"
+        case .fetchedElsewhere: "fetched_elsewhere"
+        case .unavailable: "unavailable"
+        }
+    }
 }
 
 /// A cache several hosts share, asked after this host's cache and before the API.

@@ -28,6 +28,19 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            if head.method == .POST, head.uri == "/v1/traces" {
+                // An OpenTelemetry collector's OTLP/HTTP traces endpoint: kept for the test to
+                // decode (`traceExports`), answered with an empty ExportTraceServiceResponse.
+                core.recordTraces(Array(body.readableBytesView))
+                var headers = HTTPHeaders([("content-type", "application/x-protobuf"), ("content-length", "0")])
+                if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+                context.write(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                    promise: nil
+                )
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
             let (answer, delay, _, key) = core.answer(head: head, body: body)
             let core = self.core
             let channel = context.channel

@@ -146,6 +146,10 @@ public final class FakeContactAPI: Sendable {
     /// Every `Authorization` header received, in order (tests check the token sent).
     public var authorizationHeaders: [String] { core.state.withLockedValue { $0.authorizationHeaders } }
 
+    /// What was POSTed to `/v1/traces`: point a daemon's `--otlp-endpoint` at `baseURL` and this
+    /// fake collects its spans (each body an OTLP ExportTraceServiceRequest in protobuf).
+    public var traceExports: [[UInt8]] { core.state.withLockedValue { $0.traceExports } }
+
     /// Waits until at least `count` requests have arrived (polling the counter every 5 ms).
     public func waitForCalls(_ count: Int) async throws {
         while calls < count {
@@ -172,6 +176,8 @@ final class FakeAPICore: Sendable {
         var held = false
         var heldResponders: [@Sendable () -> Void] = []
         var authorizationHeaders: [String] = []
+        /// Bodies POSTed to /v1/traces (OTLP/HTTP, protobuf): the fake is also a trace collector.
+        var traceExports: [[UInt8]] = []
     }
 
     let state: NIOLockedValueBox<State>
@@ -249,6 +255,10 @@ final class FakeAPICore: Sendable {
             }
             return (answer, delay, state.held, key)
         }
+    }
+
+    func recordTraces(_ body: [UInt8]) {
+        state.withLockedValue { $0.traceExports.append(body) }
     }
 
     func finished(key: String) {

@@ -27,6 +27,7 @@ import Testing
         "config": ("/dev/null", "/dev/null"), "snapshot-interval": ("15s", "15s"),
         "snapshot-file": ("/var/lib/contactd/cache", "/var/lib/contactd/cache"),
         "metrics-listen": ("unix:/run/contactd/metrics.sock", "unix:/run/contactd/metrics.sock"),
+        "otlp-endpoint": ("http://127.0.0.1:4318/", "http://127.0.0.1:4318"),
         "shared-cache": ("redis://10.0.0.5:6380/2", "redis://10.0.0.5:6380/2"),
         "shared-cache-prefix": ("fleet-a:", "fleet-a:"),
         "shared-cache-timeout": ("50ms", "50ms"),
@@ -298,7 +299,7 @@ import Testing
         try uncommented.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let values = try ConfigFile.read(file)
-        #expect(values.count >= DaemonConfiguration.settings.count - 11)
+        #expect(values.count >= DaemonConfiguration.settings.count - 12)
         let configuration = try DaemonConfiguration.load(arguments: ["config": file], environment: [:])
         for setting in DaemonConfiguration.settings where setting.name != "config" {
             #expect(setting.text(in: configuration) == setting.text(in: DaemonConfiguration()), "\(setting.name)")

@@ -266,6 +266,15 @@ extension DaemonConfiguration {
             parse: { c, text in c.metricsListen = try MetricsAddress(parsing: text) }
         ),
         Setting(
+            "otlp-endpoint",
+            .value("url"),
+            help:
+                "Export traces of lookups that leave the cache (misses, the shared cache, each API attempt) to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318.",
+            unset: "off",
+            show: { $0.otlpEndpoint },
+            parse: { c, text in c.otlpEndpoint = try parseURL(text) }
+        ),
+        Setting(
             "log-level",
             .value("level"),
             help: "trace, debug, info, notice, warning, error or critical.",

@@ -88,6 +88,8 @@ package struct DaemonConfiguration: Sendable {
     package var snapshots = Snapshots()
     /// Where Prometheus metrics are served; `nil` = nowhere (`contactctl metrics` still reads them).
     package var metricsListen: MetricsAddress?
+    /// Where spans go (OTLP over HTTP); `nil`: no tracing, and the lookups pay nothing for it.
+    package var otlpEndpoint: String?
     /// Longest drain on SIGTERM. Default 10 s.
     package var shutdownTimeout: Duration = .seconds(10)
     /// Serve plain cache hits on hand-written epoll loops beside NIO (`FastLane`). Default on.

@@ -12,8 +12,9 @@ import Glibc
 /// The plain shape: one object with members `jsonrpc` ("2.0"), `id` (an integer without sign,
 /// fraction or exponent, or a short string of letters, digits and `_ . : -`), `method`
 /// ("contact.get") and `params`, in any order, each once; `params` an object with `phone_number`
-/// or `contact_id` (a string without escapes or non-ASCII) and optionally `max_age` (an unsigned
-/// integer). JSON whitespace is allowed between tokens. Anything else — a notification, a batch,
+/// or `contact_id` (a string without escapes or non-ASCII), optionally `max_age` (an unsigned
+/// integer) and `traceparent` (a string of the bytes an id may hold: W3C trace context, kept for
+/// a lookup that leaves the hit path, ignored by a hit). JSON whitespace is allowed between tokens. Anything else — a notification, a batch,
 /// an escape, another method, a duplicate member, a malformed line — is not recognised and the
 /// full parser answers the line, so the answers are the same by construction; a test checks the
 /// two agree on a large generated corpus.
@@ -26,6 +27,8 @@ struct ContactGetLine {
     /// Which member held the key: `phone_number` or `contact_id`.
     var kind: ContactKey.Kind
     var maxAge: Double?
+    /// The caller's W3C `traceparent`, as written; `nil` when not given.
+    var traceparent: UnsafeRawBufferPointer? = nil
 
     /// The id as a value (makes a string).
     var id: JSONValue {
@@ -186,7 +189,7 @@ struct ContactGetLine {
             var id: UnsafeRawBufferPointer?
             var sawVersion = false
             var sawMethod = false
-            var params: (key: UnsafeRawBufferPointer, kind: ContactKey.Kind, maxAge: Double?)?
+            var params: Params?
             repeat {
                 guard let name = memberName(), consume(UInt8(ascii: ":")) else { return nil }
                 if Self.is(name, "jsonrpc") {
@@ -206,8 +209,26 @@ struct ContactGetLine {
             guard consume(UInt8(ascii: "}")), sawMethod, let id, let params else { return nil }
             skipWhitespace()
             guard atEnd else { return nil }
-            return ContactGetLine(idToken: id, key: params.key, kind: params.kind, maxAge: params.maxAge)
+            return ContactGetLine(
+                idToken: id,
+                key: params.key,
+                kind: params.kind,
+                maxAge: params.maxAge,
+                traceparent: params.traceparent
+            )
         }
+
+        /// What `params` holds.
+        struct Params {
+            var key: UnsafeRawBufferPointer
+            var kind: ContactKey.Kind
+            var maxAge: Double?
+            var traceparent: UnsafeRawBufferPointer?
+        }
+
+        /// Longest `traceparent` the scanner takes (version 00's is 55 bytes; a later version may
+        /// be longer). A longer one goes to the full parser, which takes any string.
+        static let maximumTraceparentBytes = 128
 
         /// A member value that must be the string `literal`, in a member not seen before.
         mutating func fixedValue(_ literal: StaticString, once seen: inout Bool) -> Bool {
@@ -218,10 +239,11 @@ struct ContactGetLine {
             return true
         }
 
-        mutating func params() -> (key: UnsafeRawBufferPointer, kind: ContactKey.Kind, maxAge: Double?)? {
+        mutating func params() -> Params? {
             guard consume(UInt8(ascii: "{")) else { return nil }
             var key: (UnsafeRawBufferPointer, ContactKey.Kind)?
             var maxAge: Double?
+            var traceparent: UnsafeRawBufferPointer?
             repeat {
                 guard let name = memberName(), consume(UInt8(ascii: ":")) else { return nil }
                 let kind: ContactKey.Kind
@@ -235,6 +257,11 @@ struct ContactGetLine {
                     else { return nil }
                     maxAge = value
                     continue
+                } else if Self.is(name, "traceparent") {
+                    guard traceparent == nil, let value = plainString(maxBytes: Self.maximumTraceparentBytes, .id)
+                    else { return nil }
+                    traceparent = value
+                    continue
                 } else {
                     return nil
                 }
@@ -242,7 +269,7 @@ struct ContactGetLine {
                 key = (value, kind)
             } while consume(UInt8(ascii: ","))
             guard consume(UInt8(ascii: "}")), let key else { return nil }
-            return (key.0, key.1, maxAge)
+            return Params(key: key.0, kind: key.1, maxAge: maxAge, traceparent: traceparent)
         }
 
         /// Whether `name` is `literal`, compared as bytes (no string is made per member).

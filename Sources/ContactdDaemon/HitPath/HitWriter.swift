@@ -10,12 +10,15 @@ package struct PendingLookup: Sendable, Equatable {
     package let maxAge: Double?
     /// When the request was read (`MonotonicClock.system`): its deadline counts from here.
     package let receivedAt: Double
+    /// The caller's W3C trace context (`params.traceparent`), for the lookup's span.
+    package let traceparent: String?
 
-    package init(id: JSONValue?, key: ContactKey, maxAge: Double?) {
+    package init(id: JSONValue?, key: ContactKey, maxAge: Double?, traceparent: String? = nil) {
         self.id = id
         self.key = key
         self.maxAge = maxAge
         self.receivedAt = MonotonicClock.system.now()
+        self.traceparent = traceparent
     }
 
     /// The same request, whenever it was read.
@@ -66,17 +69,30 @@ final class HitWriter: Sendable {
                 idToken: request.idToken,
                 into: &out,
                 id: { request.id },
-                contactKey: { ContactKey(kind: request.kind, bytes: request.key) }
+                contactKey: { ContactKey(kind: request.kind, bytes: request.key) },
+                traceparent: { request.traceparent.map { String(decoding: $0, as: UTF8.self) } }
             )
         }
         let text = String(decoding: request.key, as: UTF8.self)
         guard request.kind == .phone, let number = PhoneNumber(text) else { return .parse }
-        return answer(key: .phone(number), maxAge: request.maxAge, id: request.id, into: &out)
+        return answer(
+            key: .phone(number),
+            maxAge: request.maxAge,
+            id: request.id,
+            traceparent: request.traceparent.map { String(decoding: $0, as: UTF8.self) },
+            into: &out
+        )
     }
 
     /// Answers a request the full parser read; `id` `nil` for a notification (whose reply the
     /// caller drops).
-    func answer(key: ContactKey, maxAge: Double?, id: JSONValue?, into out: inout some ReplySink) -> Decision {
+    func answer(
+        key: ContactKey,
+        maxAge: Double?,
+        id: JSONValue?,
+        traceparent: String? = nil,
+        into out: inout some ReplySink
+    ) -> Decision {
         RPCResponse.withIDToken(id ?? .null) { idToken in
             key.withBytes { kind, bytes in
                 answer(
@@ -86,7 +102,8 @@ final class HitWriter: Sendable {
                     idToken: idToken,
                     into: &out,
                     id: { id },
-                    contactKey: { key }
+                    contactKey: { key },
+                    traceparent: { traceparent }
                 )
             }
         }
@@ -99,7 +116,8 @@ final class HitWriter: Sendable {
         idToken: UnsafeRawBufferPointer,
         into out: inout some ReplySink,
         id: () -> JSONValue?,
-        contactKey: () -> ContactKey?
+        contactKey: () -> ContactKey?,
+        traceparent: () -> String?
     ) -> Decision {
         // The key as a value (and the id) is made only when needed: for a debug line, a
         // not-found reply or a lookup; a request the full parser read already has it.
@@ -123,7 +141,7 @@ final class HitWriter: Sendable {
             RPCResponse.failure(id: id() ?? .null, error: .notFound, into: &out)
         case .none:
             guard let key = contactKey() else { return .parse }
-            return .lookUp(PendingLookup(id: id(), key: key, maxAge: maxAge))
+            return .lookUp(PendingLookup(id: id(), key: key, maxAge: maxAge, traceparent: traceparent()))
         }
         return .wrote
     }

@@ -161,6 +161,9 @@ package enum Daemon {
                 logger: logger
             )
         }
+        let traceExport = try configuration.otlpEndpoint.map { endpoint throws(ConfigurationError) in
+            try TraceExport.make(endpoint: endpoint, logger: logger)
+        }
         let lookup = ContactLookup(
             cache: cache,
             source: source,
@@ -168,6 +171,7 @@ package enum Daemon {
             clock: configuration.clock,
             observer: metrics,
             shared: sharedCache,
+            tracing: LookupTracer(traceExport?.tracer),
             logger: logger
         )
         let status = DaemonStatus()
@@ -223,7 +227,12 @@ package enum Daemon {
             allowLists: server.allowLists
         )
         dispatcher.reloader = reloader
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let traceExport {
+            // Before everything: shut down last, so the spans of the drain's last lookups go out.
+            services.append(.init(service: traceExport.service, successTerminationBehavior: .ignore))
+        }
+        services += [
             // First, so it is shut down last, after the drain: see SnapshotService.
             .init(service: SnapshotService(warmRestart: warmRestart, interval: configuration.snapshots.interval)),
             .init(

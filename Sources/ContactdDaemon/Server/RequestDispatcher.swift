@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Tracing
 
 /// Answers parsed requests: every method, through the full JSON parser. Plain `contact.get`
 /// lines never come here (`HitWriter` answers them); `contact.get` in any other spelling uses
@@ -130,9 +131,25 @@ package final class RequestDispatcher: Sendable {
         return out
     }
 
-    /// Finishes a lookup that needed the API.
+    /// Finishes a lookup that needed the API: with tracing on, in a span of its own, a child of
+    /// the caller's `traceparent` when it gave one.
     func fetch(_ pending: PendingLookup) async -> [UInt8]? {
-        let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
+        let tracing = lookup.tracing
+        let context = tracing.tracer == nil ? nil : tracing.context(traceparent: pending.traceparent)
+        let result = await tracing.span("contact.get", kind: .server, context: context) { span in
+            span?.attributes["rpc.system"] = "jsonrpc"
+            span?.attributes["rpc.method"] = "contact.get"
+            span?.attributes["contactd.key.kind"] = pending.key.kindName
+            let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
+            switch result {
+            case .success(let found):
+                span?.attributes["contactd.cache.status"] = found.status.rawValue
+                if let tier = found.tier { span?.attributes["contactd.cache.tier"] = tier.rawValue }
+            case .failure(let error):
+                span?.fail(RPCError(error).reason)
+            }
+            return result
+        }
         log.record(pending.key, result)
         if case .failure(let error) = result { failures.count(error: RPCError(error)) }
         guard let id = pending.id else { return nil }
@@ -153,11 +170,25 @@ package final class RequestDispatcher: Sendable {
                 throw error
             }
             var reply: [UInt8] = []
-            switch hits.answer(key: params.key, maxAge: params.maxAge, id: request.id, into: &reply) {
+            switch hits.answer(
+                key: params.key,
+                maxAge: params.maxAge,
+                id: request.id,
+                traceparent: params.traceparent,
+                into: &reply
+            ) {
             case .wrote: return .reply(request.id == nil ? nil : reply)
             case .lookUp(let pending): return .fetch(pending)
             // Not returned for a key given as a value; kept total rather than trapping.
-            case .parse: return .fetch(PendingLookup(id: request.id, key: params.key, maxAge: params.maxAge))
+            case .parse:
+                return .fetch(
+                    PendingLookup(
+                        id: request.id,
+                        key: params.key,
+                        maxAge: params.maxAge,
+                        traceparent: params.traceparent
+                    )
+                )
             }
         case .contactInvalidate:
             return .invalidate(try InvalidateParams(request.params), id: request.id)
@@ -220,6 +251,10 @@ package final class RequestDispatcher: Sendable {
         switch params {
         case nil: return
         case .object(let o) where o.members.isEmpty: return
+        // Any method takes a `traceparent` (docs/protocol.md, "Tracing").
+        case .object(let o) where o.members.count == 1 && o["traceparent"] != nil:
+            _ = try parseTraceparent(o)
+            return
         case .array(let a) where a.isEmpty: return
         default: throw .invalidParams("this method takes no params")
         }

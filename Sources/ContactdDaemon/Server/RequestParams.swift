@@ -2,14 +2,16 @@ import ContactdCore
 import ContactdJSON
 import ContactdProtocol
 
-/// `contact.get` params: exactly one key, optional `max_age`.
+/// `contact.get` params: exactly one key, optional `max_age` and `traceparent`.
 struct ContactGetParams {
     let key: ContactKey
     let maxAge: Double?
+    let traceparent: String?
 
     init(_ params: JSONValue?) throws(RPCError) {
-        let object = try requireObject(params, allowed: ["phone_number", "contact_id", "max_age"])
+        let object = try requireObject(params, allowed: ["phone_number", "contact_id", "max_age", "traceparent"])
         key = try parseKey(object)
+        traceparent = try parseTraceparent(object)
         switch object["max_age"] {
         case nil: maxAge = nil
         case .number?:
@@ -28,7 +30,8 @@ package enum InvalidateParams: Sendable {
     case all
 
     init(_ params: JSONValue?) throws(RPCError) {
-        let object = try requireObject(params, allowed: ["phone_number", "contact_id", "all"])
+        let object = try requireObject(params, allowed: ["phone_number", "contact_id", "all", "traceparent"])
+        _ = try parseTraceparent(object)
         if let all = object["all"] {
             guard all == .bool(true) else { throw .invalidParams("all must be true") }
             guard object["phone_number"] == nil, object["contact_id"] == nil else {
@@ -49,6 +52,17 @@ private func requireObject(_ params: JSONValue?, allowed: Set<String>) throws(RP
         throw .invalidParams("unknown member '\(unknown)'; allowed: \(allowed.sorted().joined(separator: ", "))")
     }
     return object
+}
+
+/// The optional `traceparent` every method takes (docs/protocol.md, "Tracing"): a string, else
+/// `invalid_params`. Its content is the tracer's to judge: one it cannot read starts a new trace,
+/// as W3C trace context says.
+func parseTraceparent(_ object: JSONObject) throws(RPCError) -> String? {
+    switch object["traceparent"] {
+    case nil: return nil
+    case .string(let text)?: return text
+    default: throw .invalidParams("traceparent must be a string (W3C trace context)")
+    }
 }
 
 private func parseKey(_ object: JSONObject) throws(RPCError) -> ContactKey {

@@ -54,11 +54,18 @@ class FakeAPI:
         self.calls = 0
         self.reject_token = False
         self.lock = threading.Lock()
+        #: Bodies POSTed to /v1/traces: the fake is also an OTLP/HTTP trace collector.
+        self.trace_exports: List[bytes] = []
         api = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/v1/traces":
+                    with api.lock:
+                        api.trace_exports.append(raw)
+                    return self.reply(200, None, raw=b"")
+                body = json.loads(raw)
                 with api.lock:
                     api.calls += 1
                 if api.reject_token or self.headers.get("authorization") != f"Bearer {TOKEN}":

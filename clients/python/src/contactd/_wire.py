@@ -11,6 +11,11 @@ from ._errors import (BadResponse, ConnectionFailed, ContactdError, InvalidParam
                       ShuttingDown, TimedOut)
 from ._types import Contact, CacheInfo, LookupResult
 
+try:  # OpenTelemetry is optional: without it, no trace context is passed.
+    from opentelemetry import propagate as _propagate
+except ImportError:  # pragma: no cover - depends on what the caller installed
+    _propagate = None  # type: ignore[assignment]
+
 DEFAULT_SOCKET = "/run/contactd/contactd.sock"
 #: Methods safe to send again on a new connection after the old one was lost (they change
 #: nothing, or change it to the same end).
@@ -53,12 +58,25 @@ def result_of(reply: Dict[str, Any]) -> Any:
     return reply["result"]
 
 
+def traceparent() -> Optional[str]:
+    """The caller's W3C trace context, when OpenTelemetry is installed and a span is current: a
+    lookup contactd has to fetch then shows in the caller's trace (docs/protocol.md, "Tracing")."""
+    if _propagate is None:
+        return None
+    carrier: Dict[str, str] = {}
+    _propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
 def lookup_params(phone_number: Optional[str], contact_id: Optional[str], max_age: Optional[float]) -> Dict[str, Any]:
     if (phone_number is None) == (contact_id is None):
         raise InvalidParams("give exactly one of phone_number and contact_id", reason="invalid_params")
     params: Dict[str, Any] = {"phone_number": phone_number} if phone_number is not None else {"contact_id": contact_id}
     if max_age is not None:
         params["max_age"] = max_age
+    trace = traceparent()
+    if trace is not None:
+        params["traceparent"] = trace
     return params
 
 
