@@ -8,13 +8,21 @@ import Testing
 /// applied at once and for those that wait for a restart, a broken file, the token, who may ask,
 /// and reloads from a request and from SIGHUP at once while a client asks steadily.
 @Suite(.timeLimit(.minutes(2))) struct ReloadTests {
-    @Test func reloadPrintsWhatChangedNowAndWhatWaitsForARestart() async throws {
+    /// A `--demo` daemon reading a config file that says `ttl: 1h`, ready; `body` gets it and the
+    /// file's path.
+    func withDemoDaemon(_ body: (SpawnedDaemon, String) async throws -> Void) async throws {
         try await withTemporaryDirectory { dir in
             let file = dir + "/contactd.yaml"
             try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
             let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file])
             defer { Task { await daemon.stop() } }
             _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+            try await body(daemon, file)
+        }
+    }
+
+    @Test func reloadPrintsWhatChangedNowAndWhatWaitsForARestart() async throws {
+        try await withDemoDaemon { daemon, file in
             func reload(_ extra: [String] = []) async throws -> CommandResult {
                 try await runProduct("contactctl", ["--socket", daemon.socketPath] + extra + ["reload"])
             }
@@ -128,12 +136,7 @@ import Testing
     /// reload answers, none overlaps another (each sees the file as the one before left it), and
     /// no lookup fails or waits for them.
     @Test func reloadsFromRequestsAndSignalsAtOnceDuringLookups() async throws {
-        try await withTemporaryDirectory { dir in
-            let file = dir + "/contactd.yaml"
-            try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file])
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+        try await withDemoDaemon { daemon, file in
             let client = try await RawSocketClient.connect(daemon.socketPath)
             @Sendable func lookUp(id: Int) async throws -> JSONValue {
                 let request = #"{"jsonrpc":"2.0","id":\#(id),"method":"contact.get","#
