@@ -128,7 +128,6 @@ struct Contactctl: AsyncParsableCommand {
         ]
     )
 
-    /// SPEC §5 exit statuses for a client error.
     /// What to do next, for the errors where that is clear.
     static func hint(for error: ContactdClientError) -> String? {
         switch error.kind {
@@ -148,19 +147,10 @@ struct Contactctl: AsyncParsableCommand {
         }
     }
 
+    /// SPEC §5's exit status for `error`, from `ErrorReason`'s table; 70 for a reason it does
+    /// not know (from a newer contactd).
     static func exitStatus(for error: ContactdClientError) -> Int32 {
-        switch error.reason {
-        case "not_found": 1
-        case "invalid_params", "invalid_phone_number", "invalid_contact_id", "rejected_by_api", "invalid_request",
-            "parse_error", "method_not_found", "request_too_large", "batch_too_large":
-            2
-        case "upstream_unavailable", "upstream_bad_response", "connection_failed", "connection_closed",
-            "shutting_down":
-            69
-        case "rate_limited", "overloaded", "timed_out": 75
-        case "upstream_unauthorized", "forbidden", "permission_denied": 77
-        default: 70
-        }
+        ErrorReason(rawValue: error.reason)?.exitStatus ?? 70
     }
 }
 

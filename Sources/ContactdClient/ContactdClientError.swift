@@ -1,3 +1,5 @@
+import ContactdProtocol
+
 /// An error from contactd or from talking to it.
 ///
 /// A struct rather than an enum so that a new server reason breaks no caller: switch on `reason`
@@ -75,26 +77,39 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
         /// A reason this client does not know, as sent.
         case unknown(String)
 
-        /// What contactd itself sends, then the client's own.
-        private static let serverSpellings: [(Reason, String)] = [
-            (.parseError, "parse_error"), (.invalidRequest, "invalid_request"),
-            (.requestTooLarge, "request_too_large"), (.batchTooLarge, "batch_too_large"),
-            (.methodNotFound, "method_not_found"), (.invalidParams, "invalid_params"),
-            (.invalidPhoneNumber, "invalid_phone_number"), (.invalidContactID, "invalid_contact_id"),
-            (.rejectedByAPI, "rejected_by_api"), (.internalError, "internal_error"), (.notFound, "not_found"),
-            (.upstreamUnavailable, "upstream_unavailable"), (.upstreamUnauthorized, "upstream_unauthorized"),
-            (.rateLimited, "rate_limited"), (.overloaded, "overloaded"), (.shuttingDown, "shutting_down"),
-            (.forbidden, "forbidden"), (.upstreamBadResponse, "upstream_bad_response"),
-        ]
-        private static let clientSpellings: [(Reason, String)] = [
-            (.connectionFailed, "connection_failed"), (.permissionDenied, "permission_denied"),
-            (.timedOut, "timed_out"), (.connectionClosed, "connection_closed"), (.badResponse, "bad_response"),
-        ]
+        /// The reason named in `ErrorReason`, the one table of reasons.
+        public init(_ reason: ErrorReason) {
+            switch reason {
+            case .parseError: self = .parseError
+            case .invalidRequest: self = .invalidRequest
+            case .requestTooLarge: self = .requestTooLarge
+            case .batchTooLarge: self = .batchTooLarge
+            case .methodNotFound: self = .methodNotFound
+            case .invalidParams: self = .invalidParams
+            case .invalidPhoneNumber: self = .invalidPhoneNumber
+            case .invalidContactID: self = .invalidContactID
+            case .rejectedByAPI: self = .rejectedByAPI
+            case .internalError: self = .internalError
+            case .notFound: self = .notFound
+            case .upstreamUnavailable: self = .upstreamUnavailable
+            case .upstreamUnauthorized: self = .upstreamUnauthorized
+            case .rateLimited: self = .rateLimited
+            case .overloaded: self = .overloaded
+            case .shuttingDown: self = .shuttingDown
+            case .forbidden: self = .forbidden
+            case .upstreamBadResponse: self = .upstreamBadResponse
+            case .connectionFailed: self = .connectionFailed
+            case .permissionDenied: self = .permissionDenied
+            case .timedOut: self = .timedOut
+            case .connectionClosed: self = .connectionClosed
+            case .badResponse: self = .badResponse
+            }
+        }
 
-        static let spellings = serverSpellings + clientSpellings
+        static let spellings: [(Reason, String)] = ErrorReason.allCases.map { (Reason($0), $0.rawValue) }
 
         /// Every reason contactd itself sends (the rest are this client's own).
-        public static let serverReasons: [String] = serverSpellings.map(\.1)
+        public static let serverReasons: [String] = ErrorReason.allCases.filter(\.sentByServer).map(\.rawValue)
 
         /// The reason as spelled on the wire (`not_found`).
         public init(_ text: String) { self.init(spelling: text) }
@@ -111,14 +126,18 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
 
     /// The daemon's socket could not be reached.
     public static func connectionFailed(_ path: String, _ detail: String) -> ContactdClientError {
-        ContactdClientError(code: nil, reason: "connection_failed", message: "cannot connect to \(path): \(detail)")
+        ContactdClientError(
+            code: nil,
+            reason: ErrorReason.connectionFailed.rawValue,
+            message: "cannot connect to \(path): \(detail)"
+        )
     }
 
     /// The daemon's socket exists, but this user may not open it.
     public static func permissionDenied(_ path: String) -> ContactdClientError {
         ContactdClientError(
             code: nil,
-            reason: "permission_denied",
+            reason: ErrorReason.permissionDenied.rawValue,
             message: "permission denied on \(path): your user must be in the contactd-clients group"
         )
     }
@@ -127,7 +146,7 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
     public static func timedOut(_ timeout: Duration) -> ContactdClientError {
         ContactdClientError(
             code: nil,
-            reason: "timed_out",
+            reason: ErrorReason.timedOut.rawValue,
             message: "contactd did not answer within \(Self.text(timeout))"
         )
     }
@@ -135,13 +154,17 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
     /// The connection closed before the answer came.
     public static let connectionClosed = ContactdClientError(
         code: nil,
-        reason: "connection_closed",
+        reason: ErrorReason.connectionClosed.rawValue,
         message: "the connection to contactd closed before the answer arrived"
     )
 
     /// The daemon sent something that is not a JSON-RPC response.
     public static func badResponse(_ detail: String) -> ContactdClientError {
-        ContactdClientError(code: nil, reason: "bad_response", message: "contactd sent an unreadable reply: \(detail)")
+        ContactdClientError(
+            code: nil,
+            reason: ErrorReason.badResponse.rawValue,
+            message: "contactd sent an unreadable reply: \(detail)"
+        )
     }
 
     /// `5s`, `250ms`, `1.5s`.

@@ -1,12 +1,12 @@
 /// How a contact was served.
-package enum CacheStatus: String, Sendable {
+package enum CacheStatus: String, Sendable, CaseIterable {
     case hit
     case miss
     case stale
 }
 
 /// Why an answer was stale (`cache.stale_reason`), so an outage never hides behind a hit ratio.
-package enum StaleReason: String, Sendable {
+package enum StaleReason: String, Sendable, CaseIterable {
     /// Past its TTL, within `stale_ttl`; a background refresh is running.
     case refreshing
     /// The API failed (or failed the last refresh of this entry).

@@ -1,5 +1,5 @@
 /// Which cache answered a lookup (`cache.tier`); reported only when a shared cache is configured.
-package enum CacheTier: String, Sendable {
+package enum CacheTier: String, Sendable, CaseIterable {
     /// This host's own cache.
     case local
     /// The cache the fleet shares (Redis): another host fetched it.

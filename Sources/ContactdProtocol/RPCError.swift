@@ -19,6 +19,12 @@ public struct RPCError: Error, Sendable, Hashable {
     }
 
     /// The `error` member's value.
+    /// An error of `reason` (its code from `ErrorReason`, the one table of reasons).
+    public init(_ reason: ErrorReason, message: String, retryAfter: Double? = nil) {
+        precondition(reason.sentByServer, "\(reason.rawValue) is a client's own reason")
+        self.init(code: reason.code ?? -32603, reason: reason.rawValue, message: message, retryAfter: retryAfter)
+    }
+
     public var json: JSONValue {
         var data: JSONObject = ["reason": .string(reason)]
         if let retryAfter { data["retry_after"] = .double(retryAfter) }
@@ -26,82 +32,73 @@ public struct RPCError: Error, Sendable, Hashable {
     }
 
     public static func parseError(_ detail: String) -> RPCError {
-        RPCError(code: -32700, reason: "parse_error", message: "Parse error: \(detail)")
+        RPCError(.parseError, message: "Parse error: \(detail)")
     }
     public static func invalidRequest(_ detail: String) -> RPCError {
-        RPCError(code: -32600, reason: "invalid_request", message: "Invalid request: \(detail)")
+        RPCError(.invalidRequest, message: "Invalid request: \(detail)")
     }
     public static func requestTooLarge(limit: Int) -> RPCError {
-        RPCError(code: -32600, reason: "request_too_large", message: "Request line longer than \(limit) bytes")
+        RPCError(.requestTooLarge, message: "Request line longer than \(limit) bytes")
     }
     public static func batchTooLarge(limit: Int) -> RPCError {
-        RPCError(code: -32600, reason: "batch_too_large", message: "Batch holds more than \(limit) requests")
+        RPCError(.batchTooLarge, message: "Batch holds more than \(limit) requests")
     }
     /// The replies to a batch would pass `limit` bytes: the requests past it are answered with this.
     public static func batchReplyTooLarge(limit: Int) -> RPCError {
         RPCError(
-            code: -32600,
-            reason: "batch_too_large",
+            .batchTooLarge,
             message: "The batch's replies would pass \(limit) bytes; ask for fewer contacts in one batch"
         )
     }
     public static func methodNotFound(_ method: String) -> RPCError {
-        RPCError(code: -32601, reason: "method_not_found", message: "Method not found: \(method)")
+        RPCError(.methodNotFound, message: "Method not found: \(method)")
     }
     public static func invalidParams(_ detail: String) -> RPCError {
-        RPCError(code: -32602, reason: "invalid_params", message: "Invalid params: \(detail)")
+        RPCError(.invalidParams, message: "Invalid params: \(detail)")
     }
     public static let invalidPhoneNumber = RPCError(
-        code: -32602,
-        reason: "invalid_phone_number",
+        .invalidPhoneNumber,
         message: "Invalid phone number: expected E.164, '+' then 2 to 15 digits"
     )
     public static let invalidContactID = RPCError(
-        code: -32602,
-        reason: "invalid_contact_id",
+        .invalidContactID,
         message: "Invalid contact_id: expected 1 to 128 bytes without whitespace"
     )
     public static let rejectedByAPI = RPCError(
-        code: -32602,
-        reason: "rejected_by_api",
+        .rejectedByAPI,
         message: "The API rejected this key"
     )
-    public static let internalError = RPCError(code: -32603, reason: "internal_error", message: "Internal error")
-    public static let notFound = RPCError(code: -32001, reason: "not_found", message: "Contact not found")
+    public static let internalError = RPCError(.internalError, message: "Internal error")
+    public static let notFound = RPCError(.notFound, message: "Contact not found")
     public static func upstreamUnavailable(_ detail: String, retryAfter: Double? = nil) -> RPCError {
         RPCError(
-            code: -32002,
-            reason: "upstream_unavailable",
+            .upstreamUnavailable,
             message: "The contacts API is unavailable: \(detail)",
             retryAfter: retryAfter
         )
     }
     public static let upstreamUnauthorized = RPCError(
-        code: -32003,
-        reason: "upstream_unauthorized",
+        .upstreamUnauthorized,
         message: "The contacts API rejected the daemon's token"
     )
     public static func rateLimited(retryAfter: Double?) -> RPCError {
         RPCError(
-            code: -32004,
-            reason: "rate_limited",
+            .rateLimited,
             message: "The contacts API is rate limiting requests",
             retryAfter: retryAfter
         )
     }
     public static func overloaded(_ detail: String) -> RPCError {
-        RPCError(code: -32005, reason: "overloaded", message: "Server overloaded: \(detail)")
+        RPCError(.overloaded, message: "Server overloaded: \(detail)")
     }
     public static let shuttingDown = RPCError(
-        code: -32005,
-        reason: "shutting_down",
+        .shuttingDown,
         message: "The daemon is shutting down"
     )
-    public static let forbidden = RPCError(code: -32005, reason: "forbidden", message: "This peer may not use contactd")
+    public static let forbidden = RPCError(.forbidden, message: "This peer may not use contactd")
     public static func upstreamBadResponse(_ detail: String) -> RPCError {
         RPCError(
-            code: -32006,
-            reason: "upstream_bad_response",
+            .upstreamBadResponse,
             message: "The contacts API answered with something that is not a contact: \(detail)"
         )
     }

@@ -135,7 +135,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
             exported.counters.removeValue(forKey: key)?.destroy()
             exported.totals.removeValue(forKey: key)
         }
-        for reason in LookupFailures.Reason.allCases {
+        for reason in ErrorReason.lookupFailures {
             count(.lookupFailures, [("reason", reason.rawValue)], sources.failures.total(reason))
         }
 

@@ -114,8 +114,7 @@ package final class RequestDispatcher: Sendable {
         let own = geteuid()
         guard let peerUID, peerUID == 0 || peerUID == own else {
             let error = RPCError(
-                code: RPCError.forbidden.code,
-                reason: RPCError.forbidden.reason,
+                .forbidden,
                 message:
                     "Only root and the daemon's own user (uid \(own)) may reload it; run this as root, or use systemctl reload contactd"
             )
