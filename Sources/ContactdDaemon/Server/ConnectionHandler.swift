@@ -33,7 +33,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         var caller: CallerUnits.Tally?
     }
 
-    private let dispatcher: RequestDispatcher
+    let dispatcher: RequestDispatcher
     private let rules: ConnectionRules
     private let maxBatch: Int
     /// Misses (and batches with misses) awaiting the API on this connection. Beyond the limit a
@@ -51,7 +51,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Replies written while handling the current read, sent as one buffer in
     /// `channelReadComplete`: NIO's per-write bookkeeping and an iovec per reply are saved.
     private var output: ByteBuffer?
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     /// What the fast lane had not finished when it gave this connection up (`FastLane`).
     private var handedOver: Unfinished?
     /// Where this connection's lookups are counted by the caller's systemd unit.
@@ -291,7 +291,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// The uid of the process at the other end (`SO_PEERCRED`), asked only for `daemon.reload`.
-    private static func peerUID(of channel: any Channel) async -> UInt32? {
+    static func peerUID(of channel: any Channel) async -> UInt32? {
         guard let provider = channel as? any SocketOptionProvider else { return nil }
         let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
             level: .socket,
@@ -301,7 +301,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// `shutting_down` while draining, `overloaded` past the in-flight limit; `nil` to go ahead.
-    private func refusal(for item: RPCItem) -> [UInt8]? {
+    func refusal(for item: RPCItem) -> [UInt8]? {
         guard case .request(let request) = item else { return nil }
         let refusal = refusal(id: request.id)
         if refusal != nil, request.method == RPCMethod.contactGet.rawValue {
@@ -325,84 +325,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         return nil
     }
 
-    private func handleBatch(_ items: [RPCItem]) {
-        let ids = items.map { item -> JSONValue? in
-            if case .request(let request) = item { return request.id }
-            return nil
-        }
-        var outcomes: [RequestDispatcher.Outcome] = []
-        outcomes.reserveCapacity(items.count)
-        var needsFetch = false
-        for item in items {
-            if let refusal = refusal(for: item) {
-                outcomes.append(.reply(refusal.isEmpty ? nil : refusal))
-                continue
-            }
-            let outcome = dispatcher.respond(to: item)
-            if case .reply = outcome {} else { needsFetch = true }
-            outcomes.append(outcome)
-        }
-        guard needsFetch else {
-            let replies = outcomes.map { outcome -> [UInt8]? in
-                if case .reply(let bytes) = outcome { return bytes }
-                return nil
-            }
-            if let line = Self.batchLine(replies, ids: ids) { writeLine(line) }
-            return
-        }
-        let snapshot = outcomes
-        guard let channel = context?.channel else { return }
-        startAsync { dispatcher in
-            let replies = await withTaskGroup(of: (Int, [UInt8]?).self) { group in
-                var replies = [[UInt8]?](repeating: nil, count: snapshot.count)
-                for (index, outcome) in snapshot.enumerated() {
-                    switch outcome {
-                    case .reply(let bytes): replies[index] = bytes
-                    case .fetch(let pending): group.addTask { (index, await dispatcher.fetch(pending)) }
-                    case .invalidate(let params, let id):
-                        group.addTask { (index, await dispatcher.invalidate(params, id: id)) }
-                    case .reload(let id):
-                        group.addTask {
-                            (index, await dispatcher.reload(id: id, peerUID: await Self.peerUID(of: channel)))
-                        }
-                    }
-                }
-                for await (index, bytes) in group { replies[index] = bytes }
-                return replies
-            }
-            return Self.batchLine(replies, ids: ids)
-        }
-    }
-
-    /// Most bytes of one batch's reply line. `--max-batch` bounds the requests, not their
-    /// replies: a contact may be up to 1 MiB, so a full batch could otherwise ask for a gigabyte.
-    static let maxBatchReplyBytes = 16 << 20
-
-    /// `[r1,r2,…]` of the replies given (`nil`: a notification's), or `nil` when every element was
-    /// a notification. Past `maxBatchReplyBytes`, each further request is answered with
-    /// `batch_too_large` instead of its reply (`ids` gives its id).
-    private static func batchLine(_ replies: [[UInt8]?], ids: [JSONValue?]) -> [UInt8]? {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        var first = true
-        for (index, reply) in replies.enumerated() {
-            guard var reply else { continue }
-            if out.count + reply.count > maxBatchReplyBytes {
-                reply = RPCResponse.failure(
-                    id: ids[index] ?? .null,
-                    error: .batchReplyTooLarge(limit: maxBatchReplyBytes)
-                )
-            }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(contentsOf: reply)
-        }
-        guard !first else { return nil }
-        out.append(UInt8(ascii: "]"))
-        return out
-    }
-
     /// Runs `work` in a task and writes its reply back on the event loop.
-    private func startAsync(_ work: @escaping @Sendable (RequestDispatcher) async -> [UInt8]?) {
+    func startAsync(_ work: @escaping @Sendable (RequestDispatcher) async -> [UInt8]?) {
         guard let context else { return }
         inFlight += 1
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -423,7 +347,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         closeIfDone()
     }
 
-    private func writeLine(_ object: [UInt8]) {
+    func writeLine(_ object: [UInt8]) {
         guard let context, !object.isEmpty else { return }
         prepareOutput(context, room: object.count + 1)
         output!.writeBytes(object)

@@ -10,29 +10,21 @@ import Synchronization
 // MARK: - One loop of the fast lane: its thread, its epoll set, its connections
 
 extension FastLane {
-    enum Command: Sendable {
-        case stopAccepting
-        case closeAll
-        case ping
-        /// Serve this connection, accepted and admitted by another loop.
-        case adopt(Int32, acceptedAt: Int64, caller: CallerUnits.Tally)
-    }
-
     /// One loop. Its mutable state is touched only by its own thread (`run()`); other threads
     /// only `post` commands, which go through a lock and an eventfd.
     final class Loop: @unchecked Sendable {
         let index: Int
-        private let epollFD: Int32
+        let epollFD: Int32
         private let wakeFD: Int32
         private let listener: Int32
         private let exclusive: Bool
         private let hits: HitWriter
         private let rules: ConnectionRules
-        private let host: any FastLaneHost
+        let host: any FastLaneHost
         private let gauge: HandOverGauge
         private let callers: CallerUnits
         /// The idle timeout in nanoseconds; 0 = none.
-        private let idleNanos: Int64
+        let idleNanos: Int64
         // A pthread mutex (not `Synchronization.Mutex`, which ThreadSanitizer does not model; security.md).
         private let mailbox = NIOLockedValueBox(Mailbox())
         /// All loops, this one included; set before they start, read-only after.
@@ -47,7 +39,7 @@ extension FastLane {
         }
 
         /// A connection on this loop.
-        private struct Connection {
+        struct Connection {
             /// When it last sent something (monotonic ns).
             var lastRead: Int64
             /// Where its lookups are counted.
@@ -55,7 +47,7 @@ extension FastLane {
         }
 
         // The loop thread's own state.
-        private var connections: [Int32: Connection] = [:]
+        var connections: [Int32: Connection] = [:]
         private var accepting = true
         /// Set when accepting failed for want of descriptors or memory: accept again after it.
         private var acceptPausedUntil: Int64?
@@ -385,38 +377,6 @@ extension FastLane {
                     gauge: gauge
                 )
             )
-        }
-
-        // MARK: Closing
-
-        private func closeIdle(now: Int64) {
-            let idle = connections.compactMap { fd, connection in now - connection.lastRead >= idleNanos ? fd : nil }
-            for fd in idle { closeConnection(fd) }
-        }
-
-        private func closeConnection(_ fd: Int32) {
-            guard connections.removeValue(forKey: fd) != nil else { return }
-            close(fd)
-            host.release()
-        }
-
-        private func closeConnections() {
-            for fd in Array(connections.keys) { closeConnection(fd) }
-        }
-
-        // MARK: System
-
-        private func watch(_ fd: Int32, events: UInt32) {
-            var event = epoll_event()
-            event.events = events
-            event.data.fd = fd
-            epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
-        }
-
-        private static func now() -> Int64 {
-            var time = timespec()
-            clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
-            return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
         }
     }
 
