@@ -85,6 +85,10 @@ toolchain = [
     ("ICU and its data (swift-foundation-icu)", "swift-foundation-icu", "2016-2025 Unicode, Inc.", "Unicode-3.0"),
     ("Dispatch (swift-corelibs-libdispatch)", "swift-corelibs-libdispatch",
      "2008-2025 Apple Inc. and the Swift project authors", "Apache-2.0 with Swift Runtime Library Exception"),
+    # lintian finds a zlib (1.3.2.1) in the binary beside Debian's, which contactd links dynamically;
+    # it comes with the toolchain's static libraries.
+    ("zlib, as the toolchain's static libraries carry it", "zlib", "1995-2024 Jean-loup Gailly and Mark Adler",
+     "Zlib", "1.3.2.1"),
 ]
 
 paragraphs = []
@@ -107,14 +111,14 @@ for checkout, linked in packages.items():
                 f"License: {licence}\n"
                 f"Comment: {what}, linked in statically."
             )
-for what, name, holder, licence in toolchain:
+for what, name, holder, licence, *version in toolchain:
     paragraphs.append(
         f"Files: swift-toolchain/{name}/*\n"
         f"Copyright: {holder}\n"
         f"License: {licence}\n"
         f"Comment: {what} from the Swift {swift_version} toolchain, linked in statically."
     )
-    built_using.append(f"{name} (= {swift_version})")
+    built_using.append(f"{name} (= {version[0] if version else swift_version})")
 
 missing = sorted(m for m in modules if not any(m in linked for linked in packages.values()))
 own = pathlib.Path(copyright_in).read_text().rstrip("\n")
