@@ -90,15 +90,12 @@ import Testing
             return socket.port
         }()
         try await withDaemon(apiURL: "http://127.0.0.1:\(port)") { client in
-            let started = ContinuousClock.now
             let first = try await roundTrip(client, getPhone(johnPhone))
-            let firstTook = started.duration(to: .now)
             #expect(first.errorReason == "upstream_unavailable")
+            // The answer is the refused attempts' own, not the 5 s deadline's ("no answer within
+            // the 5s deadline"): said by what it says, not by a wall-clock bound a loaded machine
+            // can miss (4 s was missed by 0.37 s with a build running beside the suite).
             #expect(Self.plainMessage(first).hasSuffix("connection refused"), "\(first)")
-            // Three refused attempts and two short backoffs (well under a second), not the 5 s
-            // deadline; the bound leaves room for a loaded machine (2 s was missed by 0.23 s once
-            // with a soak running beside the suite).
-            #expect(firstTook < .seconds(4), "took \(firstTook)")
             var upstream = try await stats(client)["upstream"]
             #expect(upstream?["requests"]?.intValue == 3)
             #expect(upstream?["retries"]?.intValue == 2)
@@ -106,9 +103,8 @@ import Testing
             _ = try await roundTrip(client, getPhone("+442079460958", id: 2))
             upstream = try await stats(client)["upstream"]
             #expect(upstream?["circuit"]?["state"]?.stringValue == "open")
-            let openStarted = ContinuousClock.now
+            // Answered without trying: the breaker's own answer, and no new call made.
             let refused = try await roundTrip(client, getPhone("+4930901820", id: 3))
-            #expect(openStarted.duration(to: .now) < .milliseconds(500))
             #expect(refused.errorReason == "upstream_unavailable")
             #expect(Self.plainMessage(refused).contains("circuit open"), "\(refused)")
             #expect(try await stats(client)["upstream"]?["requests"]?.intValue == upstream?["requests"]?.intValue)
@@ -128,15 +124,12 @@ import Testing
             apiURL: "http://127.0.0.1:\(listener.port)",
             connectTimeout: .milliseconds(300)
         ) { client in
-            let started = ContinuousClock.now
             let reply = try await roundTrip(client, getPhone(johnPhone))
-            let took = started.duration(to: .now)
             #expect(reply.errorReason == "upstream_unavailable")
+            // Three 0.3 s connects and two short backoffs, not the 5 s deadline: the answer is the
+            // connect timeout's own and all three attempts were made (a wall-clock bound said it
+            // less well, and a loaded machine missed it).
             #expect(Self.plainMessage(reply).hasSuffix("timed out connecting to the API"), "\(reply)")
-            // Three 0.3 s connects and two short backoffs, not the 5 s deadline: under 4.5 s
-            // proves that much, and leaves a loaded machine its late timers (3 s was missed by
-            // 0.5 s with the whole suite running at once).
-            #expect(took < .seconds(4.5), "took \(took)")
             #expect(try await stats(client)["upstream"]?["retries"]?.intValue == 2)
         }
     }
@@ -164,11 +157,13 @@ import Testing
     }
 
     /// A TLS endpoint whose certificate does not verify (self-signed): named as such.
-    @Test func aCertificateThatDoesNotVerifyIsNamed() async throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
-            print("skipped: /usr/bin/openssl is missing (Debian package openssl) to make a certificate")
-            return
-        }
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"),
+            "needs /usr/bin/openssl (Debian package openssl) to make a certificate"
+        )
+    )
+    func aCertificateThatDoesNotVerifyIsNamed() async throws {
         try await withTemporaryDirectory { dir in
             let made = try await runCommand(
                 URL(fileURLWithPath: "/usr/bin/openssl"),
