@@ -25,6 +25,7 @@ import Testing
         hostPassword: String? = nil,
         hostKeys: [String?] = [],
         redisArguments: [String] = [],
+        hostArguments: @Sendable (FakeContactAPI) -> [String] = { _ in [] },
         _ body: (Fleet) async throws -> Void
     ) async throws {
         guard RedisServer.isAvailable else {
@@ -43,10 +44,11 @@ import Testing
                             atPath: hostDirectory,
                             withIntermediateDirectories: true
                         )
-                        var arguments = [
-                            "--api-url", api.baseURL, "--log-level", "info",
-                            "--shared-cache", index == 0 ? "unix:\(redis.socketPath)" : redis.url,
-                        ]
+                        var arguments =
+                            [
+                                "--api-url", api.baseURL, "--log-level", "info",
+                                "--shared-cache", index == 0 ? "unix:\(redis.socketPath)" : redis.url,
+                            ] + hostArguments(api)
                         if let hostPassword {
                             let file = hostDirectory + "/redis-password"
                             try hostPassword.write(toFile: file, atomically: true, encoding: .utf8)
@@ -97,6 +99,49 @@ import Testing
             "state"
         ]?
         .stringValue
+    }
+
+    /// The shared tier in a trace (issue #26, item 6): host A's miss claims the key in Redis and
+    /// calls the API, which holds its answer; host B's miss of the same key finds the claim and
+    /// waits for A's fetch (B's stats say when it waits: the API is released only then); B's
+    /// answer comes through Redis. Each step is a span, in each caller's own trace.
+    @Test func theSharedTierAndAWaitForAnotherHostsClaimAreTraced() async throws {
+        let traced: @Sendable (FakeContactAPI) -> [String] = { ["--otlp-endpoint", $0.baseURL] }
+        try await withFleet(count: 2, hostArguments: traced) { fleet in
+            let (traceA, traceB) = ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+            func lookUp(_ host: SpawnedDaemon, trace: String) async throws -> JSONValue {
+                let params = #"{"phone_number":"+14155551234","traceparent":"00-\#(trace)-00f067aa0ba902b7-01"}"#
+                return try await call(host, #"{"jsonrpc":"2.0","id":1,"method":"contact.get","params":\#(params)}"#)
+            }
+            fleet.api.hold()
+            async let a = lookUp(fleet.hosts[0], trace: traceA)
+            try await fleet.api.waitForCalls(1)
+            async let b = lookUp(fleet.hosts[1], trace: traceB)
+            let stats = #"{"jsonrpc":"2.0","id":2,"method":"cache.stats"}"#
+            while try await call(fleet.hosts[1], stats)["result"]?["shared"]?["waits"]?.intValue ?? 0 < 1 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            fleet.api.release()
+            #expect(try await a["result"]?["cache"]?["status"]?.stringValue == "miss")
+            let answerB = try await b
+            #expect(answerB["result"]?["cache"]?["tier"]?.stringValue == "shared", "\(answerB)")
+            #expect(fleet.api.calls == 1)
+
+            let spans = try await TracingTests.spans(from: fleet.api) { spans in
+                spans.contains { $0.traceID == traceB && $0.name == "contact.get" }
+                    && spans.contains { $0.traceID == traceA && $0.name == "contact.get" }
+            }
+            let lookupA = spans.first { $0.traceID == traceA && $0.name == "contactd.shared_cache.lookup" }
+            #expect(lookupA?.attributes["contactd.shared_cache.result"] == "claimed", "\(spans)")
+            #expect(spans.contains { $0.traceID == traceA && $0.name == "contactd.api.attempt" })
+            let lookupB = spans.first { $0.traceID == traceB && $0.name == "contactd.shared_cache.lookup" }
+            #expect(lookupB?.attributes["contactd.shared_cache.result"] == "fetched_elsewhere", "\(spans)")
+            let waitB = spans.first { $0.traceID == traceB && $0.name == "contactd.shared_cache.wait_for_claim" }
+            #expect(waitB?.attributes["contactd.shared_cache.found"] == "true")
+            let fetchB = spans.first { $0.traceID == traceB && $0.name == "contactd.fetch" }
+            #expect(fetchB?.attributes["contactd.fetch.source"] == "shared")
+            #expect(!spans.contains { $0.traceID == traceB && $0.name == "contactd.api.attempt" })
+        }
     }
 
     func waitForSharedCache(_ host: SpawnedDaemon, state: String, within seconds: Double = 10) async throws {
