@@ -2,7 +2,6 @@ import Histogram
 import Logging
 import NIOConcurrencyHelpers
 import Synchronization
-import Tracing
 
 // MARK: - Fetching: one shared fetch per key, under the breaker, the API budget and the retry policy
 
@@ -50,14 +49,12 @@ extension ContactLookup {
         refreshing entry: ContactID?,
         started: Double
     ) async {
-        let fetched = await tracing.span("contactd.fetch") { span in
-            span?.attributes["contactd.key.kind"] = key.kindName
-            span?.attributes["contactd.refresh"] = entry != nil
-            let fetched = await fetch(key, generation: generation, started: started)
-            span?.attributes["contactd.fetch.source"] = fetched.shared != nil ? "shared" : "api"
-            if case .failure(let error) = fetched.result { span?.fail(APICallOutcome(.failure(error)).rawValue) }
-            return fetched
-        }
+        // Traced in a call of its own: with tracing off, a fetch is what it was without it (a
+        // closure around each step cost the miss path memory per fetch in flight).
+        let fetched =
+            tracing.isOn
+            ? await tracedFetch(key, generation: generation, started: started, refresh: entry != nil)
+            : await fetch(key, generation: generation, started: started)
         settle(key, fetched, ticket: ticket, generation: generation, background: entry != nil)
         cache.endFill(ticket)
         flights.withLockedValue { flights in
@@ -77,7 +74,7 @@ extension ContactLookup {
     /// the last failure): a fetch refused here (a 429 hold, the circuit, the API budget, a rejected
     /// token) learned nothing new. Recording a hold's own refusal as a fresh 429 renewed the hold
     /// on every lookup, so a contact asked for steadily never reached the API again.
-    private struct Fetched {
+    struct Fetched {
         /// What the waiters hear.
         var result: Result<Contact, LookupError>
         /// The API's last answer in this fetch; `nil` when it was not called.
@@ -90,7 +87,7 @@ extension ContactLookup {
 
     /// One fetch: up to `retryAttempts` API calls within one deadline, each allowed by the
     /// breaker and holding a budget slot.
-    private func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Fetched {
+    func fetch(_ key: ContactKey, generation: Int, started: Double) async -> Fetched {
         // One policy for the whole fetch, whatever a reload does meanwhile.
         let policy = self.policy
         // End a little before the waiters' deadline so they hear the real outcome, not a timeout.
@@ -103,11 +100,8 @@ extension ContactLookup {
             // however many hosts miss at once). A claim lasts half the deadline: a host that dies
             // holding one delays the others by that, not by their whole deadline.
             let lease = policy.deadline.seconds / 2
-            let answer = await tracing.span("contactd.shared_cache.lookup", kind: .client) { span in
-                let answer = await shared.lookUp(key, lease: lease)
-                span?.attributes["contactd.shared_cache.result"] = answer.name
-                return answer
-            }
+            let answer =
+                tracing.isOn ? await tracedLookUp(shared, key, lease: lease) : await shared.lookUp(key, lease: lease)
             switch answer {
             case .found(let entry):
                 if let usable = usable(entry) { return usable }
@@ -116,11 +110,9 @@ extension ContactLookup {
             case .fetchedElsewhere:
                 let until = min(started + lease, deadline - shortest)
                 // Another host holds the fleet's claim on this key: wait for what it fetches.
-                let peer = await tracing.span("contactd.shared_cache.wait_for_claim") { span in
-                    let entry = await shared.awaitPeer(key, until: until)
-                    span?.attributes["contactd.shared_cache.found"] = entry != nil
-                    return entry
-                }
+                let peer =
+                    tracing.isOn
+                    ? await tracedAwaitPeer(shared, key, until: until) : await shared.awaitPeer(key, until: until)
                 if let entry = peer, let usable = usable(entry) { return usable }
             case .unavailable:
                 break
@@ -130,7 +122,7 @@ extension ContactLookup {
     }
 
     /// What one attempt came to: refused before the API was called, or the API's answer.
-    private enum Attempt: Sendable {
+    enum Attempt: Sendable {
         case refused(LookupError)
         case answered(Result<Contact, LookupError>)
     }
@@ -169,26 +161,18 @@ extension ContactLookup {
                 let number = started
                 let hedge = number > 1 && running > 1
                 group.addTask {
-                    // Attempt 2 and later are retries (or, beside one still running, hedges).
-                    await self.tracing.span("contactd.api.attempt", kind: .client) { span in
-                        span?.attributes["contactd.attempt"] = number
-                        span?.attributes["contactd.hedge"] = hedge
-                        let attempt = await self.attempt(key, deadline: deadline, shortest: shortest, hedge: hedge)
-                        switch attempt {
-                        case .refused(let error):
-                            span?.attributes["contactd.api.called"] = false
-                            span?.fail(APICallOutcome(.failure(error)).rawValue)
-                        case .answered(let result):
-                            span?.attributes["contactd.api.called"] = true
-                            span?.attributes["contactd.api.outcome"] = APICallOutcome(result).rawValue
-                            if case .failure = result, case let outcome = APICallOutcome(result),
-                                outcome != .notFound
-                            {
-                                span?.fail(outcome.rawValue)
-                            }
-                        }
-                        return .finished(attempt)
+                    guard self.tracing.isOn else {
+                        return .finished(await self.attempt(key, deadline: deadline, shortest: shortest, hedge: hedge))
                     }
+                    return .finished(
+                        await self.tracedAttempt(
+                            key,
+                            number: number,
+                            deadline: deadline,
+                            shortest: shortest,
+                            hedge: hedge
+                        )
+                    )
                 }
                 if number < policy.retryAttempts {
                     let wait = max(shortest, (deadline - real.now()) / 2)
@@ -250,7 +234,7 @@ extension ContactLookup {
     /// the time left until `deadline`. A `hedge` (beside an attempt still running) takes a slot
     /// only if one is free now: it never queues behind other lookups' calls, and an attempt that
     /// is itself waiting for a slot is not hedged at all.
-    private func attempt(_ key: ContactKey, deadline: Double, shortest: Double, hedge: Bool) async -> Attempt {
+    func attempt(_ key: ContactKey, deadline: Double, shortest: Double, hedge: Bool) async -> Attempt {
         let real = MonotonicClock.system
         if let refusal = refusal(for: key) { return .refused(refusal) }
         let permit = breaker.permit()

@@ -14,6 +14,9 @@ package struct LookupTracer: Sendable {
 
     package static let off = LookupTracer(nil)
 
+    /// Whether spans are made: when not, callers take the plain path, with no closure around it.
+    package var isOn: Bool { tracer != nil }
+
     /// Runs `body` inside a span named `name` (a child of `context`, or of the task's current
     /// context); `body` gets the span to set attributes on, `nil` when tracing is off.
     package func span<T: Sendable>(

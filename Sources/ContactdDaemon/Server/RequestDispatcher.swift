@@ -130,12 +130,23 @@ package final class RequestDispatcher: Sendable {
         return out
     }
 
-    /// Finishes a lookup that needed the API: with tracing on, in a span of its own, a child of
-    /// the caller's `traceparent` when it gave one.
+    /// Finishes a lookup that needed the API (with tracing on, in a span: `tracedGet`).
     func fetch(_ pending: PendingLookup) async -> [UInt8]? {
+        let result =
+            lookup.tracing.isOn
+            ? await tracedGet(pending)
+            : await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
+        log.record(pending.key, result)
+        if case .failure(let error) = result { failures.count(error: RPCError(error)) }
+        guard let id = pending.id else { return nil }
+        return ContactReply.object(id: id, result)
+    }
+
+    /// The lookup in a span of its own, a child of the caller's `traceparent` when it gave one.
+    private func tracedGet(_ pending: PendingLookup) async -> Result<LookupResult, LookupError> {
         let tracing = lookup.tracing
-        let context = tracing.tracer == nil ? nil : tracing.context(traceparent: pending.traceparent)
-        let result = await tracing.span("contact.get", kind: .server, context: context) { span in
+        let context = tracing.context(traceparent: pending.traceparent)
+        return await tracing.span("contact.get", kind: .server, context: context) { span in
             span?.attributes["rpc.system"] = "jsonrpc"
             span?.attributes["rpc.method"] = "contact.get"
             span?.attributes["contactd.key.kind"] = pending.key.kindName
@@ -149,10 +160,6 @@ package final class RequestDispatcher: Sendable {
             }
             return result
         }
-        log.record(pending.key, result)
-        if case .failure(let error) = result { failures.count(error: RPCError(error)) }
-        guard let id = pending.id else { return nil }
-        return ContactReply.object(id: id, result)
     }
 
     private func handle(_ request: RPCRequest) throws(RPCError) -> Outcome {
