@@ -66,7 +66,12 @@ try:
         # 20 MiB, not 16, since issue #23: a fetch is a task group whose attempt and hedge timer are
         # child tasks, and at 512 in flight the heap holds their memory until the trim after
         # emptying (+32.3 and +34.1 MiB filled, +6.5 and +6.8 emptied: nothing left behind).
-        ("the fill grew RSS by at most the cache's bytes + 20 MiB", filled - before <= stats["bytes"] + (20 << 20)),
+        # 24 since issue #26: fresh-clone runs on this machine measured +32.6 to +37.6 MiB while full
+        # (+33.6 to +35.6 when run alone), and a same-run A/B of release builds before and after
+        # the issue (+26.9-29.0 and +27.8-30.9) showed no growth beyond that spread. What this
+        # check exists for, a heap that cannot give back what a burst used, is the emptied check
+        # below; this one catches the cache's own bytes growing out of bound.
+        ("the fill grew RSS by at most the cache's bytes + 24 MiB", filled - before <= stats["bytes"] + (24 << 20)),
         ("emptying the cache brought RSS within 12 MiB of the start", emptied - before <= 12 << 20),
     ]
     for name, ok in checks:
