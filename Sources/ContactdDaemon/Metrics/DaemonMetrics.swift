@@ -103,7 +103,9 @@ package final class DaemonMetrics: APICallObserver, Sendable {
     private func bringUpToDate(_ exported: inout Exported) {
         guard let sources = sources.withLockedValue({ $0 }) else { return }
         let stats = sources.lookup.stats
-        func count(_ metric: MetricName, _ labels: [(String, String)], _ total: Int) {
+        /// Brings the series up to `total`; returns its key in `exported`.
+        @discardableResult
+        func count(_ metric: MetricName, _ labels: [(String, String)], _ total: Int) -> String {
             let key = metric.name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
             let counter =
                 exported.counters[key]
@@ -112,6 +114,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
             let delta = total - (exported.totals[key] ?? 0)
             if delta > 0 { counter.increment(by: Int64(delta)) }
             exported.totals[key] = total
+            return key
         }
         count(.lookups, [("status", "hit")], stats.hits)
         count(.lookups, [("status", "stale")], stats.staleHits + stats.staleIfError)
@@ -128,8 +131,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         // at 0 (Prometheus reads that as a counter reset).
         var units: Set<String> = []
         for (unit, lookups) in sources.callers.labelledCounts() {
-            count(.unitLookups, [("unit", unit)], lookups)
-            units.insert(MetricName.unitLookups.name + "unit=\(unit)")
+            units.insert(count(.unitLookups, [("unit", unit)], lookups))
         }
         for key in exported.counters.keys where key.hasPrefix(MetricName.unitLookups.name) && !units.contains(key) {
             exported.counters.removeValue(forKey: key)?.destroy()
