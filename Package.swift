@@ -180,6 +180,7 @@ let package = Package(
                 "ContactdDaemon",
                 "ContactdClient",
                 "FakeContactAPI",
+                "RedisClient",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

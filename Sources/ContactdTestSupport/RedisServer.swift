@@ -70,7 +70,7 @@ package final class RedisServer: Sendable {
 
 }
 
-private final class LockedProcess: @unchecked Sendable {
+final class LockedProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var child: ChildProcess?
 

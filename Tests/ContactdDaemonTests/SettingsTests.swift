@@ -34,6 +34,7 @@ import Testing
         "shared-cache-password-file": ("/etc/contactd/redis-password", "/etc/contactd/redis-password"),
         "shared-cache-key-file": ("/etc/contactd/redis-key", "/etc/contactd/redis-key"),
         "shared-cache-ca-file": ("/etc/contactd/redis-ca.pem", "/etc/contactd/redis-ca.pem"),
+        "shared-cache-sentinel-password-file": ("/etc/contactd/sentinel-password", "/etc/contactd/sentinel-password"),
         "log-personal-data": ("true", "on"), "demo": ("1", "on"),
     ]
 
@@ -299,7 +300,7 @@ import Testing
         try uncommented.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let values = try ConfigFile.read(file)
-        #expect(values.count >= DaemonConfiguration.settings.count - 12)
+        #expect(values.count >= DaemonConfiguration.settings.count - 13)
         let configuration = try DaemonConfiguration.load(arguments: ["config": file], environment: [:])
         for setting in DaemonConfiguration.settings where setting.name != "config" {
             #expect(setting.text(in: configuration) == setting.text(in: DaemonConfiguration()), "\(setting.name)")

@@ -81,7 +81,7 @@ import Testing
     /// acted on: an old `*` cannot empty the fleet again.
     @Test func aReplayedOrOldMessageIsIgnored() throws {
         let cache = SharedCache(
-            address: try RedisAddress(parsing: "redis://127.0.0.1:1"),
+            target: try RedisTarget(parsing: "redis://127.0.0.1:1"),
             prefix: "contactd:",
             timeout: .milliseconds(20),
             seal: try SharedCacheSeal(key: Self.key),

@@ -204,12 +204,12 @@ extension DaemonConfiguration {
             "shared-cache",
             .value("url"),
             help:
-                "Share the cache with other hosts through Redis: redis://host[:port][/db], rediss://… (TLS) or unix:PATH.",
+                "Share the cache with other hosts through Redis: redis://host[:port][/db], rediss://… (TLS), unix:PATH, or sentinel://host:port[,host:port…]/NAME[?db=N] (sentinels:// for TLS) to follow the primary Redis Sentinel names.",
             unset: "off",
             show: { $0.sharedCache.address?.description },
             parse: { c, text in
                 do {
-                    c.sharedCache.address = try RedisAddress(parsing: text)
+                    c.sharedCache.address = try RedisTarget(parsing: text)
                 } catch let error as RedisAddressError {
                     throw ConfigurationError(error.description)
                 }
@@ -244,11 +244,18 @@ extension DaemonConfiguration {
             help: "File holding Redis's password (never a flag value)."
         ),
         .optionalText(
+            "shared-cache-sentinel-password-file",
+            \.sharedCache.sentinelPasswordFile,
+            placeholder: "path",
+            unset: "the shared-cache-sentinel-password credential, if any",
+            help: "With sentinel://: file holding the sentinels' own password (never a flag value)."
+        ),
+        .optionalText(
             "shared-cache-ca-file",
             \.sharedCache.caFile,
             placeholder: "path",
             unset: "the system's trusted CAs",
-            help: "For rediss://: PEM file of the certificate authorities to trust."
+            help: "For rediss:// and sentinels://: PEM file of the certificate authorities to trust."
         ),
         .optionalText(
             "shared-cache-key-file",

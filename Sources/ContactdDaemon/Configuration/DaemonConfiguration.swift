@@ -62,15 +62,18 @@ package struct DaemonConfiguration: Sendable {
 
     /// The cache several hosts share (`--shared-cache`, docs/scale.md).
     package struct SharedCache: Sendable {
-        /// Where Redis listens; `nil` = no shared cache. Default none.
-        package var address: RedisAddress?
+        /// Where Redis listens, or the sentinels that know; `nil` = no shared cache. Default none.
+        package var address: RedisTarget?
         /// Prepended to every key and to the invalidation channel. Default `contactd:`.
         package var prefix = "contactd:"
         /// Longest wait for Redis per lookup. Default 20 ms.
         package var timeout: Duration = .milliseconds(20)
         /// A file holding Redis's password; else the `shared-cache-password` credential. Default none.
         package var passwordFile: String?
-        /// For `rediss://`: a PEM file of the CAs to trust instead of the system's. Default none.
+        /// With `sentinel://`: a file holding the sentinels' password; else the
+        /// `shared-cache-sentinel-password` credential. Default none.
+        package var sentinelPasswordFile: String?
+        /// For `rediss://` and `sentinels://`: a PEM file of the CAs to trust instead of the system's. Default none.
         package var caFile: String?
         /// A file holding the key that encrypts what is stored in Redis; else the
         /// `shared-cache-key` credential; none: stored in clear. Default none.

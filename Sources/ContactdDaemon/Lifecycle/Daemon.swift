@@ -152,9 +152,15 @@ package enum Daemon {
             credential: "shared-cache-key",
             environment: environment
         )
+        let sentinelPassword = try APIToken.secret(
+            file: configuration.sharedCache.sentinelPasswordFile,
+            flag: "--shared-cache-sentinel-password-file",
+            credential: "shared-cache-sentinel-password",
+            environment: environment
+        )
         let sharedCache = try configuration.sharedCache.address.map { address throws(ConfigurationError) in
             SharedCache(
-                address: address,
+                target: address,
                 prefix: configuration.sharedCache.prefix,
                 timeout: configuration.sharedCache.timeout,
                 seal: try sharedCacheKey.map { key throws(ConfigurationError) in try SharedCacheSeal(key: key.secret) },
@@ -257,6 +263,7 @@ package enum Daemon {
             let service = SharedCacheService(
                 cache: sharedCache,
                 password: sharedCachePassword?.secret,
+                sentinelPassword: sentinelPassword?.secret,
                 certificateAuthorities: configuration.sharedCache.caFile,
                 lookup: lookup,
                 logger: logger

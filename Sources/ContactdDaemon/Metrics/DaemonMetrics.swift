@@ -160,6 +160,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
             count(.sharedLookups, [("result", "miss")], shared.counts.misses.load(ordering: .relaxed))
             count(.sharedLookups, [("result", "skipped")], shared.counts.skipped.load(ordering: .relaxed))
             count(.sharedErrors, [], shared.counts.errors.load(ordering: .relaxed))
+            count(.sharedFailovers, [], shared.failovers)
         }
         if let snapshots = sources.snapshots, snapshots.writes {
             level(.snapshotAge, [], snapshots.secondsSinceLastWrite ?? sources.status.uptime)
@@ -307,6 +308,10 @@ struct MetricName: Sendable {
         name: "contactd_shared_cache_lookups_total",
         help: "Misses of this host asked of the shared cache: hit, miss, or skipped while it was down."
     )
+    static let sharedFailovers = MetricName(
+        name: "contactd_shared_cache_failovers_total",
+        help: "Times the shared cache came up on another primary than before (a Redis failover followed)."
+    )
     static let sharedErrors = MetricName(
         name: "contactd_shared_cache_errors_total",
         help: "Calls to the shared cache that failed or timed out."
@@ -316,7 +321,8 @@ struct MetricName: Sendable {
     static let all: [MetricName] = [
         lookups, unitLookups, lookupFailures, apiRequests, apiDuration, apiRefused, retries, apiInFlight, queueDepth,
         circuitState, circuitOpened, tokenRejected, cacheEntries, cacheBytes, cacheMemory, evictions, admissionsRefused,
-        refreshes, connections, snapshotAge, snapshotInterval, sharedUp, sharedLookups, sharedErrors, buildInfo,
+        refreshes, connections, snapshotAge, snapshotInterval, sharedUp, sharedLookups, sharedErrors, sharedFailovers,
+        buildInfo,
         cacheMaxEntries,
         cacheMaxBytes, maxConnections, processResident, processVirtual, processOpenFDs, processMaxFDs,
         processStartTime, processCPU,

@@ -19,32 +19,18 @@ extension RedisConnection: SharedCacheConnection {}
 
 /// This host's side of the fleet's shared cache (`--shared-cache`): a `SharedTier` on Redis.
 ///
-/// What Redis holds is in `SharedCacheLayout`. Reads (a lookup's GET and claim, a wait for a
-/// peer) go straight out; every write (fills, releases, invalidations) goes through the one
-/// `SharedCacheWriter`, in order. A fill lands only while its claim holds (the lease rule), so an
-/// invalidation on any host is final for the fleet (docs/scale.md).
+/// Three rooms: what Redis holds and the commands that change it are in `SharedCacheLayout`
+/// (the codec); the connection's state is `SharedCacheLink` (the state machine, driven by
+/// `SharedCacheService`); this class is the adapter between them and the lookups. Reads (a
+/// lookup's GET and claim, a wait for a peer) go straight out; every write (fills, releases,
+/// invalidations) goes through the one `SharedCacheWriter`, in order. A fill lands only while its
+/// claim holds (the lease rule), so an invalidation on any host is final for the fleet
+/// (docs/scale.md).
 ///
 /// Redis is an accelerator, never a dependency. Each call waits at most `--shared-cache-timeout`;
-/// a failed or slow call marks the connection down (`State`), every lookup then skips Redis at
-/// once, and `SharedCacheService` connects again with backoff. One log line per change of state.
+/// a failed or slow call marks the connection down, every lookup then skips Redis at once, and
+/// `SharedCacheService` connects again with backoff. One log line per change of state.
 package final class SharedCache: SharedTier, Sendable {
-    /// The connection's state: what every lookup reads first.
-    enum State: Sendable {
-        /// Not connected yet (the service is connecting).
-        case connecting
-        case up(any SharedCacheConnection)
-        /// The last attempt or call failed; nothing is asked until the service reconnects.
-        case down(reason: String)
-
-        var name: String {
-            switch self {
-            case .connecting: "connecting"
-            case .up: "up"
-            case .down: "down"
-            }
-        }
-    }
-
     /// Counts for `cache.stats` and the metrics.
     final class Counts: Sendable {
         let hits = Atomic<Int>(0)
@@ -56,30 +42,27 @@ package final class SharedCache: SharedTier, Sendable {
         let invalidationsReceived = Atomic<Int>(0)
     }
 
-    let address: RedisAddress
+    let target: RedisTarget
     let timeout: TimeAmount
     let layout: SharedCacheLayout
-    private let state = NIOLockedValueBox<State>(.connecting)
+    private let link = NIOLockedValueBox(SharedCacheLink())
     let counts = Counts()
     private let logger: Logger
     /// Every write goes out through it, in order; its loop runs in `SharedCacheService`.
     let writer = SharedCacheWriter()
-    /// The fleet's invalidation count as this host last knew it (from its own invalidations,
-    /// the messages it heard, and each connect); `nil` before the first connect.
-    private let knownEpoch = NIOLockedValueBox<Int64?>(nil)
-    /// Nonces of the invalidation messages heard this minute and the last.
-    private let heardNonces = NIOLockedValueBox<(minute: Int, current: Set<UInt64>, previous: Set<UInt64>)>(
-        (0, [], [])
-    )
+    private let epoch = NIOLockedValueBox(FleetEpoch())
 
-    init(address: RedisAddress, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
-        self.address = address
+    init(target: RedisTarget, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
+        self.target = target
         self.layout = SharedCacheLayout(prefix: prefix, seal: seal)
         self.timeout = TimeAmount(timeout)
         self.logger = logger
     }
 
-    var stateName: String { state.withLockedValue { $0.name } }
+    var stateName: String { link.withLockedValue { $0.state.name } }
+
+    /// How many times the tier came up on another server than before (a failover followed).
+    var failovers: Int { link.withLockedValue { $0.failovers } }
 
     /// The channel other hosts publish invalidations on.
     var invalidationChannel: String { layout.channel }
@@ -88,15 +71,8 @@ package final class SharedCache: SharedTier, Sendable {
 
     package func lookUp(_ key: ContactKey, lease: Double) async -> SharedLookup {
         let token = UUID().uuidString
-        let replies = await send([
-            ["GET", .text(layout.entryKey(key))],
-            // Read before the claim is taken: an invalidation between the two makes the fill
-            // refuse itself, never the other way round.
-            ["GET", .text(layout.epochKey)],
-            ["SET", .text(layout.claimKey(key)), .text(token), "NX", "PX", .text(String(max(1, Int(lease * 1000))))],
-            ["TIME"],
-        ])
-        guard let replies, replies.count == 4 else { return .unavailable }
+        guard let replies = await send(layout.lookUpCommands(key, token: token, lease: lease)), replies.count == 4
+        else { return .unavailable }
         if let entry = layout.decode(
             replies[0],
             for: key,
@@ -104,13 +80,13 @@ package final class SharedCache: SharedTier, Sendable {
         ) {
             counts.hits.add(1, ordering: .relaxed)
             // Found after all: the claim taken in the same round trip is not needed.
-            if replies[2] != .null { writer.enqueue([releaseCommand(token, for: key)]) }
+            if replies[2] != .null { writer.enqueue([layout.releaseCommand(token, for: key)]) }
             return .found(entry)
         }
         counts.misses.add(1, ordering: .relaxed)
         guard replies[2] != .null else { return .fetchedElsewhere }
         let epoch = replies[1].string.flatMap { Int64($0) } ?? 0
-        return .claimed(token: "\(token) \(epoch)")
+        return .claimed(token: SharedCacheLayout.claim(token: token, epoch: epoch))
     }
 
     package func awaitPeer(_ key: ContactKey, until deadline: Double) async -> SharedEntry? {
@@ -120,11 +96,7 @@ package final class SharedCache: SharedTier, Sendable {
         var pause = 0.005
         while MonotonicClock.system.now() + pause < deadline {
             try? await Task.sleep(for: .seconds(pause))
-            guard
-                let replies = await send([
-                    ["GET", .text(layout.entryKey(key))], ["EXISTS", .text(layout.claimKey(key))], ["TIME"],
-                ]), replies.count == 3
-            else { return nil }
+            guard let replies = await send(layout.peerCommands(key)), replies.count == 3 else { return nil }
             if let entry = layout.decode(
                 replies[0],
                 for: key,
@@ -141,24 +113,8 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     package func store(_ value: CachedValue, for key: ContactKey, lifetime: Double, claim: String) {
-        let parts = claim.split(separator: " ")
-        guard parts.count == 2 else { return }
-        let expiry = Date().timeIntervalSince1970 + lifetime
-        var keys = [key]
-        var idSuffix = "-"
-        if case .contact(let contact) = value {
-            keys += contact.ownKeys.filter { $0 != key }
-            idSuffix = layout.suffix(.id(contact.id))
-        }
-        var command: [RedisArgument] = ["EVAL", .text(SharedCacheLayout.fillScript), .text(String(3 + 2 * keys.count))]
-        command.append(.text(layout.claimKey(key)))
-        command.append(.text(idSuffix == "-" ? layout.claimKey(key) : layout.keySetKey(idSuffix: idSuffix)))
-        command.append(.text(layout.allMarkKey))
-        command += keys.map { .text(layout.entryKey($0)) }
-        command += keys.map { .text(layout.markKey($0)) }
-        command += [.text(String(parts[0])), .text(String(parts[1])), .text(String(max(1, Int(lifetime * 1000))))]
-        command.append(.text(idSuffix))
-        command += keys.map { .bytes(layout.payload(value, for: $0, expiry: expiry)) }
+        guard let claim = SharedCacheLayout.parseClaim(claim) else { return }
+        let command = layout.fillCommand(value, for: key, lifetime: lifetime, token: claim.token, epoch: claim.epoch)
         let counts = self.counts
         writer.enqueue([command]) { replies in
             if replies?.first == .integer(1) { counts.writes.add(1, ordering: .relaxed) }
@@ -166,17 +122,13 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     package func release(_ claim: String, for key: ContactKey) {
-        guard let token = claim.split(separator: " ").first else { return }
-        writer.enqueue([releaseCommand(String(token), for: key)])
+        guard let claim = SharedCacheLayout.parseClaim(claim) else { return }
+        writer.enqueue([layout.releaseCommand(claim.token, for: key)])
     }
 
     package func invalidate(_ keys: [ContactKey]) async -> Bool {
-        let command: [RedisArgument] =
-            ["EVAL", .text(SharedCacheLayout.invalidateScript), .text(String(1 + keys.count)), .text(layout.epochKey)]
-            + keys.map { .text(layout.entryKey($0)) }
-            + [.text(layout.prefix), .text(String(SharedCacheLayout.markMilliseconds))]
-        guard let replies = await writer.write([command]), case .array(let result)? = replies.first,
-            result.count == 2, case .integer(let epoch) = result[0]
+        guard let replies = await writer.write([layout.invalidateCommand(keys)]),
+            case .array(let result)? = replies.first, result.count == 2, case .integer(let epoch) = result[0]
         else {
             return fleetPartFailed("an invalidation")
         }
@@ -191,33 +143,25 @@ package final class SharedCache: SharedTier, Sendable {
             break
         }
         learned(epoch: epoch)
-        let published = await writer.write(
-            all.map { ["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, $0.description))] }
-        )
+        let published = await writer.write(all.map { layout.publishCommand(epoch: epoch, $0.description) })
         return published != nil ? true : fleetPartFailed("an invalidation's message")
     }
 
     package func invalidateAll() async -> Bool {
-        guard
-            let replies = await writer.write([
-                [
-                    "EVAL", .text(SharedCacheLayout.invalidateAllScript), "2", .text(layout.epochKey),
-                    .text(layout.allMarkKey), .text(String(SharedCacheLayout.markMilliseconds)),
-                ]
-            ]), case .integer(let epoch)? = replies.first
+        guard let replies = await writer.write([layout.invalidateAllCommand]),
+            case .integer(let epoch)? = replies.first
         else { return fleetPartFailed("invalidating everything") }
         learned(epoch: epoch)
-        guard
-            await writer.write([["PUBLISH", .text(layout.channel), .bytes(layout.message(epoch: epoch, "*"))]]) != nil
-        else { return fleetPartFailed("the message to empty every host") }
+        guard await writer.write([layout.publishCommand(epoch: epoch, "*")]) != nil else {
+            return fleetPartFailed("the message to empty every host")
+        }
         // Then the entries, a batch per round trip (SCAN, unlike KEYS, does not hold Redis up);
         // claims are voided by the mark and left to expire. Any fill claimed before the mark is
         // refused, so entries written from here on are newer than the invalidation.
         for pattern in layout.entryPatterns {
             var cursor = "0"
             repeat {
-                guard
-                    let replies = await send([["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"]]),
+                guard let replies = await send([layout.scanCommand(cursor: cursor, pattern: pattern)]),
                     case .array(let parts) = replies[0], parts.count == 2, let next = parts[0].string,
                     case .array(let found) = parts[1]
                 else { return fleetPartFailed("removing the shared entries") }
@@ -242,51 +186,33 @@ package final class SharedCache: SharedTier, Sendable {
     // MARK: Invalidations heard and missed
 
     /// Notes an epoch this host took part in or heard of.
-    func learned(epoch: Int64) {
-        knownEpoch.withLockedValue { $0 = max($0 ?? epoch, epoch) }
+    func learned(epoch value: Int64) {
+        epoch.withLockedValue { $0.learned(value) }
     }
-
-    /// How far a message's time may be from this host's clock, and how long its nonce is kept.
-    static let messageWindow = 60.0
 
     /// The key an invalidation message names (`nil` for all), and whether to act on it: not for
     /// garbage, one sent more than a minute from now by this host's clock, or one already heard
-    /// (a replay: its nonce is kept for that minute). Notes its epoch.
+    /// (a replay). Notes its epoch.
     func read(message bytes: ByteBuffer, now: Double = Date().timeIntervalSince1970) -> (key: ContactKey?, valid: Bool)
     {
         guard let message = layout.readMessage(bytes) else { return (nil, false) }
-        let sent = Double(message.sent) / 1000
-        guard abs(now - sent) <= Self.messageWindow else {
+        switch epoch.withLockedValue({ $0.accept(message, now: now) }) {
+        case .fresh:
+            return (message.key, true)
+        case .outOfWindow:
             counts.errors.add(1, ordering: .relaxed)
             logger.debug(
                 "an invalidation message from outside the last minute was ignored (replayed, or a clock far off)"
             )
             return (nil, false)
+        case .replayed:
+            return (nil, false)
         }
-        // Nonces by minute, this one and the last: every message within the window is in one.
-        let minute = Int(now / Self.messageWindow)
-        let fresh = heardNonces.withLockedValue { heard -> Bool in
-            if minute != heard.minute {
-                heard.previous = minute == heard.minute + 1 ? heard.current : []
-                heard.current = []
-                heard.minute = minute
-            }
-            guard !heard.previous.contains(message.nonce) else { return false }
-            return heard.current.insert(message.nonce).inserted
-        }
-        guard fresh else { return (nil, false) }
-        learned(epoch: message.epoch)
-        return (message.key, true)
     }
 
-    /// On each connect: whether the fleet made invalidations this host did not hear while it was
-    /// not connected (then it must drop what it holds: it cannot tell which entries they named).
-    func missedInvalidations(currentEpoch epoch: Int64) -> Bool {
-        knownEpoch.withLockedValue { known in
-            defer { known = epoch }
-            guard let last = known else { return false }
-            return last != epoch
-        }
+    /// On each connect: the server's epoch against what this host knew (`FleetEpoch`).
+    func connected(serverEpoch value: Int64) -> FleetEpoch.Comparison {
+        epoch.withLockedValue { $0.connected(serverEpoch: value) }
     }
 
     // MARK: Reports
@@ -308,42 +234,73 @@ package final class SharedCache: SharedTier, Sendable {
 
     /// `daemon.status`' `shared_cache` member.
     var statusJSON: JSONValue {
-        var object: JSONObject = ["state": .string(stateName), "address": .string(address.description)]
-        if case .down(let reason) = state.withLockedValue({ $0 }) { object["reason"] = .string(reason) }
+        let link = self.link.withLockedValue { $0 }
+        var object: JSONObject = ["state": .string(link.state.name), "address": .string(target.description)]
+        if case .down(let reason) = link.state { object["reason"] = .string(reason) }
+        if case .sentinels = target {
+            // Which server the tier uses, and when it last moved to another one.
+            if case .up(_, let server) = link.state { object["primary"] = .string(server) }
+            object["failovers"] = .int(link.failovers)
+            if let movedAt = link.movedAt {
+                object["moved_at"] = .string(Date(timeIntervalSince1970: movedAt).formatted(.iso8601))
+            }
+        }
         return .object(object)
     }
 
     // MARK: Connection state (driven by SharedCacheService)
 
-    func connected(_ connection: any SharedCacheConnection) {
-        let previous = state.withLockedValue { state in
-            defer { state = .up(connection) }
-            return state
+    /// The connection to `server` is ready. Returns the server used before, when this is another
+    /// one (a failover followed).
+    @discardableResult
+    func connected(_ connection: any SharedCacheConnection, server: String) -> String? {
+        let change = link.withLockedValue {
+            $0.connected(connection, server: server, now: Date().timeIntervalSince1970)
         }
-        if case .up = previous { return }
-        logger.notice("shared cache up", metadata: ["shared_cache.address": "\(address)"])
+        guard case .cameUp(let movedFrom) = change else { return nil }
+        if let movedFrom {
+            logger.notice(
+                "shared cache up on a new primary (\(server)), moved from \(movedFrom)",
+                metadata: ["shared_cache.address": "\(target)"]
+            )
+        } else {
+            logger.notice("shared cache up", metadata: ["shared_cache.address": "\(target)"])
+        }
+        return movedFrom
     }
 
     /// Marks the connection down (once per change) and closes it: `SharedCacheService` then
     /// connects again.
     func markDown(_ reason: String) {
-        let (changed, connection) = state.withLockedValue { state -> (Bool, (any SharedCacheConnection)?) in
-            var connection: (any SharedCacheConnection)?
-            if case .up(let current) = state { connection = current }
-            if case .down = state { return (false, nil) }
-            state = .down(reason: reason)
-            return (true, connection)
-        }
-        guard changed else { return }
+        apply(link.withLockedValue { $0.failed(reason) }, reason: reason)
+    }
+
+    /// A connect attempt failed: how long to wait before the next.
+    func attemptFailed(_ reason: String) -> Double {
+        let (change, pause) = link.withLockedValue { $0.attemptFailed(reason) }
+        apply(change, reason: reason)
+        return pause
+    }
+
+    /// The sentinels announced a new primary: the next attempt is made at once.
+    func primaryMoved() {
+        link.withLockedValue { $0.primaryMoved() }
+    }
+
+    private func apply(_ change: SharedCacheLink.Change, reason: String) {
+        guard case .wentDown(let connection) = change else { return }
         logger.warning(
             "shared cache unavailable: \(reason); serving from this host's cache and the API until it is back",
-            metadata: ["shared_cache.address": "\(address)"]
+            metadata: ["shared_cache.address": "\(target)"]
         )
         if let connection { Task { await connection.close() } }
     }
 
-    var isDown: Bool {
-        state.withLockedValue { if case .down = $0 { true } else { false } }
+    var isDown: Bool { link.withLockedValue { $0.isDown } }
+
+    /// The server the tier is connected to (`host:port` in sentinel mode); `nil` when not up.
+    var currentServer: String? {
+        link.withLockedValue { if case .up(_, let server) = $0.state { server } else { nil } }
     }
 
     // MARK: Sending
@@ -351,7 +308,7 @@ package final class SharedCache: SharedTier, Sendable {
     /// The replies, or `nil` when the shared cache is not up or did not answer in time (it is then
     /// marked down).
     func send(_ commands: [[RedisArgument]]) async -> [RESPValue]? {
-        guard case .up(let connection) = state.withLockedValue({ $0 }) else {
+        guard let connection = link.withLockedValue({ $0.connection }) else {
             counts.skipped.add(1, ordering: .relaxed)
             return nil
         }
@@ -359,7 +316,7 @@ package final class SharedCache: SharedTier, Sendable {
             return try await connection.send(commands, timeout: timeout)
         } catch {
             counts.errors.add(1, ordering: .relaxed)
-            if case .refused(let message) = error, !message.hasPrefix("NOAUTH"), !message.hasPrefix("WRONGPASS") {
+            if case .refused(let message) = error, !Self.meansMoveOn(message) {
                 // The server is there and refused one command (e.g. out of memory): not down.
                 logger.debug("shared cache refused a command: \(error)")
                 return nil
@@ -369,11 +326,9 @@ package final class SharedCache: SharedTier, Sendable {
         }
     }
 
-    private func releaseCommand(_ token: String, for key: ContactKey) -> [RedisArgument] {
-        // Deletes the claim only if it is still this host's (a slow host's lease may have passed).
-        [
-            "EVAL", "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            "1", .text(layout.claimKey(key)), .text(token),
-        ]
+    /// Refusals that say this connection is of no more use: the password changed, or the server
+    /// is a replica now (a failover demoted it; writes must go to the new primary).
+    static func meansMoveOn(_ refusal: String) -> Bool {
+        refusal.hasPrefix("NOAUTH") || refusal.hasPrefix("WRONGPASS") || refusal.hasPrefix("READONLY")
     }
 }
