@@ -139,3 +139,30 @@ package func withTimeout<T: Sendable>(
         return first
     }
 }
+
+/// Starts `contactd` (as `SpawnedDaemon.init`), waits for its READY=1 unless `waitForReady` is
+/// false, runs `body`, and stops the daemon however `body` ends.
+package func withSpawnedDaemon<T>(
+    directory: String,
+    arguments: [String],
+    environment: [String: String] = [:],
+    descriptorLimit: Int? = nil,
+    waitForReady: Bool = true,
+    _ body: (SpawnedDaemon) async throws -> T
+) async throws -> T {
+    let daemon = try SpawnedDaemon(
+        directory: directory,
+        arguments: arguments,
+        environment: environment,
+        descriptorLimit: descriptorLimit
+    )
+    do {
+        if waitForReady { _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") } }
+        let result = try await body(daemon)
+        await daemon.stop()
+        return result
+    } catch {
+        await daemon.stop()
+        throw error
+    }
+}

@@ -60,28 +60,31 @@ import Testing
         try await withFakeAPI(contacts: [], expectedToken: nil) { api in
             api.setBehavior(.status(503))
             try await withTemporaryDirectory { dir in
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--retry-attempts", "1"],
                     environment: ["CONTACTD_API_TOKEN": "bench-token"]
-                )
-                defer { Task { await daemon.stop() } }
-                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-                let run = try await runProduct(
-                    "contactd-bench",
-                    [
-                        "run", "--socket", daemon.socketPath, "--no-prefill", "--key-count", "20", "--requests", "200",
-                        "--warmup", "0", "--json",
-                    ]
-                )
-                #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
-                #expect(run.stderr.contains("replies were errors"), "\(run.stderr)")
-                let prefilled = try await runProduct(
-                    "contactd-bench",
-                    ["run", "--socket", daemon.socketPath, "--key-count", "20", "--requests", "20", "--warmup", "0"]
-                )
-                #expect(prefilled.status != 0)
-                #expect(prefilled.stderr.contains("errors"), "\(prefilled.stderr)")
+                ) { daemon in
+                    let run = try await runProduct(
+                        "contactd-bench",
+                        [
+                            "run", "--socket", daemon.socketPath, "--no-prefill", "--key-count", "20", "--requests",
+                            "200",
+                            "--warmup", "0", "--json",
+                        ]
+                    )
+                    #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+                    #expect(run.stderr.contains("replies were errors"), "\(run.stderr)")
+                    let prefilled = try await runProduct(
+                        "contactd-bench",
+                        [
+                            "run", "--socket", daemon.socketPath, "--key-count", "20", "--requests", "20", "--warmup",
+                            "0",
+                        ]
+                    )
+                    #expect(prefilled.status != 0)
+                    #expect(prefilled.stderr.contains("errors"), "\(prefilled.stderr)")
+                }
             }
         }
     }

@@ -56,21 +56,16 @@ import Testing
             let stale = try await runProduct("contactctl", ["--socket", path, "ping"])
             #expect(stale.status == 69)
             #expect(stale.stderr.contains("nothing listens there"), "\(stale.stderr)")
+        }
+    }
 
-            guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
-                print("skipped the permission case: it needs root and /usr/bin/setpriv to run contactctl as nobody")
-                return
-            }
+    @Test(.enabled(if: TestTools.canActAsNobody, "needs root and /usr/bin/setpriv to run contactctl as nobody"))
+    func aSocketThatMayNotBeOpenedIsExplained() async throws {
+        try await withTemporaryDirectory { dir in
             let listener = try await Self.silentListener(dir + "/private.sock")
             chmod(dir, 0o755)
             chmod(dir + "/private.sock", 0o600)
-            let denied = try await runCommand(
-                URL(fileURLWithPath: "/usr/bin/setpriv"),
-                [
-                    "--reuid=65534", "--regid=65534", "--clear-groups", try builtProductURL("contactctl").path,
-                    "--socket", dir + "/private.sock", "ping",
-                ]
-            )
+            let denied = try await TestTools.contactctlAsNobody(["--socket", dir + "/private.sock", "ping"])
             #expect(denied.status == 77)
             #expect(denied.stderr.contains("must be in the contactd-clients group"), "\(denied.stderr)")
             try await listener.close()

@@ -14,10 +14,9 @@ import Testing
         try await withTemporaryDirectory { dir in
             let file = dir + "/contactd.yaml"
             try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file])
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            try await body(daemon, file)
+            try await withSpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file]) { daemon in
+                try await body(daemon, file)
+            }
         }
     }
 
@@ -80,55 +79,49 @@ import Testing
             try await withTemporaryDirectory { dir in
                 let token = dir + "/token"
                 try "first-token\n".write(toFile: token, atomically: true, encoding: .utf8)
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--token-file", token],
                     environment: [:]
-                )
-                defer { Task { await daemon.stop() } }
-                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-                let ctl = ["--socket", daemon.socketPath, "reload"]
-                #expect(try await runProduct("contactctl", ctl).stdout == "configuration unchanged\ntoken: unchanged\n")
-                try "second-token\n".write(toFile: token, atomically: true, encoding: .utf8)
-                #expect(try await runProduct("contactctl", ctl).stdout.hasSuffix("token: changed\n"))
-                try FileManager.default.removeItem(atPath: token)
-                let missing = try await runProduct("contactctl", ctl)
-                #expect(missing.status == 78)
-                #expect(missing.stderr.contains("the token did not load"), "\(missing.stderr)")
-                #expect(missing.stderr.contains(token), "\(missing.stderr)")
-                #expect(!missing.stdout.contains("second-token") && !missing.stderr.contains("second-token"))
-                daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
+                ) { daemon in
+                    let ctl = ["--socket", daemon.socketPath, "reload"]
+                    #expect(
+                        try await runProduct("contactctl", ctl).stdout == "configuration unchanged\ntoken: unchanged\n"
+                    )
+                    try "second-token\n".write(toFile: token, atomically: true, encoding: .utf8)
+                    #expect(try await runProduct("contactctl", ctl).stdout.hasSuffix("token: changed\n"))
+                    try FileManager.default.removeItem(atPath: token)
+                    let missing = try await runProduct("contactctl", ctl)
+                    #expect(missing.status == 78)
+                    #expect(missing.stderr.contains("the token did not load"), "\(missing.stderr)")
+                    #expect(missing.stderr.contains(token), "\(missing.stderr)")
+                    #expect(!missing.stdout.contains("second-token") && !missing.stderr.contains("second-token"))
+                    daemon.signal(SIGTERM)
+                    #expect(try await daemon.waitForExit() == 0)
+                }
             }
         }
     }
 
     /// Only root and the daemon's own user may reload: a client that may look contacts up may not
     /// make the daemon re-read its token.
-    @Test(.enabled(if: getuid() == 0, "needs root to run contactctl as another user (setpriv)"))
+    @Test(.enabled(if: TestTools.canActAsNobody, "needs root and /usr/bin/setpriv to run contactctl as another user"))
     func anotherUserIsForbidden() async throws {
         try await withTemporaryDirectory { dir in
             chmod(dir, 0o755)
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--socket-mode", "0666"])
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            func asNobody(_ command: String) async throws -> CommandResult {
-                try await runCommand(
-                    URL(fileURLWithPath: "/usr/bin/setpriv"),
-                    [
-                        "--reuid=65534", "--regid=65534", "--clear-groups", try builtProductURL("contactctl").path,
-                        "--socket", daemon.socketPath, command,
-                    ]
-                )
+            try await withSpawnedDaemon(directory: dir, arguments: ["--demo", "--socket-mode", "0666"]) { daemon in
+                func asNobody(_ command: String) async throws -> CommandResult {
+                    try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, command])
+                }
+                #expect(try await asNobody("ping").status == 0, "nobody may use the socket")
+                let refused = try await asNobody("reload")
+                #expect(refused.status == 77)
+                #expect(refused.stderr.contains("Only root and the daemon's own user"), "\(refused.stderr)")
+                #expect(refused.stderr.contains("[forbidden]"))
+                #expect(try await runProduct("contactctl", ["--socket", daemon.socketPath, "reload"]).status == 0)
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
             }
-            #expect(try await asNobody("ping").status == 0, "nobody may use the socket")
-            let refused = try await asNobody("reload")
-            #expect(refused.status == 77)
-            #expect(refused.stderr.contains("Only root and the daemon's own user"), "\(refused.stderr)")
-            #expect(refused.stderr.contains("[forbidden]"))
-            #expect(try await runProduct("contactctl", ["--socket", daemon.socketPath, "reload"]).status == 0)
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
         }
     }
 

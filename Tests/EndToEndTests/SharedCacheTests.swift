@@ -10,7 +10,12 @@ import Testing
 /// The shared cache with a real `redis-server` and three real contactd processes (hosts A, B
 /// and C) against one loopback API: shared hits, fleet-wide coalescing and invalidation, and Redis
 /// failing under them.
-@Suite(.timeLimit(.minutes(2)), .serialized) struct SharedCacheTests {
+@Suite(
+    .timeLimit(.minutes(2)),
+    .serialized,
+    .enabled(if: RedisServer.isAvailable, "needs /usr/bin/redis-server (apt-get install redis-server)")
+)
+struct SharedCacheTests {
     struct Fleet {
         let redis: RedisServer
         let hosts: [SpawnedDaemon]
@@ -28,10 +33,6 @@ import Testing
         hostArguments: @Sendable (FakeContactAPI) -> [String] = { _ in [] },
         _ body: (Fleet) async throws -> Void
     ) async throws {
-        guard RedisServer.isAvailable else {
-            print("skipped: needs \(RedisServer.executable) (apt-get install redis-server)")
-            return
-        }
         try await withTemporaryDirectory { directory in
             let redis = try RedisServer(directory: directory, password: redisPassword, extraArguments: redisArguments)
             try await redis.start()

@@ -65,29 +65,28 @@ import Testing
     /// `contactctl config` shows each setting's value and source, and the token's source only.
     @Test func contactctlConfigShowsWhereSettingsCameFrom() async throws {
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(
+            try await withSpawnedDaemon(
                 directory: dir,
                 arguments: ["--api-url", "http://127.0.0.1:9", "--ttl", "2m"],
                 environment: ["CONTACTD_API_TOKEN": "tok-visible-nowhere", "CONTACTD_NEGATIVE_TTL": "20s"]
-            )
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "config"])
-            #expect(shown.status == 0, "\(shown.stderr)")
-            let rows = shown.stdout.split(separator: "\n").map {
-                $0.split(separator: " ", omittingEmptySubsequences: true)
+            ) { daemon in
+                let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "config"])
+                #expect(shown.status == 0, "\(shown.stderr)")
+                let rows = shown.stdout.split(separator: "\n").map {
+                    $0.split(separator: " ", omittingEmptySubsequences: true)
+                }
+                #expect(rows.first == ["SETTING", "VALUE", "SOURCE"])
+                #expect(rows.contains(["ttl", "2m", "flag"]))
+                #expect(rows.contains(["negative-ttl", "20s", "environment"]))
+                #expect(rows.contains(["max-batch", "1000", "default"]))
+                #expect(rows.contains(["api-token", "(not", "shown)", "environment"]))
+                #expect(!shown.stdout.contains("tok-visible-nowhere"))
+                let json = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+                #expect(json.stdout.contains(#""ttl":{"value":"2m","source":"flag"}"#))
+                #expect(!json.stdout.contains("tok-visible-nowhere"))
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
             }
-            #expect(rows.first == ["SETTING", "VALUE", "SOURCE"])
-            #expect(rows.contains(["ttl", "2m", "flag"]))
-            #expect(rows.contains(["negative-ttl", "20s", "environment"]))
-            #expect(rows.contains(["max-batch", "1000", "default"]))
-            #expect(rows.contains(["api-token", "(not", "shown)", "environment"]))
-            #expect(!shown.stdout.contains("tok-visible-nowhere"))
-            let json = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
-            #expect(json.stdout.contains(#""ttl":{"value":"2m","source":"flag"}"#))
-            #expect(!json.stdout.contains("tok-visible-nowhere"))
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
         }
     }
 
@@ -104,98 +103,116 @@ import Testing
         try await withTemporaryDirectory { dir in
             let file = dir + "/contactd.yaml"
             try "ttl: 2m\nnegative-ttl: 20s\n".write(toFile: file, atomically: true, encoding: .utf8)
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file])
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
-            #expect(shown.stdout.contains(#""ttl":{"value":"2m","source":"file"}"#), "\(shown.stdout)")
-            #expect(shown.stdout.contains(#""config":{"value":"\#(file)","source":"flag"}"#))
-            // Writes `text` to the file, sends SIGHUP and waits for the reload's READY=1.
-            var reloads = 0
-            func reload(with text: String) async throws {
-                try text.write(toFile: file, atomically: true, encoding: .utf8)
-                reloads += 1
-                daemon.signal(SIGHUP)
-                _ = try await daemon.notify.waitFor(count: reloads + 1, "READY=1 after reload \(reloads)") {
-                    $0.contains("READY=1")
+            try await withSpawnedDaemon(directory: dir, arguments: ["--demo", "--config", file]) { daemon in
+                let shown = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+                #expect(shown.stdout.contains(#""ttl":{"value":"2m","source":"file"}"#), "\(shown.stdout)")
+                #expect(shown.stdout.contains(#""config":{"value":"\#(file)","source":"flag"}"#))
+                // Writes `text` to the file, sends SIGHUP and waits for the reload's READY=1.
+                var reloads = 0
+                func reload(with text: String) async throws {
+                    try text.write(toFile: file, atomically: true, encoding: .utf8)
+                    reloads += 1
+                    daemon.signal(SIGHUP)
+                    _ = try await daemon.notify.waitFor(count: reloads + 1, "READY=1 after reload \(reloads)") {
+                        $0.contains("READY=1")
+                    }
                 }
+
+                try await reload(with: "ttll: 5m\n")
+                #expect(
+                    daemon.log.contains(
+                        "configuration not reloaded: \(file): unknown setting 'ttll'; did you mean 'ttl'?"
+                    )
+                )
+                let ping = try await runProduct("contactctl", ["--socket", daemon.socketPath, "ping"])
+                #expect(ping.status == 0, "the daemon goes on with its running configuration")
+
+                try await reload(with: "ttl: 2m\nnegative-ttl: 20s\ncache-max-entries: 500\n")
+                #expect(daemon.log.contains("settings=cache-max-entries"), "\(daemon.log)")
+                #expect(daemon.log.contains("the new values take effect after a restart"))
+
+                // log-level changes at once: the per-lookup debug line appears without a restart.
+                _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+                #expect(!daemon.log.contains("looked up"), "at info there is no per-lookup line")
+                try await reload(with: "ttl: 2m\nnegative-ttl: 20s\nlog-level: debug\n")
+                #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
+                #expect(daemon.log.contains("settings=log-level"))
+                _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
+                #expect(daemon.log.contains("looked up"), "\(daemon.log)")
+                let after = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+                #expect(after.stdout.contains(#""log-level":{"value":"debug","source":"file"}"#), "\(after.stdout)")
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
             }
-
-            try await reload(with: "ttll: 5m\n")
-            #expect(
-                daemon.log.contains("configuration not reloaded: \(file): unknown setting 'ttll'; did you mean 'ttl'?")
-            )
-            let ping = try await runProduct("contactctl", ["--socket", daemon.socketPath, "ping"])
-            #expect(ping.status == 0, "the daemon goes on with its running configuration")
-
-            try await reload(with: "ttl: 2m\nnegative-ttl: 20s\ncache-max-entries: 500\n")
-            #expect(daemon.log.contains("settings=cache-max-entries"), "\(daemon.log)")
-            #expect(daemon.log.contains("the new values take effect after a restart"))
-
-            // log-level changes at once: the per-lookup debug line appears without a restart.
-            _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
-            #expect(!daemon.log.contains("looked up"), "at info there is no per-lookup line")
-            try await reload(with: "ttl: 2m\nnegative-ttl: 20s\nlog-level: debug\n")
-            #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
-            #expect(daemon.log.contains("settings=log-level"))
-            _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
-            #expect(daemon.log.contains("looked up"), "\(daemon.log)")
-            let after = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
-            #expect(after.stdout.contains(#""log-level":{"value":"debug","source":"file"}"#), "\(after.stdout)")
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
         }
     }
 
     /// Settings that can change live do, on SIGHUP, without a restart: a TTL (an entry cached
-    /// under the old one is stale by the new one at the next read), the allow lists (for new
-    /// connections) and the API budget; `daemon.config` shows the new values, from the file.
+    /// under the old one is stale by the new one at the next read), the allow lists and the API
+    /// budget; `daemon.config` shows the new values, from the file. (That the allow lists apply
+    /// to the next connection: `aReloadAppliesTheAllowListsToTheNextConnection`.)
     @Test func aReloadAppliesTTLsAllowListsAndBudgetsAtOnce() async throws {
         try await withTemporaryDirectory { dir in
             chmod(dir, 0o755)
             let file = dir + "/contactd.yaml"
             try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
-            let daemon = try SpawnedDaemon(
+            try await withSpawnedDaemon(
                 directory: dir,
                 arguments: ["--demo", "--config", file, "--socket-mode", "0666"]
-            )
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            let pid = daemon.process.pid
-            func get() async throws -> String {
-                try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"]).stdout
-            }
-            _ = try await get()
-            #expect(try await get().contains("cache: hit"))
+            ) { daemon in
+                let pid = daemon.process.pid
+                func get() async throws -> String {
+                    try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"]).stdout
+                }
+                _ = try await get()
+                #expect(try await get().contains("cache: hit"))
 
-            try "ttl: 0\nallow-uid: 4242\napi-concurrency: 2\n".write(toFile: file, atomically: true, encoding: .utf8)
-            daemon.signal(SIGHUP)
-            _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
-            #expect(daemon.process.pid == pid && daemon.process.isRunning, "no restart")
-            #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
-            #expect(daemon.log.contains("ttl=0"), "\(daemon.log)")
-            #expect(!daemon.log.contains("take effect after a restart"), "\(daemon.log)")
-            // Cached an hour ago by the old TTL's measure or a second ago: with a TTL of 0 it is
-            // stale now, answered at once while it is refreshed.
-            #expect(try await get().contains("cache: stale"))
-            let config = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"]).stdout
-            #expect(config.contains(#""ttl":{"value":"0","source":"file"}"#), "\(config)")
-            #expect(config.contains(#""allow-uid":{"value":"4242","source":"file"}"#), "\(config)")
-            #expect(config.contains(#""api-concurrency":{"value":"2","source":"file"}"#), "\(config)")
-            if getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
-                let nobody = try await runCommand(
-                    URL(fileURLWithPath: "/usr/bin/setpriv"),
-                    [
-                        "--reuid=65534", "--regid=65534", "--clear-groups", try builtProductURL("contactctl").path,
-                        "--socket", daemon.socketPath, "ping",
-                    ]
+                try "ttl: 0\nallow-uid: 4242\napi-concurrency: 2\n".write(
+                    toFile: file,
+                    atomically: true,
+                    encoding: .utf8
                 )
-                #expect(nobody.status == 77, "uid 65534 is not on the new allow list: \(nobody.stderr)")
-            } else {
-                print("skipped the allow-list part: needs root and /usr/bin/setpriv to connect as another user")
+                daemon.signal(SIGHUP)
+                _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
+                #expect(daemon.process.pid == pid && daemon.process.isRunning, "no restart")
+                #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
+                #expect(daemon.log.contains("ttl=0"), "\(daemon.log)")
+                #expect(!daemon.log.contains("take effect after a restart"), "\(daemon.log)")
+                // Cached an hour ago by the old TTL's measure or a second ago: with a TTL of 0 it is
+                // stale now, answered at once while it is refreshed.
+                #expect(try await get().contains("cache: stale"))
+                let config = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+                    .stdout
+                #expect(config.contains(#""ttl":{"value":"0","source":"file"}"#), "\(config)")
+                #expect(config.contains(#""allow-uid":{"value":"4242","source":"file"}"#), "\(config)")
+                #expect(config.contains(#""api-concurrency":{"value":"2","source":"file"}"#), "\(config)")
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
             }
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
+        }
+    }
+
+    /// The allow lists a reload sets apply to the next connection: uid 65534 may connect before
+    /// and is refused after.
+    @Test(.enabled(if: TestTools.canActAsNobody, "needs root and /usr/bin/setpriv to connect as another user"))
+    func aReloadAppliesTheAllowListsToTheNextConnection() async throws {
+        try await withTemporaryDirectory { dir in
+            chmod(dir, 0o755)
+            let file = dir + "/contactd.yaml"
+            try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
+            try await withSpawnedDaemon(
+                directory: dir,
+                arguments: ["--demo", "--config", file, "--socket-mode", "0666"]
+            ) { daemon in
+                #expect(try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"]).status == 0)
+                try "allow-uid: 4242\n".write(toFile: file, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
+                let nobody = try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"])
+                #expect(nobody.status == 77, "uid 65534 is not on the new allow list: \(nobody.stderr)")
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+            }
         }
     }
 
@@ -232,14 +249,14 @@ import Testing
         #expect(variable.status == 78)
         #expect(variable.stderr.contains("CONTACTD_TTL: 'banana'"), "\(variable.stderr)")
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(
+            try await withSpawnedDaemon(
                 directory: dir,
                 arguments: ["--demo", "--max-line-bytes", "64K", "--cache-max-bytes", "1M", "--ttl", "2m"]
-            )
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
+            ) { daemon in
+                daemon.signal(SIGTERM)
+                let status = try await daemon.waitForExit()
+                #expect(status == 0, "the sizes and durations with units were taken")
+            }
         }
     }
 

@@ -6,60 +6,61 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct SystemdNotifyTests {
     @Test func readyCarriesAStatusLineAPersonCanRead() async throws {
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo"])
-            defer { Task { await daemon.stop() } }
-            let ready = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            #expect(ready.contains("STATUS=Serving; 0 cached"))
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
-            let stopping = try #require(daemon.notify.received.first { $0.contains("STOPPING=1") })
-            #expect(stopping.contains("STATUS="))
-            #expect(daemon.notify.received.contains { $0.contains("EXTEND_TIMEOUT_USEC=") })
+            try await withSpawnedDaemon(
+                directory: dir,
+                arguments: ["--demo"],
+                waitForReady: false
+            ) { daemon in
+                let ready = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                #expect(ready.contains("STATUS=Serving; 0 cached"))
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+                let stopping = try #require(daemon.notify.received.first { $0.contains("STOPPING=1") })
+                #expect(stopping.contains("STATUS="))
+                #expect(daemon.notify.received.contains { $0.contains("EXTEND_TIMEOUT_USEC=") })
+            }
         }
     }
 
     @Test func watchdogIsPingedAtHalfTheIntervalAndStopsWhenTheProcessIsFrozen() async throws {
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(
+            try await withSpawnedDaemon(
                 directory: dir,
                 arguments: ["--demo"],
                 environment: ["WATCHDOG_USEC": "400000"]
-            )
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            let isPing: @Sendable (String) -> Bool = { $0 == "WATCHDOG=1" }
-            let start = ContinuousClock.now
-            _ = try await daemon.notify.waitFor(count: 4, "4 watchdog pings", where: isPing)
-            let elapsed = ContinuousClock.now - start
-            // Pings every 200 ms: four take at least 0.4 s after READY and well under the 2 s here.
-            #expect(elapsed < .seconds(2))
-            // Frozen, the daemon sends nothing; thawed, it pings again.
-            daemon.signal(SIGSTOP)
-            let frozenAt = daemon.notify.received.filter(isPing).count
-            try await Task.sleep(for: .milliseconds(800))
-            #expect(daemon.notify.received.filter(isPing).count <= frozenAt + 1)
-            daemon.signal(SIGCONT)
-            _ = try await daemon.notify.waitFor(count: frozenAt + 2, "pings after SIGCONT", where: isPing)
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
+            ) { daemon in
+                let isPing: @Sendable (String) -> Bool = { $0 == "WATCHDOG=1" }
+                let start = ContinuousClock.now
+                _ = try await daemon.notify.waitFor(count: 4, "4 watchdog pings", where: isPing)
+                let elapsed = ContinuousClock.now - start
+                // Pings every 200 ms: four take at least 0.4 s after READY and well under the 2 s here.
+                #expect(elapsed < .seconds(2))
+                // Frozen, the daemon sends nothing; thawed, it pings again.
+                daemon.signal(SIGSTOP)
+                let frozenAt = daemon.notify.received.filter(isPing).count
+                try await Task.sleep(for: .milliseconds(800))
+                #expect(daemon.notify.received.filter(isPing).count <= frozenAt + 1)
+                daemon.signal(SIGCONT)
+                _ = try await daemon.notify.waitFor(count: frozenAt + 2, "pings after SIGCONT", where: isPing)
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+            }
         }
     }
 
     @Test func failingStartReportsErrnoAndStatusBeforeExit78() async throws {
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(directory: dir, arguments: [])  // no token anywhere
-            defer { Task { await daemon.stop() } }
-            #expect(try await daemon.waitForExit() == 78)
-            let failure = try #require(daemon.notify.received.first { $0.contains("ERRNO=") })
-            #expect(failure.contains("STATUS=Failed: no API token"))
+            // No token anywhere: the start fails.
+            try await withSpawnedDaemon(directory: dir, arguments: [], waitForReady: false) { daemon in
+                #expect(try await daemon.waitForExit() == 78)
+                let failure = try #require(daemon.notify.received.first { $0.contains("ERRNO=") })
+                #expect(failure.contains("STATUS=Failed: no API token"))
+            }
         }
     }
 
-    @Test func socketActivationServesTheInheritedSocketAndNeverUnlinksIt() async throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate") else {
-            print("skipped: /usr/bin/systemd-socket-activate is missing (Debian package systemd)")
-            return
-        }
+    @Test(.enabled(if: TestTools.hasSocketActivate, "needs /usr/bin/systemd-socket-activate (Debian package systemd)"))
+    func socketActivationServesTheInheritedSocketAndNeverUnlinksIt() async throws {
         try await withTemporaryDirectory { dir in
             let socketPath = dir + "/activated.sock"
             let notify = try NotifySocket(path: dir + "/notify.sock")

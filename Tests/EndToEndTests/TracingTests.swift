@@ -52,74 +52,73 @@ import Testing
     @Test func aMissIsTracedUnderTheCallersTraceAndAHitIsNot() async throws {
         try await withFakeAPI { api in
             try await withTemporaryDirectory { dir in
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--otlp-endpoint", api.baseURL, "--retry-base-delay", "1ms"],
                     environment: ["CONTACTD_API_TOKEN": "test-token"]
-                )
-                defer { Task { await daemon.stop() } }
-                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-                let client = try await RawSocketClient.connect(daemon.socketPath)
-                let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
-                api.script([.status(503), .normal])
-                let miss = try await Self.lookUp(client, id: 1, phone: "+14155551234", traceparent: traceparent)
-                #expect(miss.contains(#""status":"miss""#), "\(miss)")
-                // A hit, in another trace: no span.
-                let hit = try await Self.lookUp(
-                    client,
-                    id: 2,
-                    phone: "+14155551234",
-                    traceparent: "00-11111111111111111111111111111111-2222222222222222-01"
-                )
-                #expect(hit.contains(#""status":"hit""#), "\(hit)")
-                // A miss whose caller does not sample: no span.
-                _ = try await Self.lookUp(
-                    client,
-                    id: 3,
-                    phone: "+12125550100",
-                    traceparent: "00-33333333333333333333333333333333-4444444444444444-00"
-                )
-                // A miss without a traceparent (a not-found): a trace of its own.
-                api.setBehavior(.status(404))
-                let notFound = try await Self.lookUp(client, id: 4, phone: "+14155550000")
-                #expect(notFound.contains("not_found"))
+                ) { daemon in
+                    let client = try await RawSocketClient.connect(daemon.socketPath)
+                    let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+                    api.script([.status(503), .normal])
+                    let miss = try await Self.lookUp(client, id: 1, phone: "+14155551234", traceparent: traceparent)
+                    #expect(miss.contains(#""status":"miss""#), "\(miss)")
+                    // A hit, in another trace: no span.
+                    let hit = try await Self.lookUp(
+                        client,
+                        id: 2,
+                        phone: "+14155551234",
+                        traceparent: "00-11111111111111111111111111111111-2222222222222222-01"
+                    )
+                    #expect(hit.contains(#""status":"hit""#), "\(hit)")
+                    // A miss whose caller does not sample: no span.
+                    _ = try await Self.lookUp(
+                        client,
+                        id: 3,
+                        phone: "+12125550100",
+                        traceparent: "00-33333333333333333333333333333333-4444444444444444-00"
+                    )
+                    // A miss without a traceparent (a not-found): a trace of its own.
+                    api.setBehavior(.status(404))
+                    let notFound = try await Self.lookUp(client, id: 4, phone: "+14155550000")
+                    #expect(notFound.contains("not_found"))
 
-                let spans = try await Self.spans(from: api) { spans in
-                    spans.count { $0.name == "contactd.api.attempt" } >= 3
-                        && spans.count { $0.name == "contact.get" } >= 2
-                }
-                let ours = spans.filter { $0.traceID == Self.traceID }
-                let server = try #require(ours.first { $0.name == "contact.get" }, "\(spans)")
-                #expect(server.parentSpanID == Self.callerSpanID)
-                #expect(server.kind == 2)
-                #expect(server.attributes["contactd.cache.status"] == "miss")
-                #expect(server.attributes["contactd.key.kind"] == "phone")
-                #expect(server.resource["service.name"] == "contactd")
-                let fetch = try #require(ours.first { $0.name == "contactd.fetch" })
-                #expect(fetch.parentSpanID == server.spanID)
-                #expect(fetch.attributes["contactd.fetch.source"] == "api")
-                let attempts = ours.filter { $0.name == "contactd.api.attempt" }
-                    .sorted { $0.attributes["contactd.attempt"] ?? "" < $1.attributes["contactd.attempt"] ?? "" }
-                #expect(attempts.count == 2, "\(ours)")
-                #expect(attempts.allSatisfy { $0.parentSpanID == fetch.spanID })
-                #expect(attempts.first?.attributes["contactd.api.outcome"] == "unavailable")
-                #expect(attempts.first?.statusCode == 2)
-                #expect(attempts.last?.attributes["contactd.attempt"] == "2")
-                #expect(attempts.last?.attributes["contactd.api.outcome"] == "ok")
+                    let spans = try await Self.spans(from: api) { spans in
+                        spans.count { $0.name == "contactd.api.attempt" } >= 3
+                            && spans.count { $0.name == "contact.get" } >= 2
+                    }
+                    let ours = spans.filter { $0.traceID == Self.traceID }
+                    let server = try #require(ours.first { $0.name == "contact.get" }, "\(spans)")
+                    #expect(server.parentSpanID == Self.callerSpanID)
+                    #expect(server.kind == 2)
+                    #expect(server.attributes["contactd.cache.status"] == "miss")
+                    #expect(server.attributes["contactd.key.kind"] == "phone")
+                    #expect(server.resource["service.name"] == "contactd")
+                    let fetch = try #require(ours.first { $0.name == "contactd.fetch" })
+                    #expect(fetch.parentSpanID == server.spanID)
+                    #expect(fetch.attributes["contactd.fetch.source"] == "api")
+                    let attempts = ours.filter { $0.name == "contactd.api.attempt" }
+                        .sorted { $0.attributes["contactd.attempt"] ?? "" < $1.attributes["contactd.attempt"] ?? "" }
+                    #expect(attempts.count == 2, "\(ours)")
+                    #expect(attempts.allSatisfy { $0.parentSpanID == fetch.spanID })
+                    #expect(attempts.first?.attributes["contactd.api.outcome"] == "unavailable")
+                    #expect(attempts.first?.statusCode == 2)
+                    #expect(attempts.last?.attributes["contactd.attempt"] == "2")
+                    #expect(attempts.last?.attributes["contactd.api.outcome"] == "ok")
 
-                #expect(!spans.contains { $0.traceID == "11111111111111111111111111111111" }, "a hit makes no span")
-                #expect(!spans.contains { $0.traceID == "33333333333333333333333333333333" }, "unsampled")
-                let own = spans.filter { $0.name == "contact.get" && $0.traceID != Self.traceID }
-                #expect(own.count == 1)
-                #expect(own.first?.parentSpanID == "")
-                #expect(own.first?.attributes["error.type"] == "not_found")
-                #expect(own.first?.statusCode == 2)
-                for span in spans {
-                    #expect(!span.attributes.values.contains { $0.contains("4155") }, "a number in \(span)")
+                    #expect(!spans.contains { $0.traceID == "11111111111111111111111111111111" }, "a hit makes no span")
+                    #expect(!spans.contains { $0.traceID == "33333333333333333333333333333333" }, "unsampled")
+                    let own = spans.filter { $0.name == "contact.get" && $0.traceID != Self.traceID }
+                    #expect(own.count == 1)
+                    #expect(own.first?.parentSpanID == "")
+                    #expect(own.first?.attributes["error.type"] == "not_found")
+                    #expect(own.first?.statusCode == 2)
+                    for span in spans {
+                        #expect(!span.attributes.values.contains { $0.contains("4155") }, "a number in \(span)")
+                    }
+                    await client.close()
+                    daemon.signal(SIGTERM)
+                    #expect(try await daemon.waitForExit() == 0)
                 }
-                await client.close()
-                daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
             }
         }
     }
@@ -127,30 +126,30 @@ import Testing
     /// Any method takes a traceparent; one that is not a string is refused plainly.
     @Test func everyMethodTakesATraceparent() async throws {
         try await withTemporaryDirectory { dir in
-            let daemon = try SpawnedDaemon(directory: dir, arguments: ["--demo"])
-            defer { Task { await daemon.stop() } }
-            _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-            let client = try await RawSocketClient.connect(daemon.socketPath)
-            let traceparent = #""traceparent":"00-\#(Self.traceID)-\#(Self.callerSpanID)-01""#
-            for (id, method) in ["daemon.ping", "cache.stats", "daemon.status", "rpc.discover"].enumerated() {
-                let request = #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","#
-                try await client.send(request + #""params":{\#(traceparent)}}"# + "\n")
-                let reply = try #require(try await client.readLine())
-                #expect(reply.contains(#""result""#), "\(method): \(reply)")
+            try await withSpawnedDaemon(directory: dir, arguments: ["--demo"]) { daemon in
+                let client = try await RawSocketClient.connect(daemon.socketPath)
+                let traceparent = #""traceparent":"00-\#(Self.traceID)-\#(Self.callerSpanID)-01""#
+                for (id, method) in ["daemon.ping", "cache.stats", "daemon.status", "rpc.discover"].enumerated() {
+                    let request = #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","#
+                    try await client.send(request + #""params":{\#(traceparent)}}"# + "\n")
+                    let reply = try #require(try await client.readLine())
+                    #expect(reply.contains(#""result""#), "\(method): \(reply)")
+                }
+                try await client.send(
+                    #"{"jsonrpc":"2.0","id":9,"method":"contact.invalidate","params":{"all":true,\#(traceparent)}}"#
+                        + "\n"
+                )
+                #expect(try #require(try await client.readLine()).contains(#""removed""#))
+                try await client.send(
+                    #"{"jsonrpc":"2.0","id":10,"method":"contact.get","params":{"phone_number":"+14155551234","traceparent":7}}"#
+                        + "\n"
+                )
+                let refused = try #require(try await client.readLine())
+                #expect(refused.contains("traceparent must be a string"), "\(refused)")
+                await client.close()
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
             }
-            try await client.send(
-                #"{"jsonrpc":"2.0","id":9,"method":"contact.invalidate","params":{"all":true,\#(traceparent)}}"# + "\n"
-            )
-            #expect(try #require(try await client.readLine()).contains(#""removed""#))
-            try await client.send(
-                #"{"jsonrpc":"2.0","id":10,"method":"contact.get","params":{"phone_number":"+14155551234","traceparent":7}}"#
-                    + "\n"
-            )
-            let refused = try #require(try await client.readLine())
-            #expect(refused.contains("traceparent must be a string"), "\(refused)")
-            await client.close()
-            daemon.signal(SIGTERM)
-            #expect(try await daemon.waitForExit() == 0)
         }
     }
 
@@ -160,30 +159,29 @@ import Testing
         _ = TestTraceInstrument.bootstrapped
         try await withFakeAPI { api in
             try await withTemporaryDirectory { dir in
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--otlp-endpoint", api.baseURL],
                     environment: ["CONTACTD_API_TOKEN": "test-token"]
-                )
-                defer { Task { await daemon.stop() } }
-                _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
-                try await ContactdConnection.withConnection(socketPath: daemon.socketPath) { connection in
-                    var context = ServiceContext.topLevel
-                    context[TestTraceInstrument.Key.self] = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
-                    let found = try await ServiceContext.withValue(context) {
-                        try await connection.contact(phoneNumber: "+14155551234")
+                ) { daemon in
+                    try await ContactdConnection.withConnection(socketPath: daemon.socketPath) { connection in
+                        var context = ServiceContext.topLevel
+                        context[TestTraceInstrument.Key.self] = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+                        let found = try await ServiceContext.withValue(context) {
+                            try await connection.contact(phoneNumber: "+14155551234")
+                        }
+                        #expect(found.cacheStatus == .miss)
+                        // Outside the trace: nothing passed, the plain line.
+                        _ = try? await connection.contact(phoneNumber: "+12125550100")  // not found: a miss too
                     }
-                    #expect(found.cacheStatus == .miss)
-                    // Outside the trace: nothing passed, the plain line.
-                    _ = try? await connection.contact(phoneNumber: "+12125550100")  // not found: a miss too
+                    let spans = try await Self.spans(from: api) { $0.count { $0.name == "contact.get" } >= 2 }
+                    let traced = spans.filter { $0.name == "contact.get" && $0.traceID == Self.traceID }
+                    #expect(traced.count == 1)
+                    #expect(traced.first?.parentSpanID == Self.callerSpanID)
+                    #expect(spans.filter { $0.name == "contact.get" && $0.parentSpanID.isEmpty }.count == 1)
+                    daemon.signal(SIGTERM)
+                    #expect(try await daemon.waitForExit() == 0)
                 }
-                let spans = try await Self.spans(from: api) { $0.count { $0.name == "contact.get" } >= 2 }
-                let traced = spans.filter { $0.name == "contact.get" && $0.traceID == Self.traceID }
-                #expect(traced.count == 1)
-                #expect(traced.first?.parentSpanID == Self.callerSpanID)
-                #expect(spans.filter { $0.name == "contact.get" && $0.parentSpanID.isEmpty }.count == 1)
-                daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
             }
         }
     }

@@ -5,12 +5,12 @@ import RedisClient
 import Testing
 
 /// The RESP3 client against a real `redis-server`, on its loopback port and its Unix socket.
-@Suite(.timeLimit(.minutes(1))) struct RedisConnectionTests {
+@Suite(
+    .timeLimit(.minutes(1)),
+    .enabled(if: RedisServer.isAvailable, "needs /usr/bin/redis-server (apt-get install redis-server)")
+)
+struct RedisConnectionTests {
     func withRedis(password: String? = nil, _ body: (RedisServer) async throws -> Void) async throws {
-        guard RedisServer.isAvailable else {
-            print("skipped: needs \(RedisServer.executable) (apt-get install redis-server)")
-            return
-        }
         try await withTemporaryDirectory { directory in
             let server = try RedisServer(directory: directory, password: password)
             try await server.start()
@@ -137,11 +137,8 @@ import Testing
 
     /// `rediss://`: TLS with swift-nio-ssl against redis-server's TLS port, trusting a CA made
     /// for the test; without that CA the handshake is refused, said plainly.
-    @Test func rediss() async throws {
-        guard RedisServer.isAvailable, FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
-            print("skipped: needs redis-server and openssl")
-            return
-        }
+    @Test(.enabled(if: TestTools.hasOpenSSL, "needs /usr/bin/openssl to make the test's CA"))
+    func rediss() async throws {
         try await withTemporaryDirectory { directory in
             for command in [
                 "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca",
