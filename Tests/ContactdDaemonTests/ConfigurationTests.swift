@@ -210,10 +210,10 @@ import Testing
             try FileManager.default.createDirectory(atPath: dir + "/creds", withIntermediateDirectories: true)
             try "from-credential\n".write(toFile: dir + "/creds/api-token", atomically: true, encoding: .utf8)
             let env = ["CREDENTIALS_DIRECTORY": dir + "/creds", "CONTACTD_API_TOKEN": " from-env "]
-            #expect(try APIToken.load(tokenFile: file, environment: env).secret == "from-file")
-            #expect(try APIToken.load(tokenFile: nil, environment: env).secret == "from-credential")
+            #expect(try Secret.apiToken(file: file, environment: env).secret.value == "from-file")
+            #expect(try Secret.apiToken(file: nil, environment: env).secret.value == "from-credential")
             #expect(
-                try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": " from-env "]).secret
+                try Secret.apiToken(file: nil, environment: ["CONTACTD_API_TOKEN": " from-env "]).secret.value
                     == "from-env"
             )
         }
@@ -222,17 +222,21 @@ import Testing
     @Test func missingEmptyOrAbsentTokensAreErrors() async throws {
         try await withTemporaryDirectory { dir in
             try "  \n".write(toFile: dir + "/empty", atomically: true, encoding: .utf8)
-            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: dir + "/nope", environment: [:]) }
-            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: dir + "/empty", environment: [:]) }
-            #expect(throws: ConfigurationError.self) { try APIToken.load(tokenFile: nil, environment: [:]) }
             #expect(throws: ConfigurationError.self) {
-                try APIToken.load(tokenFile: nil, environment: ["CONTACTD_API_TOKEN": ""])
+                try Secret.apiToken(file: dir + "/nope", environment: [:]).secret
+            }
+            #expect(throws: ConfigurationError.self) {
+                try Secret.apiToken(file: dir + "/empty", environment: [:]).secret
+            }
+            #expect(throws: ConfigurationError.self) { try Secret.apiToken(file: nil, environment: [:]).secret }
+            #expect(throws: ConfigurationError.self) {
+                try Secret.apiToken(file: nil, environment: ["CONTACTD_API_TOKEN": ""]).secret
             }
         }
     }
 
     @Test func tokenNeverShowsInItsDescription() {
-        let token = APIToken("very-secret-value")
+        let token = Secret("very-secret-value")
         #expect(!"\(token)".contains("very-secret"))
         #expect(!String(reflecting: token).contains("very-secret"))
     }

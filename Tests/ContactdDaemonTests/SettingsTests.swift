@@ -242,15 +242,25 @@ import Testing
         return lines.joined(separator: "\n")
     }
 
-    /// Every setting a reload applies at once is a setting, and the policy's and the cache's
-    /// TTLs, which `ContactLookup.reconfigure` applies, are all among them.
-    @Test func theSettingsAppliedLiveAreSettings() {
-        let names = Set(DaemonConfiguration.settings.map(\.name))
-        #expect(DaemonConfiguration.appliedLive.isSubset(of: names))
-        for setting in DaemonConfiguration.settings
-        where ["ttl", "negative-ttl", "api-rate", "upstream-timeout"].contains(setting.name) {
-            #expect(DaemonConfiguration.appliedLive.contains(setting.name))
+    /// A reload copies each setting the table marks live from the new configuration into the
+    /// running one: the value arrives as given and no other setting changes. The fields
+    /// `ContactLookup.reconfigure` reads (the policy and the cache's TTLs) are all live.
+    @Test func aReloadCopiesEachLiveSettingAndNothingElse() throws {
+        let live = DaemonConfiguration.settings.filter(\.reload.isLive)
+        #expect(live.count == 21)
+        for setting in live {
+            let sample = try #require(Self.samples[setting.name])
+            let fresh = try DaemonConfiguration.load(arguments: [setting.name: sample.given], environment: [:])
+            var running = DaemonConfiguration()
+            setting.copyValue(from: fresh, to: &running)
+            var expected = Self.shown(DaemonConfiguration())
+            expected[setting.name] = sample.shown
+            #expect(Self.shown(running) == expected, "\(setting.name)")
         }
+        for name in ["ttl", "negative-ttl", "api-rate", "upstream-timeout", "log-level", "allow-uid"] {
+            #expect(DaemonConfiguration.appliedLive.contains(name))
+        }
+        #expect(!DaemonConfiguration.appliedLive.contains("cache-max-entries"))
     }
 
     /// Whether `file` (from the repository's root) holds `expected`. With CONTACTD_REGENERATE=1

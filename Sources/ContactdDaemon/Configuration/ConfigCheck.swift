@@ -24,13 +24,12 @@ package enum ConfigCheck {
             environment: environment,
             defaultConfigFile: defaultConfigFile
         )
-        let tokenSource: APIToken.Source =
+        let tokenSource: Secret.Source =
             configuration.demo
             ? .demo
-            : try APIToken.loadWithSource(tokenFile: configuration.upstream.tokenFile, environment: environment).source
+            : try Secret.apiToken(file: configuration.upstream.tokenFile, environment: environment).source
         var warnings: [String] = []
-        if !configuration.demo, let tokenFile = APIToken.permissionWarning(tokenFile: configuration.upstream.tokenFile)
-        {
+        if !configuration.demo, let tokenFile = Secret.permissionWarning(tokenFile: configuration.upstream.tokenFile) {
             warnings.append("the token file \(tokenFile) is readable by other users (chmod 600 it)")
         }
         if let path = DaemonConfiguration.configFile(

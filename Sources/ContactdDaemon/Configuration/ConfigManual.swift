@@ -66,7 +66,7 @@ extension DaemonConfiguration {
             lines.append(mdocText("Default: \(setting.defaultText)."))
             lines.append("Environment:")
             lines.append(".Ev \(setting.environmentVariable) .")
-            lines.append(appliedLive.contains(setting.name) ? "Applied on reload." : "Takes effect at the next start.")
+            lines.append(setting.reload.isLive ? "Applied on reload." : "Takes effect at the next start.")
         }
         lines += [
             ".El",

@@ -15,7 +15,7 @@ extension DaemonConfiguration {
         environment: [String: String],
         defaultConfigFile: String? = ConfigFile.defaultPath
     ) throws(ConfigurationError) -> DaemonConfiguration {
-        let known = Set(settings.map(\.environmentVariable) + [APIToken.environmentVariable])
+        let known = Set(settings.map(\.environmentVariable) + [Secret.apiTokenVariable])
         for name in environment.keys.sorted() where name.hasPrefix("CONTACTD_") && !known.contains(name) {
             let asSetting = name.dropFirst("CONTACTD_".count).lowercased().replacingOccurrences(of: "_", with: "-")
             let nearest = nearestSetting(to: asSetting).map { name in
@@ -162,7 +162,7 @@ extension DaemonConfiguration {
             lines.append("")
             let value = setting.value(in: DaemonConfiguration())
             let unset = value == nil ? " Unset by default: \(setting.defaultText)." : ""
-            let live = appliedLive.contains(setting.name) ? " Applied on reload." : ""
+            let live = setting.reload.isLive ? " Applied on reload." : ""
             lines.append(wrap(setting.help + unset + live, width: 98, indent: "# "))
             // Quoted where YAML would read the text otherwise (`contactd:` ends like a key).
             let shown = value.map { $0.hasSuffix(":") || $0.contains(": ") ? "\"\($0)\"" : $0 }

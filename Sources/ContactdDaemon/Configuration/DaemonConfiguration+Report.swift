@@ -4,7 +4,7 @@ extension DaemonConfiguration {
     /// What `daemon.config` answers: every setting by name, its effective value as a flag would
     /// take it (`null` when unset) and where it came from; and the token's source only, never its
     /// value (SPEC §7).
-    package func report(tokenSource: APIToken.Source) -> JSONValue {
+    package func report(tokenSource: Secret.Source) -> JSONValue {
         var object = JSONObject()
         for setting in Self.settings {
             object[setting.name] = .object([

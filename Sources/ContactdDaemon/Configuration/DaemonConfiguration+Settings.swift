@@ -3,17 +3,10 @@ import Logging
 import RedisClient
 
 extension DaemonConfiguration {
-    /// The settings a reload (SIGHUP) applies at once: freshness (the cache's and the lookup's),
-    /// the retry policy, the breaker, the API budget, the allow lists (for new connections) and
-    /// the log level. The rest shape what is built at start (sockets, the cache's size, the HTTP
-    /// client, the snapshot schedule, the metrics listener) and need a restart.
-    package static let appliedLive: Set<String> = [
-        "ttl", "negative-ttl", "stale-ttl", "stale-if-error", "stale-if-error-wait", "refresh-ahead",
-        "refresh-ahead-reads",
-        "upstream-timeout", "retry-attempts", "retry-base-delay", "retry-max-delay", "breaker-failures",
-        "breaker-cooldown", "api-concurrency", "api-rate", "api-burst", "api-queue", "rate-limit-all-keys",
-        "allow-uid", "allow-gid", "log-level",
-    ]
+    /// The settings a reload (SIGHUP, `daemon.reload`) applies at once: those the table marks
+    /// `.live` (freshness, the retry policy, the breaker, the API budget, the allow lists and the
+    /// log level). The rest shape what is built at start and need a restart.
+    package static var appliedLive: Set<String> { Set(settings.filter(\.reload.isLive).map(\.name)) }
 
     /// Every setting the daemon takes, in the order `--help` and the docs list them.
     package static let settings: [Setting] = [
@@ -43,12 +36,14 @@ extension DaemonConfiguration {
             "allow-uid",
             \.socket.allowUIDs,
             unset: "anyone the socket's mode lets in",
+            reload: .live(.allowLists),
             help: "Allow peers with this uid (SO_PEERCRED), and root; repeatable or comma-separated."
         ),
         .ids(
             "allow-gid",
             \.socket.allowGIDs,
             unset: "anyone the socket's mode lets in",
+            reload: .live(.allowLists),
             help: "Allow peers with this primary gid (SO_PEERCRED), and root; repeatable or comma-separated."
         ),
         .text(
@@ -78,84 +73,113 @@ extension DaemonConfiguration {
             help: "Most cached contacts (one per contact, however many keys)."
         ),
         .size("cache-max-bytes", \.cache.maxBytes, help: "Most cached bytes (contact JSON plus per-entry overhead)."),
-        .duration("ttl", \.cache.ttl, help: "How long a contact is fresh."),
+        .duration("ttl", \.cache.ttl, reload: .live(.lookup), help: "How long a contact is fresh."),
         .duration(
             "stale-ttl",
             \.policy.staleTTL,
+            reload: .live(.lookup),
             help: "After --ttl, how long a contact is answered at once as stale while one refresh runs."
         ),
         .duration(
             "stale-if-error",
             \.policy.staleIfError,
+            reload: .live(.lookup),
             help: "After --ttl, how long a contact is answered as stale when the API fails."
         ),
         .duration(
             "stale-if-error-wait",
             \.policy.staleIfErrorWait,
+            reload: .live(.lookup),
             help: "How long a lookup waits for a slow API before a stale-if-error contact is answered."
         ),
         .fraction(
             "refresh-ahead",
             \.policy.refreshAhead,
+            reload: .live(.lookup),
             help: "Refresh a hot contact once its age passes this fraction of --ttl; 0 = never."
         ),
         .count(
             "refresh-ahead-reads",
             \.policy.refreshAheadReads,
             minimum: 1,
+            reload: .live(.lookup),
             help: "Reads while fresh that make a contact hot for --refresh-ahead."
         ),
-        .duration("negative-ttl", \.cache.negativeTTL, help: "How long a not-found answer is cached."),
+        .duration(
+            "negative-ttl",
+            \.cache.negativeTTL,
+            reload: .live(.lookup),
+            help: "How long a not-found answer is cached."
+        ),
         .duration(
             "upstream-timeout",
             \.policy.deadline,
             allowZero: false,
+            reload: .live(.lookup),
             help: "One overall deadline per lookup, retries and queueing included."
         ),
         .count(
             "retry-attempts",
             \.policy.retryAttempts,
             minimum: 1,
+            reload: .live(.lookup),
             help: "API calls per fetch, the first included (transient failures only); 1 = no retries."
         ),
         .duration(
             "retry-base-delay",
             \.policy.retryBaseDelay,
+            reload: .live(.lookup),
             help: "Backoff before retry n: random in [0, min(max, base × 2^n)]."
         ),
         .duration(
             "retry-max-delay",
             \.policy.retryMaxDelay,
+            reload: .live(.lookup),
             help: "Longest backoff, and the pause before a failed refresh is tried again."
         ),
         .count(
             "breaker-failures",
             \.policy.breakerFailures,
             minimum: 1,
+            reload: .live(.lookup),
             help: "Failed API calls in a row that open the circuit."
         ),
         .duration(
             "breaker-cooldown",
             \.policy.breakerCooldown,
             allowZero: false,
+            reload: .live(.lookup),
             help: "How long the circuit stays open before one probe; also the rejected token's retry interval."
         ),
         .count(
             "api-concurrency",
             \.policy.maxConcurrent,
             minimum: 1,
+            reload: .live(.lookup),
             help: "Most API requests in flight (also the HTTP connection pool's size)."
         ),
-        .rate("api-rate", \.policy.ratePerSecond, help: "Most API requests started per second; 0 = no limit."),
+        .rate(
+            "api-rate",
+            \.policy.ratePerSecond,
+            reload: .live(.lookup),
+            help: "Most API requests started per second; 0 = no limit."
+        ),
         .count(
             "api-burst",
             \.policy.rateBurst,
+            reload: .live(.lookup),
             help: "API requests the rate limit lets through at once; 0 = the rate."
         ),
-        .count("api-queue", \.policy.queueLimit, help: "Most fetches waiting for an API slot; more get overloaded."),
+        .count(
+            "api-queue",
+            \.policy.queueLimit,
+            reload: .live(.lookup),
+            help: "Most fetches waiting for an API slot; more get overloaded."
+        ),
         .presence(
             "rate-limit-all-keys",
             \.policy.rateLimitAllKeys,
+            reload: .live(.lookup),
             help: "A 429 holds back calls for every key until Retry-After passes, not only its own key."
         ),
         .count(
@@ -285,6 +309,7 @@ extension DaemonConfiguration {
             "log-level",
             .value("level"),
             help: "trace, debug, info, notice, warning, error or critical.",
+            reload: .live(.logLevel),
             show: { $0.logLevel.rawValue },
             parse: { c, text in
                 guard let level = Logger.Level(rawValue: text.lowercased()) else {
@@ -293,7 +318,8 @@ extension DaemonConfiguration {
                     )
                 }
                 c.logLevel = level
-            }
+            },
+            copy: { c, other in c.logLevel = other.logLevel }
         ),
         .presence("log-personal-data", \.logPersonalData, help: "Log phone numbers and contact ids in clear."),
         .presence(

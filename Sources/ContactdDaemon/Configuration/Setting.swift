@@ -3,9 +3,10 @@ import ContactdCore
 import Foundation
 
 /// One daemon setting, declared once: its name, its help, how its text becomes a field of
-/// `DaemonConfiguration` and how the field is written back. The command line, the environment,
-/// `--help` and the settings table in docs/operations.md all come from `DaemonConfiguration.settings`;
-/// a default lives only in `DaemonConfiguration`'s field initialisers.
+/// `DaemonConfiguration`, how the field is written back, and what a reload does with a new value.
+/// The command line, the environment, `--help`, the man pages, the reload and the settings table
+/// in docs/operations.md all come from `DaemonConfiguration.settings`; a default lives only in
+/// `DaemonConfiguration`'s field initialisers.
 package struct Setting: Sendable {
     /// How the setting is written on the command line.
     package enum Form: Sendable, Equatable {
@@ -17,30 +18,66 @@ package struct Setting: Sendable {
         case presence
     }
 
+    /// What a reload (SIGHUP, `daemon.reload`) does with a changed value.
+    package enum Reload: Sendable, Equatable {
+        /// It shapes what is built at start (a socket, the cache's size, the HTTP client): the
+        /// new value takes effect after a restart.
+        case afterRestart
+        /// Applied at once: the running configuration takes the value and `Receiver` is told.
+        case live(Receiver)
+
+        package var isLive: Bool { self != .afterRestart }
+    }
+
+    /// Who applies a setting a reload changed.
+    package enum Receiver: Sendable, Hashable {
+        /// `ContactLookup.reconfigure`: freshness, the retry policy, the breaker, the API budget.
+        case lookup
+        /// The allow lists new connections are checked against.
+        case allowLists
+        /// The log handler's level.
+        case logLevel
+    }
+
     /// The flag without its dashes, e.g. `cache-max-entries`.
     package let name: String
     package let form: Form
     /// One line for `--help` and the docs.
     package let help: String
+    package let reload: Reload
     /// What an unset value means, e.g. `none` or `the daemon's group`.
     private let unsetText: String
     private let show: @Sendable (DaemonConfiguration) -> String?
     private let parse: @Sendable (inout DaemonConfiguration, String) throws -> Void
+    /// Sets the field in the first configuration to its value in the second.
+    private let copy: @Sendable (inout DaemonConfiguration, DaemonConfiguration) -> Void
 
+    /// A setting whose field `parse` sets from text, `show` writes back, and `copy` copies (a
+    /// setting a reload applies needs `copy`).
     init(
         _ name: String,
         _ form: Form,
         help: String,
         unset: String = "none",
+        reload: Reload = .afterRestart,
         show: @escaping @Sendable (DaemonConfiguration) -> String?,
-        parse: @escaping @Sendable (inout DaemonConfiguration, String) throws -> Void
+        parse: @escaping @Sendable (inout DaemonConfiguration, String) throws -> Void,
+        copy: (@Sendable (inout DaemonConfiguration, DaemonConfiguration) -> Void)? = nil
     ) {
+        precondition(copy != nil || reload == .afterRestart, "\(name): a setting a reload applies needs copy")
         self.name = name
         self.form = form
         self.help = help
         self.unsetText = unset
+        self.reload = reload
         self.show = show
         self.parse = parse
+        self.copy = copy ?? { _, _ in }
+    }
+
+    /// Gives `configuration` this setting's value in `other` (a reload applying it).
+    package func copyValue(from other: DaemonConfiguration, to configuration: inout DaemonConfiguration) {
+        copy(&configuration, other)
     }
 
     /// The environment variable, e.g. `CONTACTD_CACHE_MAX_ENTRIES`.
@@ -93,6 +130,7 @@ extension Setting {
         _ form: Form,
         help: String,
         unset: String = "none",
+        reload: Reload,
         show: @escaping @Sendable (Value) -> String?,
         parse: @escaping @Sendable (String) throws -> Value
     ) -> Setting {
@@ -101,58 +139,123 @@ extension Setting {
             form,
             help: help,
             unset: unset,
+            reload: reload,
             show: { show($0[keyPath: field]) },
             parse: { c, text in
                 c[keyPath: field] = try parse(text)
-            }
+            },
+            copy: { c, other in c[keyPath: field] = other[keyPath: field] }
         )
     }
 
-    static func duration(_ name: String, _ field: any Field<Duration>, allowZero: Bool = true, help: String) -> Setting
-    {
-        self.field(name, field, .value("duration"), help: help, show: \.settingText) { text in
+    static func duration(
+        _ name: String,
+        _ field: any Field<Duration>,
+        allowZero: Bool = true,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
+        self.field(name, field, .value("duration"), help: help, reload: reload, show: \.settingText) { text in
             try parseDuration(text, allowZero: allowZero)
         }
     }
 
-    static func size(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
+    static func size(
+        _ name: String,
+        _ field: any Field<Int>,
+        minimum: Int = 0,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
         self.field(
             name,
             field,
             .value("size"),
             help: help,
+            reload: reload,
             show: sizeText,
             parse: { try parseSize($0, minimum: minimum) }
         )
     }
 
-    static func count(_ name: String, _ field: any Field<Int>, minimum: Int = 0, help: String) -> Setting {
+    static func count(
+        _ name: String,
+        _ field: any Field<Int>,
+        minimum: Int = 0,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
         self.field(
             name,
             field,
             .value("n"),
             help: help,
+            reload: reload,
             show: { String($0) },
             parse: { try parseCount($0, minimum: minimum) }
         )
     }
 
-    static func fraction(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
-        self.field(name, field, .value("fraction"), help: help, show: numberText, parse: { try parseFraction($0) })
+    static func fraction(
+        _ name: String,
+        _ field: any Field<Double>,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
+        self.field(
+            name,
+            field,
+            .value("fraction"),
+            help: help,
+            reload: reload,
+            show: numberText,
+            parse: { try parseFraction($0) }
+        )
     }
 
-    static func rate(_ name: String, _ field: any Field<Double>, help: String) -> Setting {
-        self.field(name, field, .value("per-second"), help: help, show: numberText, parse: { try parseRate($0) })
+    static func rate(_ name: String, _ field: any Field<Double>, reload: Reload = .afterRestart, help: String)
+        -> Setting
+    {
+        self.field(
+            name,
+            field,
+            .value("per-second"),
+            help: help,
+            reload: reload,
+            show: numberText,
+            parse: { try parseRate($0) }
+        )
     }
 
     /// A setting turned on or off by its value (`--fast-path off`).
     static func onOff(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
-        self.field(name, field, .value("on/off"), help: help, show: { $0 ? "on" : "off" }, parse: { try parseBool($0) })
+        self.field(
+            name,
+            field,
+            .value("on/off"),
+            help: help,
+            reload: .afterRestart,
+            show: { $0 ? "on" : "off" },
+            parse: { try parseBool($0) }
+        )
     }
 
     /// A setting turned on by its flag alone (`--demo`).
-    static func presence(_ name: String, _ field: any Field<Bool>, help: String) -> Setting {
-        self.field(name, field, .presence, help: help, show: { $0 ? "on" : "off" }, parse: { try parseBool($0) })
+    static func presence(
+        _ name: String,
+        _ field: any Field<Bool>,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
+        self.field(
+            name,
+            field,
+            .presence,
+            help: help,
+            reload: reload,
+            show: { $0 ? "on" : "off" },
+            parse: { try parseBool($0) }
+        )
     }
 
     static func text(
@@ -162,7 +265,7 @@ extension Setting {
         help: String,
         parse: @escaping @Sendable (String) throws -> String = { $0 }
     ) -> Setting {
-        self.field(name, field, .value(placeholder), help: help, show: { $0 }, parse: parse)
+        self.field(name, field, .value(placeholder), help: help, reload: .afterRestart, show: { $0 }, parse: parse)
     }
 
     static func optionalText(
@@ -172,14 +275,38 @@ extension Setting {
         unset: String,
         help: String
     ) -> Setting {
-        self.field(name, field, .value(placeholder), help: help, unset: unset, show: { $0 }, parse: { $0 })
+        self.field(
+            name,
+            field,
+            .value(placeholder),
+            help: help,
+            unset: unset,
+            reload: .afterRestart,
+            show: { $0 },
+            parse: { $0 }
+        )
     }
 
-    static func ids(_ name: String, _ field: any Field<[UInt32]>, unset: String, help: String) -> Setting {
+    static func ids(
+        _ name: String,
+        _ field: any Field<[UInt32]>,
+        unset: String,
+        reload: Reload = .afterRestart,
+        help: String
+    ) -> Setting {
         let show: @Sendable ([UInt32]) -> String? = { ids in
             ids.isEmpty ? nil : ids.map(String.init).joined(separator: ",")
         }
-        return self.field(name, field, .list("id"), help: help, unset: unset, show: show, parse: { try parseIDs($0) })
+        return self.field(
+            name,
+            field,
+            .list("id"),
+            help: help,
+            unset: unset,
+            reload: reload,
+            show: show,
+            parse: { try parseIDs($0) }
+        )
     }
 }
 

@@ -62,25 +62,25 @@ package enum Daemon {
         _ configuration: DaemonConfiguration,
         environment: [String: String],
         logger: Logger,
-        _ body: (HTTPContactSource, APIToken.Source) async throws -> Void
+        _ body: (HTTPContactSource, Secret.Source) async throws -> Void
     ) async throws {
         var url = configuration.upstream.url
-        let token: APIToken
-        let tokenSource: APIToken.Source
+        let token: Secret
+        let tokenSource: Secret.Source
         var demo: DemoAPI?
         if configuration.demo {
             let standIn = try await DemoAPI.start()
             demo = standIn
             url = standIn.baseURL
-            token = APIToken(standIn.token)
+            token = Secret(standIn.token)
             tokenSource = .demo
             logger.notice("demo mode: serving bundled sample contacts", metadata: ["upstream.url": "\(url)"])
         } else {
-            (token, tokenSource) = try APIToken.loadWithSource(
-                tokenFile: configuration.upstream.tokenFile,
+            (token, tokenSource) = try Secret.apiToken(
+                file: configuration.upstream.tokenFile,
                 environment: environment
             )
-            if let warning = APIToken.permissionWarning(tokenFile: configuration.upstream.tokenFile) {
+            if let warning = Secret.permissionWarning(tokenFile: configuration.upstream.tokenFile) {
                 logger.warning("token file is readable by other users", metadata: ["token.file": "\(warning)"])
             }
         }
@@ -120,7 +120,7 @@ package enum Daemon {
     private static func serve(
         configuration: DaemonConfiguration,
         source: HTTPContactSource,
-        tokenSource: APIToken.Source,
+        tokenSource: Secret.Source,
         environment: [String: String],
         inheritedSocket: Int32?,
         storedSnapshots: [Int32],
@@ -140,19 +140,19 @@ package enum Daemon {
         )
         warmRestart.restore(storedDescriptors: storedSnapshots)
         let metrics = DaemonMetrics()
-        let sharedCachePassword = try APIToken.secret(
+        let sharedCachePassword = try Secret.load(
             file: configuration.sharedCache.passwordFile,
             flag: "--shared-cache-password-file",
             credential: "shared-cache-password",
             environment: environment
         )
-        let sharedCacheKey = try APIToken.secret(
+        let sharedCacheKey = try Secret.load(
             file: configuration.sharedCache.keyFile,
             flag: "--shared-cache-key-file",
             credential: "shared-cache-key",
             environment: environment
         )
-        let sentinelPassword = try APIToken.secret(
+        let sentinelPassword = try Secret.load(
             file: configuration.sharedCache.sentinelPasswordFile,
             flag: "--shared-cache-sentinel-password-file",
             credential: "shared-cache-sentinel-password",
@@ -163,7 +163,9 @@ package enum Daemon {
                 target: address,
                 prefix: configuration.sharedCache.prefix,
                 timeout: configuration.sharedCache.timeout,
-                seal: try sharedCacheKey.map { key throws(ConfigurationError) in try SharedCacheSeal(key: key.secret) },
+                seal: try sharedCacheKey.map { key throws(ConfigurationError) in
+                    try SharedCacheSeal(key: key.secret.value)
+                },
                 logger: logger
             )
         }
@@ -262,8 +264,8 @@ package enum Daemon {
         if let sharedCache {
             let service = SharedCacheService(
                 cache: sharedCache,
-                password: sharedCachePassword?.secret,
-                sentinelPassword: sentinelPassword?.secret,
+                password: sharedCachePassword?.secret.value,
+                sentinelPassword: sentinelPassword?.secret.value,
                 certificateAuthorities: configuration.sharedCache.caFile,
                 lookup: lookup,
                 logger: logger

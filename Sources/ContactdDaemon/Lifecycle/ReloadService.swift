@@ -51,7 +51,7 @@ package struct ReloadReport: Sendable, Equatable {
 }
 
 /// Re-reads the token and the config file, and applies what can change while running: the
-/// settings in `DaemonConfiguration.appliedLive` change at once; any other changed setting is
+/// settings the table marks `.live` change at once; any other changed setting is
 /// named as taking effect after a restart. `RELOADING=1` before, `READY=1` after.
 ///
 /// A config file that no longer loads (an unknown key, a bad value) changes nothing: the running
@@ -73,7 +73,7 @@ actor Reloader {
     let levelSwitch: LogLevelSwitch?
     /// Where `daemon.config`'s answer is replaced when a setting changes live.
     let dispatcher: RequestDispatcher
-    let tokenSource: APIToken.Source
+    let tokenSource: Secret.Source
     /// The allow lists new connections are checked against.
     let allowLists: AllowLists
     /// The configuration the daemon runs with now.
@@ -92,7 +92,7 @@ actor Reloader {
         loadConfiguration: (@Sendable () throws(ConfigurationError) -> DaemonConfiguration)?,
         levelSwitch: LogLevelSwitch?,
         dispatcher: RequestDispatcher,
-        tokenSource: APIToken.Source,
+        tokenSource: Secret.Source,
         allowLists: AllowLists
     ) {
         self.tokenFile = tokenFile
@@ -116,7 +116,7 @@ actor Reloader {
         var report = ReloadReport()
         if !demo {
             do {
-                let token = try APIToken.load(tokenFile: tokenFile, environment: environment)
+                let token = try Secret.apiToken(file: tokenFile, environment: environment).secret
                 let changed = source.replaceToken(token)
                 lookup.tokenReloaded(changed: changed)
                 report.tokenChanged = changed
@@ -153,17 +153,29 @@ actor Reloader {
         }
         let changed = DaemonConfiguration.settings.filter { $0.text(in: fresh) != $0.text(in: current) }
         var applied: [Setting] = []
-        for setting in changed where DaemonConfiguration.appliedLive.contains(setting.name) {
-            guard setting.name != "log-level" || levelSwitch != nil else { continue }
-            // The text a setting shows is text it takes back (a test holds every setting to that).
-            guard (try? setting.apply(setting.text(in: fresh), to: &current)) != nil else { continue }
+        var receivers: Set<Setting.Receiver> = []
+        for setting in changed {
+            guard case .live(let receiver) = setting.reload else { continue }
+            // Without a level switch (a logger made elsewhere) the level cannot change live.
+            if receiver == .logLevel, levelSwitch == nil { continue }
+            setting.copyValue(from: fresh, to: &current)
             current.sources[setting.name] = fresh.sources[setting.name]
             applied.append(setting)
+            receivers.insert(receiver)
         }
-        if !applied.isEmpty {
-            levelSwitch?.set(current.logLevel)
-            lookup.reconfigure(policy: current.policy, ttl: current.cache.ttl, negativeTTL: current.cache.negativeTTL)
-            allowLists.set(uids: current.socket.allowUIDs, gids: current.socket.allowGIDs)
+        for receiver in receivers {
+            switch receiver {
+            case .lookup:
+                lookup.reconfigure(
+                    policy: current.policy,
+                    ttl: current.cache.ttl,
+                    negativeTTL: current.cache.negativeTTL
+                )
+            case .allowLists:
+                allowLists.set(uids: current.socket.allowUIDs, gids: current.socket.allowGIDs)
+            case .logLevel:
+                levelSwitch?.set(current.logLevel)
+            }
         }
         report.applied = applied.map { ($0.name, $0.text(in: current)) }
         report.afterRestart = changed.filter { setting in !applied.contains { $0.name == setting.name } }.map(\.name)

@@ -86,6 +86,11 @@ enum CacheSnapshot {
         let description: String
     }
 
+    /// Why a snapshot file could not be opened or mapped to be read.
+    struct ReadError: Error, CustomStringConvertible {
+        let description: String
+    }
+
     // MARK: Writing
 
     /// Writes every entry of `cache` to `fd` (an empty file or memfd), least recently used first.

@@ -65,7 +65,12 @@ enum SnapshotFiles {
         _ memory: (fd: Int32, written: CacheSnapshot.Written)
     ) -> (Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written {
         { (fd: Int32) throws(CacheSnapshot.WriteError) -> CacheSnapshot.Written in
-            let mapping = try map(memory.fd).get()
+            let mapping: Mapping
+            switch map(memory.fd) {
+            case .success(let mapped): mapping = mapped
+            // Reading back its own copy failed: the copy cannot be written.
+            case .failure(let failure): throw CacheSnapshot.WriteError(description: failure.description)
+            }
             defer { mapping.unmap() }
             if let failure = CacheSnapshot.writeAll(mapping.bytes, to: fd, at: 0) { throw failure }
             return memory.written
@@ -75,7 +80,7 @@ enum SnapshotFiles {
     /// Opens `path` to read a snapshot from it, if it is one this daemon may trust: a regular file
     /// (not a FIFO, which would block the start, nor a device or a link), owned by this user, that
     /// nobody else may write. `nil` with no reason: there is no file.
-    static func openTrusted(_ path: String) -> Result<Int32, CacheSnapshot.WriteError>? {
+    static func openTrusted(_ path: String) -> Result<Int32, CacheSnapshot.ReadError>? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
@@ -111,7 +116,7 @@ enum SnapshotFiles {
     }
 
     /// Maps `fd` (a file or memfd) read-only. An empty file maps to no bytes.
-    static func map(_ fd: Int32) -> Result<Mapping, CacheSnapshot.WriteError> {
+    static func map(_ fd: Int32) -> Result<Mapping, CacheSnapshot.ReadError> {
         var status = stat()
         guard fstat(fd, &status) == 0 else {
             return .failure(.init(description: "could not read its size: \(ErrnoText.plain(errno))"))

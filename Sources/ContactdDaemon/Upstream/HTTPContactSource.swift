@@ -19,14 +19,14 @@ package final class HTTPContactSource: ContactSource {
 
     private let client: HTTPClient
     private let endpoint: String
-    private let token: NIOLockedValueBox<APIToken>
+    private let token: NIOLockedValueBox<Secret>
     private let logger: Logger
     /// What AsyncHTTPClient logs through: never headers or bodies (`HTTPClientLogHandler`).
     private let clientLogger: Logger
 
     /// - Parameters:
     ///   - baseURL: the API base, without `/get-contact`.
-    package init(client: HTTPClient, baseURL: String, token: APIToken, logger: Logger) {
+    package init(client: HTTPClient, baseURL: String, token: Secret, logger: Logger) {
         self.client = client
         self.endpoint = baseURL + "/get-contact"
         self.token = NIOLockedValueBox(token)
@@ -36,17 +36,17 @@ package final class HTTPContactSource: ContactSource {
 
     /// Uses `token` from the next call on; returns whether it differs from the one in use.
     @discardableResult
-    package func replaceToken(_ token: APIToken) -> Bool {
+    package func replaceToken(_ token: Secret) -> Bool {
         self.token.withLockedValue { current in
             defer { current = token }
-            return current.secret != token.secret
+            return current.value != token.value
         }
     }
 
     package func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer " + token.withLockedValue { $0.secret })
+        request.headers.add(name: "Authorization", value: "Bearer " + token.withLockedValue { $0.value })
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "contactd/\(ContactdVersion.current)")
         request.headers.add(name: "Accept", value: "application/json")
