@@ -1,16 +1,17 @@
-/// Asks `condition` every 20 ms until it holds, for something that has no event to wait for
-/// (another process's state); throws naming `what`, and the last error met, after `limit`. An
-/// error from `condition` counts as "not yet" (a server not listening yet refuses).
-package func eventually(
+/// Asks `attempt` every 20 ms until it gives a value, for something that has no event to wait for
+/// (another process's state, a socket that appears); throws naming `what`, and the last error
+/// met, after `limit`. An error from `attempt` counts as "not yet" (a server not listening yet
+/// refuses).
+package func eventually<T>(
     _ what: String,
     within limit: Duration = .seconds(10),
-    _ condition: () async throws -> Bool
-) async throws {
+    _ attempt: () async throws -> T?
+) async throws -> T {
     let deadline = ContinuousClock.now + limit
     var lastError: (any Error)?
     while true {
         do {
-            if try await condition() { return }
+            if let value = try await attempt() { return value }
         } catch {
             lastError = error
         }
@@ -19,4 +20,13 @@ package func eventually(
         }
         try await Task.sleep(for: .milliseconds(20))
     }
+}
+
+/// Asks `condition` every 20 ms until it holds; as above.
+package func eventually(
+    _ what: String,
+    within limit: Duration = .seconds(10),
+    _ condition: () async throws -> Bool
+) async throws {
+    try await eventually(what, within: limit) { try await condition() ? () : nil }
 }

@@ -40,16 +40,15 @@ package final class RedisServer: Sendable {
             stderr: .file(directory + "/redis.log")
         )
         process.set(child)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if let client = try? await RawSocketClient.connect(socketPath) {
-                await client.close()
-                return
+        do {
+            let client = try await eventually("redis-server accepting on \(socketPath)") {
+                try await RawSocketClient.connect(socketPath)
             }
-            try await Task.sleep(for: .milliseconds(10))
+            await client.close()
+        } catch {
+            let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
+            throw TestSupportError("redis-server did not start: \(log)")
         }
-        let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
-        throw TestSupportError("redis-server did not start: \(log)")
     }
 
     /// Kills the server at once (SIGKILL) and waits for it to be gone.

@@ -5,8 +5,9 @@ import NIOSSL
 
 // No Swift Redis client is among the packages this project may use (RediStack and valkey-swift
 // are not mirrored), so this is a small one of its own: RESP3 over SwiftNIO, only the commands
-// contactd sends, pipelined on one connection. contactd reaches it only through its
-// `SharedCacheStore` protocol, which a maintained client can take over.
+// contactd sends, pipelined on one connection. contactd sends through its
+// `SharedCacheConnection` protocol, which a maintained client can take over; connecting and the
+// sentinel calls are in `SharedCacheService`, the one other place such a client would change.
 
 /// Where a Redis server listens, read from a URL: `redis://host[:port][/db]`,
 /// `rediss://host[:port][/db]` (TLS) or `unix:/path[?db=N]`.

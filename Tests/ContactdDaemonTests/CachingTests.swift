@@ -71,10 +71,9 @@ import Testing
                     }
                     // Release the API only once every client's miss is registered in the daemon.
                     let probe = try await RawSocketClient.connect(daemon.socketPath)
-                    while try await roundTrip(probe, #"{"id":1,"method":"cache.stats"}"#)["result"]?["misses"]?.intValue
-                        ?? 0 < 100
-                    {
-                        try await Task.sleep(for: .milliseconds(10))
+                    try await eventually("every client's miss registered") {
+                        try await roundTrip(probe, #"{"id":1,"method":"cache.stats"}"#)["result"]?["misses"]?.intValue
+                            ?? 0 >= 100
                     }
                     await probe.close()
                     api.release()
@@ -139,14 +138,13 @@ import Testing
                 let client = try await RawSocketClient.connect(daemon.socketPath)
                 try await client.send(#"{"method":"contact.get","params":{"phone_number":"\#(johnPhone)"}}"# + "\n")
                 try await api.waitForCalls(1)
-                var status: String?
                 // The fetch lands in the cache shortly after the API answers.
-                for attempt in 1...200 {
-                    status = try await roundTrip(client, getPhone(johnPhone, id: attempt, maxAge: nil)).cacheStatus
-                    if status == "hit" { break }
-                    try await Task.sleep(for: .milliseconds(5))
+                var attempt = 0
+                try await eventually("the fetch lands in the cache") {
+                    attempt += 1
+                    return try await roundTrip(client, getPhone(johnPhone, id: attempt, maxAge: nil)).cacheStatus
+                        == "hit"
                 }
-                #expect(status == "hit")
                 #expect(api.calls == 1)
                 await client.close()
             }

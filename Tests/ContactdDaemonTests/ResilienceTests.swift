@@ -48,9 +48,7 @@ import Testing
     /// a fetch), polling on a connection of its own.
     func waitForMisses(_ daemon: TestDaemon, _ count: Int) async throws {
         let probe = try await RawSocketClient.connect(daemon.socketPath)
-        while try await stats(probe)["misses"]?.intValue ?? 0 < count {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await eventually("\(count) misses") { try await stats(probe)["misses"]?.intValue ?? 0 >= count }
         await probe.close()
     }
 
@@ -310,13 +308,10 @@ import Testing
                 api.release()
                 try await api.waitForCalls(2)
                 // The fetch went on behind the answer and filled the cache.
-                var status: String?
-                for _ in 0..<200 where status != "hit" {
-                    status = try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?
-                        .stringValue
-                    if status != "hit" { try await Task.sleep(for: .milliseconds(10)) }
+                try await eventually("the fetch behind the answer fills the cache") {
+                    try await roundTrip(client, getPhone(johnPhone))["result"]?["cache"]?["status"]?.stringValue
+                        == "hit"
                 }
-                #expect(status == "hit")
             }
         }
     }

@@ -35,8 +35,8 @@ import Testing
                 stderr: .file("/dev/null")
             )
             defer { echo.signal(SIGTERM) }
-            while !FileManager.default.fileExists(atPath: dir + "/echo.sock") {
-                try await Task.sleep(for: .milliseconds(10))
+            try await eventually("the echo server's socket") {
+                FileManager.default.fileExists(atPath: dir + "/echo.sock")
             }
             let right = try await runProduct(
                 "contactd-bench",

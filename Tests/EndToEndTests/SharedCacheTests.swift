@@ -119,8 +119,8 @@ struct SharedCacheTests {
             try await fleet.api.waitForCalls(1)
             async let b = lookUp(fleet.hosts[1], trace: traceB)
             let stats = #"{"jsonrpc":"2.0","id":2,"method":"cache.stats"}"#
-            while try await call(fleet.hosts[1], stats)["result"]?["shared"]?["waits"]?.intValue ?? 0 < 1 {
-                try await Task.sleep(for: .milliseconds(10))
+            try await eventually("host B waits for host A's claim") {
+                try await call(fleet.hosts[1], stats)["result"]?["shared"]?["waits"]?.intValue ?? 0 >= 1
             }
             fleet.api.release()
             #expect(try await a["result"]?["cache"]?["status"]?.stringValue == "miss")
@@ -146,13 +146,12 @@ struct SharedCacheTests {
     }
 
     func waitForSharedCache(_ host: SpawnedDaemon, state: String, within seconds: Double = 10) async throws {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while try await sharedState(host) != state {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("the shared cache did not become \(state): \(host.log)")
-                return
+        do {
+            try await eventually("the shared cache \(state)", within: .seconds(seconds)) {
+                try await sharedState(host) == state
             }
-            try await Task.sleep(for: .milliseconds(20))
+        } catch {
+            Issue.record("\(error): \(host.log)")
         }
     }
 
@@ -375,7 +374,9 @@ struct SharedCacheTests {
             try await fleet.redis.start()
             try await waitForSharedCache(a, state: "up")
             // Redis came back empty: its count (0) is not the 1 host A knew, so A emptied its cache.
-            try await waitUntil("host A empties its cache") { a.log.contains("emptied this host's cache") }
+            try await eventually("host A empties its cache", within: .seconds(20)) {
+                a.log.contains("emptied this host's cache")
+            }
             let again = try await get(a, "+14155551234")
             #expect(again["result"]?["cache"]?["tier"]?.stringValue != "local", "\(again.jsonString)")
         }

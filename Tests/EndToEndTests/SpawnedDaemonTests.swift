@@ -152,6 +152,40 @@ import Testing
     /// budget; `daemon.config` shows the new values, from the file. (That the allow lists apply
     /// to the next connection: `aReloadAppliesTheAllowListsToTheNextConnection`.)
     @Test func aReloadAppliesTTLsAllowListsAndBudgetsAtOnce() async throws {
+        try await withReloadableDemo { daemon, file in
+            let pid = daemon.process.pid
+            func get() async throws -> String {
+                try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"]).stdout
+            }
+            _ = try await get()
+            #expect(try await get().contains("cache: hit"))
+
+            try "ttl: 0\nallow-uid: 4242\napi-concurrency: 2\n".write(
+                toFile: file,
+                atomically: true,
+                encoding: .utf8
+            )
+            daemon.signal(SIGHUP)
+            _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
+            #expect(daemon.process.pid == pid && daemon.process.isRunning, "no restart")
+            #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
+            #expect(daemon.log.contains("ttl=0"), "\(daemon.log)")
+            #expect(!daemon.log.contains("take effect after a restart"), "\(daemon.log)")
+            // Cached an hour ago by the old TTL's measure or a second ago: with a TTL of 0 it is
+            // stale now, answered at once while it is refreshed.
+            #expect(try await get().contains("cache: stale"))
+            let config = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
+                .stdout
+            #expect(config.contains(#""ttl":{"value":"0","source":"file"}"#), "\(config)")
+            #expect(config.contains(#""allow-uid":{"value":"4242","source":"file"}"#), "\(config)")
+            #expect(config.contains(#""api-concurrency":{"value":"2","source":"file"}"#), "\(config)")
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit() == 0)
+        }
+    }
+
+    /// A demo daemon reading `ttl: 1h` from a config file anyone may connect to, and the file.
+    func withReloadableDemo(_ body: (SpawnedDaemon, String) async throws -> Void) async throws {
         try await withTemporaryDirectory { dir in
             chmod(dir, 0o755)
             let file = dir + "/contactd.yaml"
@@ -159,36 +193,7 @@ import Testing
             try await withSpawnedDaemon(
                 directory: dir,
                 arguments: ["--demo", "--config", file, "--socket-mode", "0666"]
-            ) { daemon in
-                let pid = daemon.process.pid
-                func get() async throws -> String {
-                    try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"]).stdout
-                }
-                _ = try await get()
-                #expect(try await get().contains("cache: hit"))
-
-                try "ttl: 0\nallow-uid: 4242\napi-concurrency: 2\n".write(
-                    toFile: file,
-                    atomically: true,
-                    encoding: .utf8
-                )
-                daemon.signal(SIGHUP)
-                _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
-                #expect(daemon.process.pid == pid && daemon.process.isRunning, "no restart")
-                #expect(daemon.log.contains("reloaded: applied at once"), "\(daemon.log)")
-                #expect(daemon.log.contains("ttl=0"), "\(daemon.log)")
-                #expect(!daemon.log.contains("take effect after a restart"), "\(daemon.log)")
-                // Cached an hour ago by the old TTL's measure or a second ago: with a TTL of 0 it is
-                // stale now, answered at once while it is refreshed.
-                #expect(try await get().contains("cache: stale"))
-                let config = try await runProduct("contactctl", ["--socket", daemon.socketPath, "--json", "config"])
-                    .stdout
-                #expect(config.contains(#""ttl":{"value":"0","source":"file"}"#), "\(config)")
-                #expect(config.contains(#""allow-uid":{"value":"4242","source":"file"}"#), "\(config)")
-                #expect(config.contains(#""api-concurrency":{"value":"2","source":"file"}"#), "\(config)")
-                daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
-            }
+            ) { daemon in try await body(daemon, file) }
         }
     }
 
@@ -196,23 +201,15 @@ import Testing
     /// and is refused after.
     @Test(.enabled(if: TestTools.canActAsNobody, "needs root and /usr/bin/setpriv to connect as another user"))
     func aReloadAppliesTheAllowListsToTheNextConnection() async throws {
-        try await withTemporaryDirectory { dir in
-            chmod(dir, 0o755)
-            let file = dir + "/contactd.yaml"
-            try "ttl: 1h\n".write(toFile: file, atomically: true, encoding: .utf8)
-            try await withSpawnedDaemon(
-                directory: dir,
-                arguments: ["--demo", "--config", file, "--socket-mode", "0666"]
-            ) { daemon in
-                #expect(try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"]).status == 0)
-                try "allow-uid: 4242\n".write(toFile: file, atomically: true, encoding: .utf8)
-                daemon.signal(SIGHUP)
-                _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
-                let nobody = try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"])
-                #expect(nobody.status == 77, "uid 65534 is not on the new allow list: \(nobody.stderr)")
-                daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
-            }
+        try await withReloadableDemo { daemon, file in
+            #expect(try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"]).status == 0)
+            try "allow-uid: 4242\n".write(toFile: file, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            _ = try await daemon.notify.waitFor(count: 2, "READY=1 after the reload") { $0.contains("READY=1") }
+            let nobody = try await TestTools.contactctlAsNobody(["--socket", daemon.socketPath, "ping"])
+            #expect(nobody.status == 77, "uid 65534 is not on the new allow list: \(nobody.stderr)")
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit() == 0)
         }
     }
 
@@ -302,12 +299,10 @@ import Testing
             try await withTemporaryDirectory { dir in
                 let tokenFile = dir + "/token"
                 try "first-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--token-file", tokenFile]
-                )
-                do {
-                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                ) { daemon in
                     _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+14155551234"])
                     try "second-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
                     daemon.signal(SIGHUP)
@@ -316,13 +311,9 @@ import Testing
                     _ = try await daemon.notify.waitFor(count: 2, "second READY=1") { $0.contains("READY=1") }
                     _ = try await runProduct("contactctl", ["--socket", daemon.socketPath, "get", "+442079460958"])
                     #expect(api.authorizationHeaders == ["Bearer first-token", "Bearer second-token"])
-                } catch {
-                    await daemon.stop()
-                    throw error
+                    daemon.signal(SIGTERM)
+                    _ = try? await daemon.waitForExit()
                 }
-                daemon.signal(SIGTERM)
-                _ = try? await daemon.waitForExit()
-                await daemon.stop()
             }
         }
     }
@@ -332,15 +323,13 @@ import Testing
             try await withTemporaryDirectory { dir in
                 let tokenFile = dir + "/token"
                 try "token-one\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
-                let daemon = try SpawnedDaemon(
+                try await withSpawnedDaemon(
                     directory: dir,
                     arguments: ["--api-url", api.baseURL, "--token-file", tokenFile, "--retry-attempts", "1"]
-                )
-                func ctl(_ arguments: [String]) async throws -> CommandResult {
-                    try await runProduct("contactctl", ["--socket", daemon.socketPath] + arguments)
-                }
-                do {
-                    _ = try await daemon.notify.waitFor("READY=1") { $0.contains("READY=1") }
+                ) { daemon in
+                    func ctl(_ arguments: [String]) async throws -> CommandResult {
+                        try await runProduct("contactctl", ["--socket", daemon.socketPath] + arguments)
+                    }
                     // A not-found learned with token one.
                     #expect(try await ctl(["get", "+19995550100"]).status == 1)
                     api.addContact(#"{"id":"late-1","name":"Late Comer","phone_number":"+19995550100"}"#)
@@ -363,13 +352,9 @@ import Testing
                     #expect(!ready.contains("REJECTS THE TOKEN"))
                     #expect(try await ctl(["get", "+19995550100"]).status == 0)
                     #expect(try await ctl(["get", "+14155551234"]).status == 0)
-                } catch {
-                    await daemon.stop()
-                    throw error
+                    daemon.signal(SIGTERM)
+                    _ = try? await daemon.waitForExit()
                 }
-                daemon.signal(SIGTERM)
-                _ = try? await daemon.waitForExit()
-                await daemon.stop()
             }
         }
     }

@@ -78,12 +78,9 @@ import Testing
             defer { if activator.isRunning { activator.signal(SIGKILL) } }
             // systemd-socket-activate binds before it forks; wait for the file, then connect:
             // the first connection starts contactd, which serves the inherited socket.
-            var client: RawSocketClient?
-            for _ in 0..<200 where client == nil {
-                client = try? await RawSocketClient.connect(socketPath)
-                if client == nil { try await Task.sleep(for: .milliseconds(10)) }
+            let connection = try await eventually("systemd-socket-activate listening") {
+                try await RawSocketClient.connect(socketPath)
             }
-            let connection = try #require(client)
             try await connection.send(
                 #"{"id":1,"method":"contact.get","params":{"phone_number":"+14155551234"}}"# + "\n"
             )

@@ -105,7 +105,7 @@ import Testing
             _ = try await Self.lookUp(Self.known, on: first.socketPath)
             // The next periodic snapshot after the lookups holds all of them.
             let written = first.log.components(separatedBy: "cache snapshot written").count
-            try await waitUntil("a periodic snapshot after the lookups") {
+            try await eventually("a periodic snapshot after the lookups", within: .seconds(20)) {
                 first.log.components(separatedBy: "snapshot.entries=40").count > 1
                     && first.log.components(separatedBy: "cache snapshot written").count > written
             }
@@ -198,15 +198,5 @@ import Testing
             try await Self.stop(second)
             await api.shutdown()
         }
-    }
-}
-
-/// Polls `condition` every 20 ms until it holds, or throws after `seconds`: for what a process
-/// shows only in its log.
-func waitUntil(_ what: String, seconds: Double = 20, _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TestSupportError("timed out waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }

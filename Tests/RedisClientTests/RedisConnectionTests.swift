@@ -171,15 +171,13 @@ struct RedisConnectionTests {
             )
             defer { server.signal(SIGKILL) }
             let address = try RedisAddress(parsing: "rediss://localhost:\(port)/0")
-            var connection: RedisConnection?
-            for _ in 0..<200 where connection == nil {
-                connection = try? await RedisConnection.connect(
+            let connection = try? await eventually("a TLS connection to redis-server") {
+                try await RedisConnection.connect(
                     to: address,
                     password: nil,
                     timeout: .seconds(2),
                     certificateAuthorities: directory + "/ca.crt"
                 )
-                if connection == nil { try await Task.sleep(for: .milliseconds(20)) }
             }
             let secure = try #require(
                 connection,
