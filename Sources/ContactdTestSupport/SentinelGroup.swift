@@ -14,8 +14,11 @@ package final class SentinelGroup: Sendable {
     package let primary: RedisServer
     package let replica: RedisServer
     package let sentinels: [SentinelProcess]
+    /// The sentinels' own password (`requirepass`, and `sentinel-pass` among themselves).
+    package let sentinelPassword: String?
 
-    package init(directory: String) throws {
+    package init(directory: String, sentinelPassword: String? = nil) throws {
+        self.sentinelPassword = sentinelPassword
         for name in ["primary", "replica", "s0", "s1", "s2"] {
             try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
         }
@@ -24,7 +27,9 @@ package final class SentinelGroup: Sendable {
             directory: directory + "/replica",
             extraArguments: ["--replicaof", "127.0.0.1", String(primary.port)]
         )
-        sentinels = try (0..<3).map { try SentinelProcess(directory: directory + "/s\($0)") }
+        sentinels = try (0..<3).map {
+            try SentinelProcess(directory: directory + "/s\($0)", password: sentinelPassword)
+        }
     }
 
     /// `sentinel://` for the sentinels, `before` (e.g. a dead or lying one) listed first.
@@ -46,21 +51,11 @@ package final class SentinelGroup: Sendable {
                 "sentinel \(sentinel.port) knows the replica and the other sentinels",
                 within: .seconds(30)
             ) {
-                let replicas = try await Self.ask(sentinel.port, ["SENTINEL", "REPLICAS", .text(Self.primaryName)])
-                let others = try await Self.ask(sentinel.port, ["SENTINEL", "SENTINELS", .text(Self.primaryName)])
+                let replicas = try await sentinel.ask(["SENTINEL", "REPLICAS", .text(Self.primaryName)])
+                let others = try await sentinel.ask(["SENTINEL", "SENTINELS", .text(Self.primaryName)])
                 return replicas.array?.count == 1 && others.array?.count == 2
             }
         }
-    }
-
-    /// The primary as the sentinels name it now (`host:port`).
-    package func namedPrimary() async throws -> String {
-        let parts =
-            try await Self.ask(
-                sentinels[0].port,
-                ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", .text(Self.primaryName)]
-            ).array ?? []
-        return parts.compactMap(\.string).joined(separator: ":")
     }
 
     /// Listens on a sentinel for `+switch-master`; `heard` completes with when it came.
@@ -70,7 +65,7 @@ package final class SentinelGroup: Sendable {
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: ContinuousClock.Instant.self)
         let connection = try await RedisConnection.connect(
             to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: sentinels[1].port)),
-            password: nil,
+            password: sentinelPassword,
             timeout: .seconds(5)
         ) { push in
             if RedisSentinel.switchedPrimary(push, primaryName: Self.primaryName) != nil {
@@ -90,10 +85,14 @@ package final class SentinelGroup: Sendable {
     }
 
     /// One command to the server or sentinel at `port` on loopback, on a connection of its own.
-    package static func ask(_ port: Int, _ command: [RedisArgument]) async throws -> RESPValue {
+    package static func ask(
+        _ port: Int,
+        _ command: [RedisArgument],
+        password: String? = nil
+    ) async throws -> RESPValue {
         let connection = try await RedisConnection.connect(
             to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: port)),
-            password: nil,
+            password: password,
             timeout: .seconds(2)
         )
         defer { Task { await connection.close() } }
@@ -105,11 +104,18 @@ package final class SentinelGroup: Sendable {
 package final class SentinelProcess: Sendable {
     package let port: Int
     private let directory: String
+    private let password: String?
     private let process = LockedProcess()
 
-    init(directory: String) throws {
+    init(directory: String, password: String?) throws {
         self.directory = directory
+        self.password = password
         self.port = try freeLoopbackPort()
+    }
+
+    /// One command to this sentinel, with its password.
+    package func ask(_ command: [RedisArgument]) async throws -> RESPValue {
+        try await SentinelGroup.ask(port, command, password: password)
     }
 
     func start(watching primaryPort: Int, name: String) async throws {
@@ -123,7 +129,7 @@ package final class SentinelProcess: Sendable {
             sentinel failover-timeout \(name) 2000
             sentinel parallel-syncs \(name) 1
 
-            """
+            """ + (password.map { "requirepass \($0)\nsentinel sentinel-pass \($0)\n" } ?? "")
         try config.write(toFile: directory + "/sentinel.conf", atomically: true, encoding: .utf8)
         let child = try ChildProcess(
             RedisServer.executable,
@@ -134,7 +140,7 @@ package final class SentinelProcess: Sendable {
         )
         process.set(child)
         try await eventually("sentinel \(port) answers", within: .seconds(10)) {
-            (try? await SentinelGroup.ask(port, ["PING"])) != nil
+            (try? await ask(["PING"])) != nil
         }
     }
 

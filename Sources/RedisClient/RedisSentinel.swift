@@ -127,12 +127,14 @@ public enum RedisSentinel {
                 guard case .array(let parts) = reply, parts.count == 2, let host = parts[0].string,
                     let port = parts[1].string.flatMap({ Int($0) })
                 else {
-                    reasons.append("\(hostPort(sentinelAddress)) knows no primary named '\(address.primaryName)'")
+                    reasons.append(
+                        "sentinel \(hostPort(sentinelAddress)) knows no primary named '\(address.primaryName)'"
+                    )
                     continue
                 }
                 named = address.server(host: host, port: port)
             } catch {
-                reasons.append("\(hostPort(sentinelAddress)): \(error)")
+                reasons.append("sentinel \(hostPort(sentinelAddress)): \(error)")
                 continue
             }
             do {
@@ -147,13 +149,13 @@ public enum RedisSentinel {
                 guard role.array?.first?.string == "master" else {
                     await connection.close()
                     reasons.append(
-                        "\(hostPort(sentinelAddress)) named \(hostPort(named)), which is not a primary (\(role.array?.first?.string ?? "no role"))"
+                        "sentinel \(hostPort(sentinelAddress)) named \(hostPort(named)), which is not a primary (\(role.array?.first?.string ?? "no role"))"
                     )
                     continue
                 }
                 return (connection, named, index)
             } catch {
-                reasons.append("\(hostPort(sentinelAddress)) named \(hostPort(named)): \(error)")
+                reasons.append("sentinel \(hostPort(sentinelAddress)) named \(hostPort(named)): \(error)")
             }
         }
         throw .cannotConnect("no sentinel named a primary that answers (\(reasons.joined(separator: "; ")))")

@@ -20,17 +20,21 @@ struct SentinelFailoverTests {
         let group: SentinelGroup
         let hosts: [SpawnedDaemon]
         let api: FakeContactAPI
+        let url: String
+        let directory: String
     }
 
     /// The sentinel group, the API and three hosts following it; all stopped afterwards. With
     /// `doubtfulSentinels`, the hosts' list starts with a sentinel that names the replica (a liar)
-    /// and one that is not there, and the first real sentinel is killed before they start.
+    /// and one that is not there, and the first real sentinel is killed before they start. With
+    /// `sentinelPassword`, the sentinels want it and the hosts have it as a credential.
     func withFleet(
         doubtfulSentinels: Bool = false,
+        sentinelPassword: String? = nil,
         _ body: (Fleet) async throws -> Void
     ) async throws {
         try await withTemporaryDirectory { directory in
-            let group = try SentinelGroup(directory: directory + "/redis")
+            let group = try SentinelGroup(directory: directory + "/redis", sentinelPassword: sentinelPassword)
             try await withFakeAPI { api in
                 var hosts: [SpawnedDaemon] = []
                 let liar = try ScriptedSentinel(naming: group.replica.port)
@@ -42,9 +46,11 @@ struct SentinelFailoverTests {
                         await group.sentinels[0].kill()
                         url = group.url(before: [liar.port, try freeLoopbackPort()])
                     }
-                    try await startHosts(&hosts, url: url, api: api, directory: directory)
+                    var credentials: [String: String] = [:]
+                    if let sentinelPassword { credentials["shared-cache-sentinel-password"] = sentinelPassword }
+                    try await startHosts(&hosts, url: url, api: api, directory: directory, credentials: credentials)
                     for host in hosts { try await waitForPrimary(host, port: group.primary.port) }
-                    try await body(Fleet(group: group, hosts: hosts, api: api))
+                    try await body(Fleet(group: group, hosts: hosts, api: api, url: url, directory: directory))
                 } catch {
                     for host in hosts { await host.stop() }
                     await group.stop()
@@ -56,15 +62,30 @@ struct SentinelFailoverTests {
         }
     }
 
-    /// Three hosts following `url`, each ready (appended to `hosts` as they start, for the caller to stop).
-    func startHosts(_ hosts: inout [SpawnedDaemon], url: String, api: FakeContactAPI, directory: String) async throws {
+    /// Three hosts following `url`, each ready (appended to `hosts` as they start, for the caller
+    /// to stop), with `credentials` (name: value) in a credentials directory as systemd gives them.
+    func startHosts(
+        _ hosts: inout [SpawnedDaemon],
+        url: String,
+        api: FakeContactAPI,
+        directory: String,
+        credentials: [String: String] = [:]
+    ) async throws {
         for index in 0..<3 {
             let hostDirectory = directory + "/h\(index)"
-            try FileManager.default.createDirectory(atPath: hostDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: hostDirectory + "/credentials",
+                withIntermediateDirectories: true
+            )
+            for (name, value) in credentials {
+                try value.write(toFile: hostDirectory + "/credentials/" + name, atomically: true, encoding: .utf8)
+            }
             let host = try SpawnedDaemon(
                 directory: hostDirectory,
-                arguments: ["--api-url", api.baseURL, "--log-level", "info", "--shared-cache", url],
-                environment: ["CONTACTD_API_TOKEN": "test-token"]
+                arguments: ["--api-url", api.baseURL, "--log-level", "trace", "--shared-cache", url],
+                environment: [
+                    "CONTACTD_API_TOKEN": "test-token", "CREDENTIALS_DIRECTORY": hostDirectory + "/credentials",
+                ]
             )
             hosts.append(host)
             _ = try await host.notify.waitFor("READY=1") { $0.contains("READY=1") }
@@ -224,6 +245,33 @@ struct SentinelFailoverTests {
             for host in fleet.hosts { try await waitForPrimary(host, port: fleet.group.replica.port) }
             let reply = try await call(fleet.hosts[1], "contact.get", #"{"phone_number":"+14155551234"}"#)
             #expect(reply["result"] != nil, "\(reply)")
+        }
+    }
+
+    /// The sentinels' own password comes from the `shared-cache-sentinel-password` credential:
+    /// hosts given it find the primary (the fleet came up) and never log it; a host without it
+    /// says why in plain words and serves without the shared tier.
+    @Test func theSentinelsPasswordComesFromItsCredential() async throws {
+        let password = "sentinel-secret-\(UInt32.random(in: 1...UInt32.max))"
+        try await withFleet(sentinelPassword: password) { fleet in
+            let reply = try await call(fleet.hosts[0], "contact.get", #"{"phone_number":"+14155551234"}"#)
+            #expect(reply["result"] != nil, "\(reply)")
+            for host in fleet.hosts { #expect(!host.log.contains(password)) }
+            try await withTemporaryDirectory { directory in
+                try await withSpawnedDaemon(
+                    directory: directory,
+                    arguments: ["--api-url", fleet.api.baseURL, "--shared-cache", fleet.url],
+                    environment: ["CONTACTD_API_TOKEN": "test-token"]
+                ) { lone in
+                    try await eventually("the host without the password says why") {
+                        lone.log.contains("shared cache unavailable")
+                    }
+                    #expect(lone.log.contains(": Redis wants a password and none was given"), "\(lone.log)")
+                    #expect(lone.log.contains("sentinel 127.0.0.1:"), "the sentinel it asked is named")
+                    let reply = try await call(lone, "contact.get", #"{"phone_number":"+14155551234"}"#)
+                    #expect(reply["result"]?["contact"]?["name"]?.stringValue == "John Smith", "\(reply)")
+                }
+            }
         }
     }
 
