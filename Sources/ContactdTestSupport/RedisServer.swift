@@ -10,26 +10,39 @@ package final class RedisServer: Sendable {
     private let directory: String
     private let password: String?
     private let extraArguments: [String]
+    /// With TLS files, the port speaks TLS only (replication too).
+    private let tls: TestCertificates?
     private let process = LockedProcess()
 
     /// Whether the tests that need Redis can run here; a skip prints why.
     package static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: executable) }
 
     /// - Parameter extraArguments: more `redis-server` options, e.g. a `--maxmemory`.
-    package init(directory: String, password: String? = nil, extraArguments: [String] = []) throws {
+    package init(
+        directory: String,
+        password: String? = nil,
+        extraArguments: [String] = [],
+        tls: TestCertificates? = nil
+    ) throws {
         self.directory = directory
         self.socketPath = directory + "/redis.sock"
         self.password = password
         self.extraArguments = extraArguments
+        self.tls = tls
         self.port = try freeLoopbackPort()
     }
 
     /// Starts the server and returns once it accepts connections.
     package func start() async throws {
         var arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
+            "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
             "--save", "", "--appendonly", "no", "--dir", directory, "--loglevel", "warning",
         ]
+        if let tls {
+            arguments += ["--port", "0", "--tls-port", String(port), "--tls-replication", "yes"] + tls.redisArguments
+        } else {
+            arguments += ["--port", String(port)]
+        }
         if let password { arguments += ["--requirepass", password] }
         arguments += extraArguments
         let child = try ChildProcess(

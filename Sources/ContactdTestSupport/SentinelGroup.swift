@@ -16,33 +16,38 @@ package final class SentinelGroup: Sendable {
     package let sentinels: [SentinelProcess]
     /// The sentinels' own password (`requirepass`, and `sentinel-pass` among themselves).
     package let sentinelPassword: String?
+    /// With certificates, every server and sentinel speaks TLS only.
+    package let tls: TestCertificates?
 
-    package init(directory: String, sentinelPassword: String? = nil) throws {
+    package init(directory: String, sentinelPassword: String? = nil, tls: TestCertificates? = nil) throws {
         self.sentinelPassword = sentinelPassword
+        self.tls = tls
         for name in ["primary", "replica", "s0", "s1", "s2"] {
             try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
         }
-        primary = try RedisServer(directory: directory + "/primary")
+        primary = try RedisServer(directory: directory + "/primary", tls: tls)
         replica = try RedisServer(
             directory: directory + "/replica",
-            extraArguments: ["--replicaof", "127.0.0.1", String(primary.port)]
+            extraArguments: ["--replicaof", "127.0.0.1", String(primary.port)],
+            tls: tls
         )
         sentinels = try (0..<3).map {
-            try SentinelProcess(directory: directory + "/s\($0)", password: sentinelPassword)
+            try SentinelProcess(directory: directory + "/s\($0)", password: sentinelPassword, tls: tls)
         }
     }
 
     /// `sentinel://` for the sentinels, `before` (e.g. a dead or lying one) listed first.
     package func url(before: [Int] = []) -> String {
         let all = before + sentinels.map(\.port)
-        return "sentinel://" + all.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "/" + Self.primaryName
+        return (tls == nil ? "sentinel://" : "sentinels://") + all.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            + "/" + Self.primaryName
     }
 
     package func start() async throws {
         try await primary.start()
         try await replica.start()
         try await eventually("the replica copies the primary", within: .seconds(20)) {
-            let role = try await Self.ask(replica.port, ["ROLE"]).array ?? []
+            let role = try await Self.ask(replica.port, ["ROLE"], tls: tls).array ?? []
             return role.count > 3 && role[3].string == "connected"
         }
         for sentinel in sentinels { try await sentinel.start(watching: primary.port, name: Self.primaryName) }
@@ -64,9 +69,10 @@ package final class SentinelGroup: Sendable {
     ) {
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: ContinuousClock.Instant.self)
         let connection = try await RedisConnection.connect(
-            to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: sentinels[1].port)),
+            to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: sentinels[1].port), tls: tls != nil),
             password: sentinelPassword,
-            timeout: .seconds(5)
+            timeout: .seconds(5),
+            certificateAuthorities: tls?.authority
         ) { push in
             if RedisSentinel.switchedPrimary(push, primaryName: Self.primaryName) != nil {
                 promise.succeed(.now)
@@ -88,12 +94,14 @@ package final class SentinelGroup: Sendable {
     package static func ask(
         _ port: Int,
         _ command: [RedisArgument],
-        password: String? = nil
+        password: String? = nil,
+        tls: TestCertificates? = nil
     ) async throws -> RESPValue {
         let connection = try await RedisConnection.connect(
-            to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: port)),
+            to: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: port), tls: tls != nil),
             password: password,
-            timeout: .seconds(2)
+            timeout: .seconds(2),
+            certificateAuthorities: tls?.authority
         )
         defer { Task { await connection.close() } }
         return try await connection.send(command, timeout: .seconds(2))
@@ -105,31 +113,35 @@ package final class SentinelProcess: Sendable {
     package let port: Int
     private let directory: String
     private let password: String?
+    private let tls: TestCertificates?
     private let process = LockedProcess()
 
-    init(directory: String, password: String?) throws {
+    init(directory: String, password: String?, tls: TestCertificates?) throws {
         self.directory = directory
         self.password = password
+        self.tls = tls
         self.port = try freeLoopbackPort()
     }
 
     /// One command to this sentinel, with its password.
     package func ask(_ command: [RedisArgument]) async throws -> RESPValue {
-        try await SentinelGroup.ask(port, command, password: password)
+        try await SentinelGroup.ask(port, command, password: password, tls: tls)
     }
 
     func start(watching primaryPort: Int, name: String) async throws {
-        let config = """
-            port \(port)
-            bind 127.0.0.1
-            dir \(directory)
-            loglevel notice
-            sentinel monitor \(name) 127.0.0.1 \(primaryPort) 2
-            sentinel down-after-milliseconds \(name) 1000
-            sentinel failover-timeout \(name) 2000
-            sentinel parallel-syncs \(name) 1
+        let listen =
+            tls.map { "port 0\ntls-port \(port)\ntls-replication yes\n" + $0.sentinelConfig } ?? "port \(port)\n"
+        let config =
+            listen + """
+                bind 127.0.0.1
+                dir \(directory)
+                loglevel notice
+                sentinel monitor \(name) 127.0.0.1 \(primaryPort) 2
+                sentinel down-after-milliseconds \(name) 1000
+                sentinel failover-timeout \(name) 2000
+                sentinel parallel-syncs \(name) 1
 
-            """ + (password.map { "requirepass \($0)\nsentinel sentinel-pass \($0)\n" } ?? "")
+                """ + (password.map { "requirepass \($0)\nsentinel sentinel-pass \($0)\n" } ?? "")
         try config.write(toFile: directory + "/sentinel.conf", atomically: true, encoding: .utf8)
         let child = try ChildProcess(
             RedisServer.executable,

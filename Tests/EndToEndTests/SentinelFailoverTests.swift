@@ -27,14 +27,21 @@ struct SentinelFailoverTests {
     /// The sentinel group, the API and three hosts following it; all stopped afterwards. With
     /// `doubtfulSentinels`, the hosts' list starts with a sentinel that names the replica (a liar)
     /// and one that is not there, and the first real sentinel is killed before they start. With
-    /// `sentinelPassword`, the sentinels want it and the hosts have it as a credential.
+    /// `sentinelPassword`, the sentinels want it and the hosts have it as a credential. With
+    /// `tls`, every server and sentinel speaks TLS only, with a CA made for the test.
     func withFleet(
         doubtfulSentinels: Bool = false,
         sentinelPassword: String? = nil,
+        tls: Bool = false,
         _ body: (Fleet) async throws -> Void
     ) async throws {
         try await withTemporaryDirectory { directory in
-            let group = try SentinelGroup(directory: directory + "/redis", sentinelPassword: sentinelPassword)
+            let certificates = tls ? try await TestCertificates.make(in: directory) : nil
+            let group = try SentinelGroup(
+                directory: directory + "/redis",
+                sentinelPassword: sentinelPassword,
+                tls: certificates
+            )
             try await withFakeAPI { api in
                 var hosts: [SpawnedDaemon] = []
                 let liar = try ScriptedSentinel(naming: group.replica.port)
@@ -48,7 +55,14 @@ struct SentinelFailoverTests {
                     }
                     var credentials: [String: String] = [:]
                     if let sentinelPassword { credentials["shared-cache-sentinel-password"] = sentinelPassword }
-                    try await startHosts(&hosts, url: url, api: api, directory: directory, credentials: credentials)
+                    try await startHosts(
+                        &hosts,
+                        url: url,
+                        api: api,
+                        directory: directory,
+                        credentials: credentials,
+                        arguments: certificates.map { ["--shared-cache-ca-file", $0.authority] } ?? []
+                    )
                     for host in hosts { try await waitForPrimary(host, port: group.primary.port) }
                     try await body(Fleet(group: group, hosts: hosts, api: api, url: url, directory: directory))
                 } catch {
@@ -69,7 +83,8 @@ struct SentinelFailoverTests {
         url: String,
         api: FakeContactAPI,
         directory: String,
-        credentials: [String: String] = [:]
+        credentials: [String: String] = [:],
+        arguments: [String] = []
     ) async throws {
         for index in 0..<3 {
             let hostDirectory = directory + "/h\(index)"
@@ -82,7 +97,7 @@ struct SentinelFailoverTests {
             }
             let host = try SpawnedDaemon(
                 directory: hostDirectory,
-                arguments: ["--api-url", api.baseURL, "--log-level", "trace", "--shared-cache", url],
+                arguments: ["--api-url", api.baseURL, "--log-level", "trace", "--shared-cache", url] + arguments,
                 environment: [
                     "CONTACTD_API_TOKEN": "test-token", "CREDENTIALS_DIRECTORY": hostDirectory + "/credentials",
                 ]
@@ -244,6 +259,22 @@ struct SentinelFailoverTests {
             await listener.close()
             for host in fleet.hosts { try await waitForPrimary(host, port: fleet.group.replica.port) }
             let reply = try await call(fleet.hosts[1], "contact.get", #"{"phone_number":"+14155551234"}"#)
+            #expect(reply["result"] != nil, "\(reply)")
+        }
+    }
+
+    /// `sentinels://`: TLS to the sentinels and to the servers they name, trusting the test's CA
+    /// (`--shared-cache-ca-file`), through a failover.
+    @Test(.enabled(if: TestTools.hasOpenSSL, "needs /usr/bin/openssl to make the test's CA"))
+    func sentinelsOverTLSAreFollowedThroughAFailover() async throws {
+        try await withFleet(tls: true) { fleet in
+            #expect(fleet.url.hasPrefix("sentinels://"))
+            let (listener, heard) = try await fleet.group.listenForSwitch()
+            await fleet.group.primary.kill()
+            _ = try await heard.get()
+            await listener.close()
+            for host in fleet.hosts { try await waitForPrimary(host, port: fleet.group.replica.port) }
+            let reply = try await call(fleet.hosts[2], "contact.get", #"{"phone_number":"+14155551234"}"#)
             #expect(reply["result"] != nil, "\(reply)")
         }
     }

@@ -140,30 +140,15 @@ struct RedisConnectionTests {
     @Test(.enabled(if: TestTools.hasOpenSSL, "needs /usr/bin/openssl to make the test's CA"))
     func rediss() async throws {
         try await withTemporaryDirectory { directory in
-            for command in [
-                "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca",
-                "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
-                "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile ext.cnf",
-            ] {
-                try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
-                    toFile: directory + "/ext.cnf",
-                    atomically: true,
-                    encoding: .utf8
-                )
-                let result = try await runCommand(
-                    URL(fileURLWithPath: "/usr/bin/sh"),
-                    ["-c", "cd \(directory) && openssl \(command)"]
-                )
-                #expect(result.status == 0, "\(result.stderr)")
-            }
+            let certificates = try await TestCertificates.make(in: directory)
             let port = try freeLoopbackPort()
             let server = try ChildProcess(
                 RedisServer.executable,
                 [
                     "--port", "0", "--bind", "127.0.0.1", "--tls-port", String(port), "--tls-cert-file",
-                    directory + "/server.crt",
-                    "--tls-key-file", directory + "/server.key", "--tls-ca-cert-file", directory + "/ca.crt",
-                    "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", directory,
+                    certificates.certificate, "--tls-key-file", certificates.key, "--tls-ca-cert-file",
+                    certificates.authority, "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir",
+                    directory,
                 ],
                 environment: [:],
                 stdout: .file(directory + "/redis.log"),
@@ -176,7 +161,7 @@ struct RedisConnectionTests {
                     to: address,
                     password: nil,
                     timeout: .seconds(2),
-                    certificateAuthorities: directory + "/ca.crt"
+                    certificateAuthorities: certificates.authority
                 )
             }
             let secure = try #require(
