@@ -189,6 +189,12 @@ package final class ScriptedSentinel: Sendable {
         }.start()
     }
 
+    /// Names `port` from now on, without announcing it (a sentinel that has not caught up, or
+    /// whose announcement was lost).
+    package func name(_ port: Int) {
+        state.withLockedValue { $0.named = port }
+    }
+
     /// Names `port` from now on and announces the move from `old` to every subscriber.
     package func announce(from old: Int, to port: Int) {
         let subscribers = state.withLockedValue { state in

@@ -239,8 +239,10 @@ struct SentinelFailoverTests {
                 #expect(status["moved_at"]?.stringValue != nil)
                 #expect(host.log.contains("shared cache up on a new primary (127.0.0.1:\(fleet.group.replica.port))"))
             }
-            let metrics = try await call(fleet.hosts[0], "cache.stats")
-            #expect(metrics["result"]?["shared"]?["state"]?.stringValue == "up")
+            let stats = try await call(fleet.hosts[0], "cache.stats")
+            #expect(stats["result"]?["shared"]?["state"]?.stringValue == "up")
+            let metrics = try await call(fleet.hosts[0], "daemon.metrics")["result"]?["text"]?.stringValue ?? ""
+            #expect(metrics.contains("\ncontactd_shared_cache_failovers_total 1\n"), "\(metrics)")
         }
     }
 
@@ -306,12 +308,13 @@ struct SentinelFailoverTests {
         }
     }
 
-    /// A failover that loses invalidations (issue #27, item 2): the new primary is a server that
-    /// stopped copying the old one before an invalidation was made there, so it still holds the
-    /// entry that invalidation removed, and an older epoch. The sentinel is played by the test, so
-    /// the loss is certain. Every host finds the epoch behind what it knew, empties its cache and
-    /// the shared one: no host answers the invalidated contact from the new primary.
-    @Test func invalidationsLostInAFailoverAreNotUndone() async throws {
+    /// Two real servers, `old` and `new` (a replica of `old` when `newReplicates`), a sentinel
+    /// played by the test naming `old`, and three hosts up on `old`; all stopped afterwards.
+    func withScriptedFailover(
+        newReplicates: Bool,
+        _ body: (_ old: RedisServer, _ new: RedisServer, ScriptedSentinel, [SpawnedDaemon], FakeContactAPI)
+            async throws -> Void
+    ) async throws {
         try await withTemporaryDirectory { directory in
             for name in ["old", "new"] {
                 try FileManager.default.createDirectory(
@@ -323,7 +326,7 @@ struct SentinelFailoverTests {
             try await old.start()
             let new = try RedisServer(
                 directory: directory + "/new",
-                extraArguments: ["--replicaof", "127.0.0.1", String(old.port)]
+                extraArguments: newReplicates ? ["--replicaof", "127.0.0.1", String(old.port)] : []
             )
             try await new.start()
             let sentinel = try ScriptedSentinel(naming: old.port)
@@ -337,25 +340,7 @@ struct SentinelFailoverTests {
                         directory: directory
                     )
                     for host in hosts { try await waitForPrimary(host, port: old.port) }
-                    let params = #"{"phone_number":"+14155551234"}"#
-                    api.addContact(#"{"id":"lost","phone_number":"+14155551234","name":"Before"}"#)
-                    _ = try await call(hosts[0], "contact.get", params)
-                    try await eventually("the entry copied to the replica") {
-                        try await SentinelGroup.ask(new.port, ["DBSIZE"]) != .integer(0)
-                    }
-                    // The replica stops copying: what follows on the old primary is what a
-                    // failover loses.
-                    _ = try await SentinelGroup.ask(new.port, ["REPLICAOF", "NO", "ONE"])
-                    api.addContact(#"{"id":"lost","phone_number":"+14155551234","name":"After"}"#)
-                    let invalidated = try await call(hosts[1], "contact.invalidate", params)
-                    #expect(invalidated["result"]?["shared"] == .bool(true), "\(invalidated)")
-                    sentinel.announce(from: old.port, to: new.port)
-                    for host in hosts { try await waitForPrimary(host, port: new.port) }
-                    for host in hosts {
-                        let reply = try await call(host, "contact.get", params)
-                        #expect(reply["result"]?["contact"]?["name"]?.stringValue == "After", "\(reply)")
-                    }
-                    #expect(hosts.contains { $0.log.contains("the shared cache lost invalidations in a failover") })
+                    try await body(old, new, sentinel, hosts, api)
                 } catch {
                     for host in hosts { await host.stop() }
                     throw error
@@ -365,6 +350,61 @@ struct SentinelFailoverTests {
             sentinel.stop()
             await new.kill()
             await old.kill()
+        }
+    }
+
+    /// A primary made a replica under the hosts, with no announcement (a sentinel that missed it):
+    /// the first write it refuses (`READONLY`) ends the connection, the sentinel still names it
+    /// and ROLE says it is a replica, so nothing more is written to it; once the sentinel names
+    /// the new primary the hosts are up on it. Lookups never fail meanwhile.
+    @Test func aPrimaryDemotedUnderTheHostsGetsNoMoreWrites() async throws {
+        try await withScriptedFailover(newReplicates: false) { old, new, sentinel, hosts, _ in
+            _ = try await SentinelGroup.ask(old.port, ["REPLICAOF", "127.0.0.1", .text(String(new.port))])
+            let reply = try await call(hosts[0], "contact.get", #"{"phone_number":"+14155551234"}"#)
+            #expect(reply["result"]?["contact"] != nil, "\(reply)")
+            try await eventually("host 0 leaves the demoted primary") {
+                try await sharedStatus(hosts[0])?["state"]?.stringValue == "down"
+            }
+            let log = hosts[0].log
+            #expect(log.contains("READONLY"), "\(log)")
+            try await eventually("host 0 refuses the replica the sentinel still names") {
+                hosts[0].log.contains("which is not a primary (slave)")
+            }
+            sentinel.name(new.port)
+            try await waitForPrimary(hosts[0], port: new.port)
+            let after = try await call(hosts[0], "contact.get", #"{"phone_number":"+442079460958"}"#)
+            #expect(after["result"]?["cache"]?["tier"]?.stringValue == "api", "\(after)")
+            try await eventually("the fill lands on the new primary") {
+                try await SentinelGroup.ask(new.port, ["EXISTS", "contactd:p:+442079460958"]) == .integer(1)
+            }
+        }
+    }
+
+    /// A failover that loses invalidations (issue #27, item 2): the new primary is a server that
+    /// stopped copying the old one before an invalidation was made there, so it still holds the
+    /// entry that invalidation removed, and an older epoch. The sentinel is played by the test, so
+    /// the loss is certain. Every host finds the epoch behind what it knew, empties its cache and
+    /// the shared one: no host answers the invalidated contact from the new primary.
+    @Test func invalidationsLostInAFailoverAreNotUndone() async throws {
+        try await withScriptedFailover(newReplicates: true) { old, new, sentinel, hosts, api in
+            let params = #"{"phone_number":"+14155551234"}"#
+            api.addContact(#"{"id":"lost","phone_number":"+14155551234","name":"Before"}"#)
+            _ = try await call(hosts[0], "contact.get", params)
+            try await eventually("the entry copied to the replica") {
+                try await SentinelGroup.ask(new.port, ["DBSIZE"]) != .integer(0)
+            }
+            // The replica stops copying: what follows on the old primary is what a failover loses.
+            _ = try await SentinelGroup.ask(new.port, ["REPLICAOF", "NO", "ONE"])
+            api.addContact(#"{"id":"lost","phone_number":"+14155551234","name":"After"}"#)
+            let invalidated = try await call(hosts[1], "contact.invalidate", params)
+            #expect(invalidated["result"]?["shared"] == .bool(true), "\(invalidated)")
+            sentinel.announce(from: old.port, to: new.port)
+            for host in hosts { try await waitForPrimary(host, port: new.port) }
+            for host in hosts {
+                let reply = try await call(host, "contact.get", params)
+                #expect(reply["result"]?["contact"]?["name"]?.stringValue == "After", "\(reply)")
+            }
+            #expect(hosts.contains { $0.log.contains("the shared cache lost invalidations in a failover") })
         }
     }
 }

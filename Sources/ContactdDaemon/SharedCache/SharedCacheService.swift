@@ -71,6 +71,8 @@ struct SharedCacheService: Service, CustomStringConvertible {
                 if Task.isShuttingDownGracefully || Task.isCancelled { return }
                 pause = cache.attemptFailed("the connection to Redis closed")
             } catch {
+                // Logged as a change of state once (`SharedCache`); each attempt at debug level.
+                logger.debug("shared cache: connecting failed: \(error)")
                 pause = cache.attemptFailed(error.description)
             }
             // Ended early by shutdown (the loop then ends) or by news from the sentinels.
