@@ -81,13 +81,51 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // A failed system call or connection in plain words, without its number: the one wording
+        // every message uses.
+        .target(name: "PlainErrors"),
+        // The fleet's shared cache on Redis (`--shared-cache`): a `SharedTier` for Core's lookups.
+        // Knows nothing of the server or the configuration; the daemon composes it.
+        .target(
+            name: "ContactdSharedCache",
+            dependencies: [
+                "ContactdCore",
+                "ContactdJSON",
+                "RedisClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Warm restart: the cache snapshot, systemd's fd store and --snapshot-file. Knows nothing of
+        // the server or the configuration; the daemon composes it.
+        .target(
+            name: "ContactdSnapshot",
+            dependencies: [
+                "ContactdCore",
+                "CLinux",
+                "CZlib",
+                "Systemd",
+                "PlainErrors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Composition root: the hit path, socket server and fast lane, upstream client,
-        // configuration, lifecycle, and the demo's API stand-in.
+        // configuration, lifecycle, and the demo's API stand-in; it composes the shared cache and
+        // the snapshot.
         .target(
             name: "ContactdDaemon",
             dependencies: [
                 "ContactdCore",
                 "ContactdProtocol",
+                "ContactdSharedCache",
+                "ContactdSnapshot",
+                "PlainErrors",
                 "CLinux",
                 "CZlib",
                 "Systemd",
@@ -115,6 +153,7 @@ let package = Package(
         .target(
             name: "RedisClient",
             dependencies: [
+                "PlainErrors",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -207,6 +246,9 @@ let package = Package(
             name: "ContactdDaemonTests",
             dependencies: [
                 "ContactdDaemon",
+                "ContactdSharedCache",
+                "ContactdSnapshot",
+                "RedisClient",
                 "ContactdTestSupport",
                 "ContactdCore",
                 "ContactdProtocol",

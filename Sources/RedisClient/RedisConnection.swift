@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import PlainErrors
 
 // No Swift Redis client is among the packages this project may use (RediStack and valkey-swift
 // are not mirrored), so this is a small one of its own: RESP3 over SwiftNIO, only the commands
@@ -267,14 +268,7 @@ public final class RedisConnection: Sendable {
     }
 
     static func plain(_ error: any Error) -> String {
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case 111: return "connection refused"
-            case 2: return "no such socket file"
-            case 13: return "permission denied"
-            default: return "\(error)"
-            }
-        }
+        if let error = error as? IOError { return ErrnoText.plain(error.errnoCode) }
         if error is ChannelError { return "timed out" }
         if error is NIOSSLError || error is BoringSSLError {
             return "the TLS handshake failed (is the server's certificate signed by a trusted CA, for this name?)"

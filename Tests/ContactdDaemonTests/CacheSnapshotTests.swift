@@ -7,6 +7,7 @@ import Glibc
 import Testing
 
 @testable import ContactdDaemon
+@testable import ContactdSnapshot
 
 /// The snapshot format on its own: what goes in comes back with its age, in LRU order, and
 /// anything damaged, foreign or truncated is refused whole, leaving the cache empty.

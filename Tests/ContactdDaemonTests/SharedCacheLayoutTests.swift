@@ -6,6 +6,7 @@ import RedisClient
 import Testing
 
 @testable import ContactdDaemon
+@testable import ContactdSharedCache
 
 /// What contactd puts in Redis, read back: pure functions, no Redis (issue #23, item 9).
 @Suite struct SharedCacheLayoutTests {

@@ -5,6 +5,7 @@ import RedisClient
 import Testing
 
 @testable import ContactdDaemon
+@testable import ContactdSharedCache
 
 /// The shared cache's connection state machine, its epoch bookkeeping and the sentinel address,
 /// without Redis (issue #25, item 2; issue #27).

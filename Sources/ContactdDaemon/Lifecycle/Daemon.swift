@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import ContactdCore
+import ContactdSharedCache
+import ContactdSnapshot
 import Logging
 import NIOCore
 import NIOPosix
@@ -131,9 +133,17 @@ package enum Daemon {
     ) async throws {
         let notifier = SystemdNotifier()
         let cache = ContactCache(configuration: configuration.cache, clock: configuration.clock)
+        let policy = configuration.policy
         let warmRestart = WarmRestart(
-            configuration: configuration,
             cache: cache,
+            // The demo's stand-in listens on a new port each run; its contacts are the same.
+            api: configuration.demo ? "demo" : configuration.upstream.url,
+            file: configuration.snapshots.file,
+            interval: configuration.snapshots.interval,
+            limits: CacheSnapshot.Limits(
+                contact: (configuration.cache.ttl + max(policy.staleTTL, policy.staleIfError)).seconds,
+                notFound: configuration.cache.negativeTTL.seconds
+            ),
             environment: environment,
             notifier: notifier,
             logger: logger
@@ -164,7 +174,11 @@ package enum Daemon {
                 prefix: configuration.sharedCache.prefix,
                 timeout: configuration.sharedCache.timeout,
                 seal: try sharedCacheKey.map { key throws(ConfigurationError) in
-                    try SharedCacheSeal(key: key.secret.value)
+                    do throws(SharedCacheSeal.KeyError) {
+                        return try SharedCacheSeal(key: key.secret.value)
+                    } catch {
+                        throw ConfigurationError(error.description)
+                    }
                 },
                 logger: logger
             )

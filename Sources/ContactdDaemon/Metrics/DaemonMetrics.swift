@@ -1,5 +1,7 @@
 import ContactdCore
 import ContactdProtocol
+import ContactdSharedCache
+import ContactdSnapshot
 import CoreMetrics
 import NIOConcurrencyHelpers
 import Prometheus

@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
+import PlainErrors
 import Synchronization
 
 /// Plain cache hits served by hand-written `epoll` loops beside SwiftNIO; everything else is

@@ -1,6 +1,7 @@
 import ContactdCore
 import ContactdJSON
 import ContactdProtocol
+import ContactdSharedCache
 import Foundation
 import Glibc
 import Logging

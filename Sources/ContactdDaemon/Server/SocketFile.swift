@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import PlainErrors
 
 /// The socket's path on disk: checks before binding, permissions after, removal at exit.
 ///

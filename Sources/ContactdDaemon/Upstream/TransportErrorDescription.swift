@@ -3,6 +3,7 @@ import Glibc
 import NIOCore
 import NIOPosix
 import NIOSSL
+import PlainErrors
 
 /// What went wrong on the way to the API, in plain words for a client's error message and the
 /// log: "connection refused", "timed out connecting to the API". Never a library's type names, its

@@ -11,9 +11,9 @@ import Systemd
 /// (`FileDescriptorStoreMax=` in the unit): systemd keeps it across `systemctl restart`, a crash
 /// and the watchdog's kill, and passes it back in `LISTEN_FDS`. A file, if configured, also
 /// survives `systemctl stop` and reboots.
-final class WarmRestart: Sendable {
+package final class WarmRestart: Sendable {
     /// The name the snapshot has in the fd store (`FDNAME=`, `LISTEN_FDNAMES`).
-    static let storeName = "cache"
+    package static let storeName = "cache"
 
     private let cache: ContactCache
     /// Whom the snapshot's entries came from: a snapshot taken for another API is not restored.
@@ -30,27 +30,31 @@ final class WarmRestart: Sendable {
     /// When the last snapshot was written, for `contactd_snapshot_age_seconds`.
     private let lastWritten = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
-    init(
-        configuration: DaemonConfiguration,
+    /// - Parameters:
+    ///   - api: whom the entries come from (the API's URL, or `demo`): a snapshot taken for
+    ///     another API is not restored.
+    ///   - file: `--snapshot-file`, if any.
+    ///   - interval: `--snapshot-interval`; zero: a snapshot only on stop.
+    ///   - limits: the longest an entry may have been cached (contacts and not-found answers).
+    package init(
         cache: ContactCache,
+        api: String,
+        file: String?,
+        interval: Duration,
+        limits: CacheSnapshot.Limits,
         environment: [String: String],
         notifier: SystemdNotifier,
         logger: Logger
     ) {
         self.cache = cache
-        // The demo's stand-in listens on a new port each run; its contacts are the same.
-        self.api = configuration.demo ? "demo" : configuration.upstream.url
-        self.file = configuration.snapshots.file
+        self.api = api
+        self.file = file
         self.toStore = environment["NOTIFY_SOCKET"] != nil
         // With snapshots only on stop, the restored one is released at once (systemd's copy
         // holds as much memory as the cache); otherwise it stays until the next one replaces it,
         // so a crash before then still finds it.
-        self.keepRestoredInStore = configuration.snapshots.interval > .zero
-        let policy = configuration.policy
-        self.limits = CacheSnapshot.Limits(
-            contact: (configuration.cache.ttl + max(policy.staleTTL, policy.staleIfError)).seconds,
-            notFound: configuration.cache.negativeTTL.seconds
-        )
+        self.keepRestoredInStore = interval > .zero
+        self.limits = limits
         self.notifier = notifier
         self.logger = logger
     }
@@ -60,7 +64,7 @@ final class WarmRestart: Sendable {
     /// Restores the cache from the first usable snapshot: the descriptors systemd passed back as
     /// `cache` (closed here), then the file. A snapshot that cannot be used is skipped with one log
     /// line and, in the fd store, removed so it does not come back.
-    func restore(storedDescriptors: [Int32]) {
+    package func restore(storedDescriptors: [Int32]) {
         var restored = false
         for fd in storedDescriptors {
             defer { close(fd) }
@@ -188,10 +192,10 @@ final class WarmRestart: Sendable {
     }
 
     /// Whether snapshots are written at all (under systemd, or to `--snapshot-file`).
-    var writes: Bool { toStore || file != nil }
+    package var writes: Bool { toStore || file != nil }
 
     /// Seconds since the last snapshot was written; `nil` before the first.
-    var secondsSinceLastWrite: Double? {
+    package var secondsSinceLastWrite: Double? {
         lastWritten.withLockedValue { $0 }.map { (ContinuousClock.now - $0).seconds }
     }
 

@@ -9,7 +9,12 @@ import NIOCore
 /// refused, not served). Key names are HMAC-SHA256 of the key, so a phone number never appears
 /// in Redis; invalidation messages are sealed like values. Two keys are derived from the one given
 /// (HKDF-SHA256), one per use. Every host of a fleet needs the same key.
-struct SharedCacheSeal: Sendable {
+package struct SharedCacheSeal: Sendable {
+    /// Why a key cannot be used, in plain words.
+    package struct KeyError: Error, Sendable, CustomStringConvertible {
+        package let description: String
+    }
+
     // Kept as bytes: swift-crypto's `SymmetricKey` is not `Sendable` (3.x).
     private let valueKeyBytes: [UInt8]
     private let nameKeyBytes: [UInt8]
@@ -17,10 +22,11 @@ struct SharedCacheSeal: Sendable {
     private var nameKey: SymmetricKey { SymmetricKey(data: nameKeyBytes) }
 
     /// - Parameter key: 32 random bytes written as 64 hex digits or base64 (`openssl rand -hex 32`).
-    init(key text: String) throws(ConfigurationError) {
+    package init(key text: String) throws(KeyError) {
         guard let bytes = Self.bytes(text), bytes.count >= 32 else {
-            throw ConfigurationError(
-                "the shared cache key must be 32 random bytes written as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)"
+            throw KeyError(
+                description:
+                    "the shared cache key must be 32 random bytes written as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)"
             )
         }
         let material = SymmetricKey(data: bytes)

@@ -13,8 +13,8 @@ import Synchronization
 /// With `sentinel://`, each connect asks the sentinels which server is the primary and checks it
 /// with `ROLE`; the service also listens on every sentinel for `+switch-master`, which ends the
 /// connection to the old primary and any pause at once (docs/scale.md, "Failover").
-struct SharedCacheService: Service, CustomStringConvertible {
-    var description: String { "SharedCacheService" }
+package struct SharedCacheService: Service, CustomStringConvertible {
+    package var description: String { "SharedCacheService" }
 
     let cache: SharedCache
     /// From the `shared-cache-password` credential or `--shared-cache-password-file`; never logged.
@@ -30,7 +30,7 @@ struct SharedCacheService: Service, CustomStringConvertible {
     /// The sentinel that named the primary last time: asked first next time.
     private let lastSentinel = NIOLockedValueBox(0)
 
-    init(
+    package init(
         cache: SharedCache,
         password: String?,
         sentinelPassword: String? = nil,
@@ -46,7 +46,7 @@ struct SharedCacheService: Service, CustomStringConvertible {
         self.logger = logger
     }
 
-    func run() async {
+    package func run() async {
         let cache = self.cache
         await withDiscardingTaskGroup { group in
             group.addTask { await cache.writer.run { await cache.send($0) } }

@@ -32,37 +32,37 @@ extension RedisConnection: SharedCacheConnection {}
 /// `SharedCacheService` connects again with backoff. One log line per change of state.
 package final class SharedCache: SharedTier, Sendable {
     /// Counts for `cache.stats` and the metrics.
-    final class Counts: Sendable {
-        let hits = Atomic<Int>(0)
-        let misses = Atomic<Int>(0)
-        let waits = Atomic<Int>(0)
-        let writes = Atomic<Int>(0)
-        let errors = Atomic<Int>(0)
-        let skipped = Atomic<Int>(0)
-        let invalidationsReceived = Atomic<Int>(0)
+    package final class Counts: Sendable {
+        package let hits = Atomic<Int>(0)
+        package let misses = Atomic<Int>(0)
+        package let waits = Atomic<Int>(0)
+        package let writes = Atomic<Int>(0)
+        package let errors = Atomic<Int>(0)
+        package let skipped = Atomic<Int>(0)
+        package let invalidationsReceived = Atomic<Int>(0)
     }
 
     let target: RedisTarget
     let timeout: TimeAmount
     let layout: SharedCacheLayout
     private let link = NIOLockedValueBox(SharedCacheLink())
-    let counts = Counts()
+    package let counts = Counts()
     private let logger: Logger
     /// Every write goes out through it, in order; its loop runs in `SharedCacheService`.
     let writer = SharedCacheWriter()
     private let epoch = NIOLockedValueBox(FleetEpoch())
 
-    init(target: RedisTarget, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
+    package init(target: RedisTarget, prefix: String, timeout: Duration, seal: SharedCacheSeal? = nil, logger: Logger) {
         self.target = target
         self.layout = SharedCacheLayout(prefix: prefix, seal: seal)
         self.timeout = TimeAmount(timeout)
         self.logger = logger
     }
 
-    var stateName: String { link.withLockedValue { $0.state.name } }
+    package var stateName: String { link.withLockedValue { $0.state.name } }
 
     /// How many times the tier came up on another server than before (a failover followed).
-    var failovers: Int { link.withLockedValue { $0.failovers } }
+    package var failovers: Int { link.withLockedValue { $0.failovers } }
 
     /// The channel other hosts publish invalidations on.
     var invalidationChannel: String { layout.channel }
@@ -218,7 +218,7 @@ package final class SharedCache: SharedTier, Sendable {
     // MARK: Reports
 
     /// `cache.stats`' `shared` member.
-    var statsJSON: JSONValue {
+    package var statsJSON: JSONValue {
         func count(_ value: borrowing Synchronization.Atomic<Int>) -> JSONValue { .int(value.load(ordering: .relaxed)) }
         return .object([
             "state": .string(stateName),
@@ -233,7 +233,7 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     /// `daemon.status`' `shared_cache` member.
-    var statusJSON: JSONValue {
+    package var statusJSON: JSONValue {
         let link = self.link.withLockedValue { $0 }
         var object: JSONObject = ["state": .string(link.state.name), "address": .string(target.description)]
         if case .down(let reason) = link.state { object["reason"] = .string(reason) }

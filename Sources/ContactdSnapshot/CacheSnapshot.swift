@@ -2,6 +2,7 @@ import CLinux
 import CZlib
 import ContactdCore
 import Glibc
+import PlainErrors
 
 /// The cache written out for a warm restart, and read back.
 ///
@@ -20,7 +21,7 @@ import Glibc
 /// A reader of another format version ignores the snapshot: bump `version` whenever this layout
 /// changes. Ages are the entries' ages when the snapshot was taken; on restore the time since
 /// then is added (the boot clock when it is the same boot, the wall clock across a reboot).
-enum CacheSnapshot {
+package enum CacheSnapshot {
     static let magic = Array("CONTACTD".utf8)
     static let version: UInt32 = 1
 
@@ -33,11 +34,16 @@ enum CacheSnapshot {
     private static let requestedIsPhone: UInt8 = 4
 
     /// How old an entry may be and still be restored: past these it could never be answered again.
-    struct Limits: Sendable {
+    package struct Limits: Sendable {
         /// A contact: its TTL plus the longer of the stale windows.
         var contact: Double
         /// A not-found entry: its TTL (they are never answered stale).
         var notFound: Double
+
+        package init(contact: Double, notFound: Double) {
+            self.contact = contact
+            self.notFound = notFound
+        }
     }
 
     /// What a restore did.

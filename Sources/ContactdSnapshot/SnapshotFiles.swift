@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import PlainErrors
 
 /// The descriptors and files a snapshot is written to and read from: a sealed memfd for
 /// systemd's fd store, a file written whole and renamed into place, and read-only mappings.

@@ -5,13 +5,18 @@ import ServiceLifecycle
 ///
 /// Listed first in the service group, so it is shut down last: the final snapshot is taken
 /// after the socket server has drained and the fetches in flight have filled the cache.
-struct SnapshotService: Service, CustomStringConvertible {
-    var description: String { "SnapshotService" }
+package struct SnapshotService: Service, CustomStringConvertible {
+    package var description: String { "SnapshotService" }
 
     let warmRestart: WarmRestart
     let interval: Duration
 
-    func run() async {
+    package init(warmRestart: WarmRestart, interval: Duration) {
+        self.warmRestart = warmRestart
+        self.interval = interval
+    }
+
+    package func run() async {
         if interval > .zero {
             while true {
                 do {
