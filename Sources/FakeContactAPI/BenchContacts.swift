@@ -3,20 +3,20 @@
 /// Contact `i` has phone number `+1555` followed by `i` in 7 digits and id `bench-` followed by
 /// `i` in 8 digits. Its JSON is padded so that contactd's whole reply for it is about 550 bytes,
 /// the value size the performance targets are stated for.
-public enum BenchContacts {
+package enum BenchContacts {
     /// Indices below this have phone numbers in the `+1555xxxxxxx` block.
-    public static let capacity = 10_000_000
+    package static let capacity = 10_000_000
 
-    public static func phone(_ index: Int) -> String {
+    package static func phone(_ index: Int) -> String {
         "+1555" + pad(index, 7)
     }
 
-    public static func id(_ index: Int) -> String {
+    package static func id(_ index: Int) -> String {
         "bench-" + pad(index, 8)
     }
 
     /// The API's JSON for contact `index`.
-    public static func contact(_ index: Int) -> String {
+    package static func contact(_ index: Int) -> String {
         let head =
             #"{"id":"\#(id(index))","phone_number":"\#(phone(index))","name":"Bench Contact \#(index)","#
             + #""email":"contact\#(index)@example.com","company":"Example Widgets Ltd","#
@@ -29,7 +29,7 @@ public enum BenchContacts {
     }
 
     /// The contact for a fake-API key (`"phone:+1555…"` or `"id:bench-…"`), if it is one of ours.
-    @Sendable public static func generate(_ key: String) -> String? {
+    @Sendable package static func generate(_ key: String) -> String? {
         if key.hasPrefix("phone:+1555"), key.utf8.count == 18, let index = Int(key.dropFirst(11)) {
             return contact(index)
         }

@@ -9,9 +9,9 @@ import NIOPosix
 /// It stands in for the API in tests and benchmarks (`--demo` has its own, `DemoAPI`): it counts the calls it gets (in total,
 /// per key, and the most in flight at once) and can answer with any status, slowly, with garbage,
 /// or by dropping the connection.
-public final class FakeContactAPI: Sendable {
+package final class FakeContactAPI: Sendable {
     /// How the next requests are answered.
-    public enum Behavior: Sendable, Equatable {
+    package enum Behavior: Sendable, Equatable {
         /// Look the contact up: 200 with it, or 404.
         case normal
         /// Answer with this status, optional `Retry-After`, and body.
@@ -29,7 +29,7 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// The base URL to give the daemon as `--api-url`, e.g. `http://127.0.0.1:39123`.
-    public let baseURL: String
+    package let baseURL: String
     private let channel: any Channel
     private let core: FakeAPICore
 
@@ -47,7 +47,7 @@ public final class FakeContactAPI: Sendable {
     ///   - generate: answers keys (`"phone:+1…"`, `"id:…"`) not among `contacts`, e.g.
     ///     `BenchContacts.generate` for a million contacts without storing them.
     ///   - port: the port to listen on; 0 picks a free one.
-    public static func start(
+    package static func start(
         contacts: [String] = [],
         expectedToken: String? = nil,
         generate: (@Sendable (String) -> String?)? = nil,
@@ -78,37 +78,37 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// Stops listening; open connections end with the event loop group.
-    public func shutdown() async {
+    package func shutdown() async {
         try? await channel.close()
     }
 
     /// Sets how the following requests are answered.
-    public func setBehavior(_ behavior: Behavior) {
+    package func setBehavior(_ behavior: Behavior) {
         core.state.withLockedValue { $0.behavior = behavior }
     }
 
     /// Answers the next requests with `behaviors`, one each, before the behaviour set by
     /// `setBehavior` applies again.
-    public func script(_ behaviors: [Behavior]) {
+    package func script(_ behaviors: [Behavior]) {
         core.state.withLockedValue { $0.script = behaviors }
     }
 
     /// Delays every answer by `delay`.
-    public func setDelay(milliseconds: Int) {
+    package func setDelay(milliseconds: Int) {
         setDelay(.milliseconds(Int64(milliseconds)))
     }
 
-    public func setDelay(_ delay: TimeAmount) {
+    package func setDelay(_ delay: TimeAmount) {
         core.state.withLockedValue { $0.delay = delay }
     }
 
     /// Changes the token the fake accepts (`nil`: any).
-    public func setExpectedToken(_ token: String?) {
+    package func setExpectedToken(_ token: String?) {
         core.state.withLockedValue { $0.expectedToken = token }
     }
 
     /// Adds or replaces a contact.
-    public func addContact(_ raw: String) {
+    package func addContact(_ raw: String) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else { return }
         core.state.withLockedValue { state in
             if let id = object["id"] as? String { state.contacts["id:" + id] = raw }
@@ -117,12 +117,12 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// Parks every answer until `release()`; requests are still counted as they arrive.
-    public func hold() {
+    package func hold() {
         core.state.withLockedValue { $0.held = true }
     }
 
     /// Sends every parked answer and stops parking.
-    public func release() {
+    package func release() {
         let responders = core.state.withLockedValue { state in
             state.held = false
             defer { state.heldResponders = [] }
@@ -132,26 +132,26 @@ public final class FakeContactAPI: Sendable {
     }
 
     /// Requests received so far.
-    public var calls: Int { core.state.withLockedValue { $0.calls } }
+    package var calls: Int { core.state.withLockedValue { $0.calls } }
 
     /// Requests received for a key: `"phone:+1…"` or `"id:…"`.
-    public func calls(for key: String) -> Int { core.state.withLockedValue { $0.callsByKey[key] ?? 0 } }
+    package func calls(for key: String) -> Int { core.state.withLockedValue { $0.callsByKey[key] ?? 0 } }
 
     /// The most requests that were being answered at one time.
-    public var maxInFlight: Int { core.state.withLockedValue { $0.maxInFlight } }
+    package var maxInFlight: Int { core.state.withLockedValue { $0.maxInFlight } }
 
     /// The most requests for one key that were being answered at one time.
-    public var maxInFlightPerKey: Int { core.state.withLockedValue { $0.maxInFlightPerKey } }
+    package var maxInFlightPerKey: Int { core.state.withLockedValue { $0.maxInFlightPerKey } }
 
     /// Every `Authorization` header received, in order (tests check the token sent).
-    public var authorizationHeaders: [String] { core.state.withLockedValue { $0.authorizationHeaders } }
+    package var authorizationHeaders: [String] { core.state.withLockedValue { $0.authorizationHeaders } }
 
     /// What was POSTed to `/v1/traces`: point a daemon's `--otlp-endpoint` at `baseURL` and this
     /// fake collects its spans (each body an OTLP ExportTraceServiceRequest in protobuf).
-    public var traceExports: [[UInt8]] { core.state.withLockedValue { $0.traceExports } }
+    package var traceExports: [[UInt8]] { core.state.withLockedValue { $0.traceExports } }
 
     /// Waits until at least `count` requests have arrived (polling the counter every 5 ms).
-    public func waitForCalls(_ count: Int) async throws {
+    package func waitForCalls(_ count: Int) async throws {
         while calls < count {
             try await Task.sleep(for: .milliseconds(5))
         }

@@ -5,7 +5,7 @@ import NIOCore
 /// Only what contactd's commands get back is given a shape of its own; the rest of RESP3
 /// (big numbers, verbatim strings, attributes) is read as text or skipped, so a reply is never
 /// misread.
-public enum RESPValue: Sendable, Equatable {
+package enum RESPValue: Sendable, Equatable {
     case simpleString(String)
     /// `-ERR …`: the server refused the command.
     case error(String)
@@ -20,7 +20,7 @@ public enum RESPValue: Sendable, Equatable {
     case push([RESPValue])
 
     /// The text of a simple or bulk string.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .simpleString(let text): text
         case .bulkString(let bytes): String(buffer: bytes)
@@ -30,7 +30,7 @@ public enum RESPValue: Sendable, Equatable {
 }
 
 extension RESPValue: Hashable {
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         switch self {
         case .simpleString(let s), .error(let s): hasher.combine(s)
         case .integer(let i): hasher.combine(i)
@@ -45,23 +45,23 @@ extension RESPValue: Hashable {
 }
 
 /// A reply that is not RESP: the connection cannot be trusted any more.
-public struct RESPParseError: Error, CustomStringConvertible {
-    public let description: String
+package struct RESPParseError: Error, CustomStringConvertible {
+    package let description: String
 }
 
 /// Reads RESP3 values from bytes as they arrive; `nil` until a whole value is there.
-public enum RESPParser {
+package enum RESPParser {
     /// Nesting deeper than this is not a reply to contactd's commands.
     static let maxDepth = 16
     /// The longest string taken: a contact is at most 1 MiB, sealed a little more.
-    public static let maxStringBytes = 4 << 20
+    package static let maxStringBytes = 4 << 20
     /// The most elements of one array, set or map (a SCAN batch is a thousand names).
     static let maxElements = 100_000
 
     /// The first whole value in `buffer`, consumed; `nil` (and nothing consumed) until it is all
     /// there. Then `needed` is how many bytes `buffer` must hold at least before a value can be
     /// whole: a caller that waits for them parses a large value once, not once per read.
-    public static func parse(_ buffer: inout ByteBuffer, needed: inout Int) throws(RESPParseError) -> RESPValue? {
+    package static func parse(_ buffer: inout ByteBuffer, needed: inout Int) throws(RESPParseError) -> RESPValue? {
         var copy = buffer
         let start = copy.readerIndex
         var wanted = 0
@@ -74,7 +74,7 @@ public enum RESPParser {
     }
 
     /// `parse(_:needed:)` for a caller that does not keep the hint.
-    public static func parse(_ buffer: inout ByteBuffer) throws(RESPParseError) -> RESPValue? {
+    package static func parse(_ buffer: inout ByteBuffer) throws(RESPParseError) -> RESPValue? {
         var needed = 0
         return try parse(&buffer, needed: &needed)
     }
@@ -199,9 +199,9 @@ enum RESPEncoder {
 }
 
 /// One argument of a command.
-public enum RedisArgument: Sendable, ExpressibleByStringLiteral {
+package enum RedisArgument: Sendable, ExpressibleByStringLiteral {
     case text(String)
     case bytes(ByteBuffer)
 
-    public init(stringLiteral value: String) { self = .text(value) }
+    package init(stringLiteral value: String) { self = .text(value) }
 }

@@ -12,20 +12,20 @@ import PlainErrors
 
 /// Where a Redis server listens, read from a URL: `redis://host[:port][/db]`,
 /// `rediss://host[:port][/db]` (TLS) or `unix:/path[?db=N]`.
-public struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
-    public enum Endpoint: Sendable, Equatable {
+package struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
+    package enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unix(path: String)
     }
 
-    public var endpoint: Endpoint
-    public var tls: Bool
-    public var database: Int
+    package var endpoint: Endpoint
+    package var tls: Bool
+    package var database: Int
     /// An ACL user name from the URL (`redis://user@host`); the password never comes from a URL.
-    public var user: String?
+    package var user: String?
 
     /// - Throws: a message naming what is wrong with `text`, in plain words.
-    public init(parsing text: String) throws(RedisAddressError) {
+    package init(parsing text: String) throws(RedisAddressError) {
         if text.hasPrefix("unix:") {
             var rest = String(text.dropFirst(5))
             var database = 0
@@ -88,14 +88,14 @@ public struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
         self.init(endpoint: .tcp(host: host, port: port), tls: tls, database: database, user: user)
     }
 
-    public init(endpoint: Endpoint, tls: Bool = false, database: Int = 0, user: String? = nil) {
+    package init(endpoint: Endpoint, tls: Bool = false, database: Int = 0, user: String? = nil) {
         self.endpoint = endpoint
         self.tls = tls
         self.database = database
         self.user = user
     }
 
-    public var description: String {
+    package var description: String {
         switch endpoint {
         case .tcp(let host, let port):
             let shownHost = host.contains(":") ? "[\(host)]" : host
@@ -106,13 +106,13 @@ public struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-public struct RedisAddressError: Error, CustomStringConvertible {
-    public let description: String
+package struct RedisAddressError: Error, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
 /// Why a command got no reply, in plain words.
-public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The server refused the command (`-ERR …`, `-WRONGPASS …`).
     case refused(String)
     case timedOut
@@ -120,7 +120,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case cannotConnect(String)
     case badReply(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .refused(let message):
             if message.hasPrefix("WRONGPASS") { return "Redis refused the user name or password" }
@@ -136,7 +136,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// One connection to Redis, speaking RESP3. Commands are pipelined: each waits only for its own
 /// reply. Pushes (published messages) go to `onPush`, on the connection's event loop.
-public final class RedisConnection: Sendable {
+package final class RedisConnection: Sendable {
     private let channel: any Channel
     /// Why the connection failed, when the handler knew (a TLS handshake, garbage).
     private let failure: NIOLockedValueBox<RedisError?>
@@ -152,7 +152,7 @@ public final class RedisConnection: Sendable {
     ///   - timeout: bounds the connect and each of those commands.
     ///   - certificateAuthorities: for `rediss://`, a PEM file of the CAs to trust instead of the
     ///     system's.
-    public static func connect(
+    package static func connect(
         to address: RedisAddress,
         password: String?,
         timeout: TimeAmount,
@@ -220,12 +220,12 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command; its reply, or why there is none within `timeout`. A reply that comes
     /// later is read and dropped.
-    public func send(_ command: [RedisArgument], timeout: TimeAmount) async throws(RedisError) -> RESPValue {
+    package func send(_ command: [RedisArgument], timeout: TimeAmount) async throws(RedisError) -> RESPValue {
         try await send([command], timeout: timeout)[0]
     }
 
     /// Sends commands in one write; their replies in order, all within `timeout`.
-    public func send(_ commands: [[RedisArgument]], timeout: TimeAmount) async throws(RedisError) -> [RESPValue] {
+    package func send(_ commands: [[RedisArgument]], timeout: TimeAmount) async throws(RedisError) -> [RESPValue] {
         let loop = channel.eventLoop
         let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
         let timer = loop.scheduleTask(in: timeout) {
@@ -258,12 +258,12 @@ public final class RedisConnection: Sendable {
     }
 
     /// Whether the connection is still open.
-    public var isOpen: Bool { channel.isActive }
+    package var isOpen: Bool { channel.isActive }
 
     /// Completes when the connection has closed, for whatever reason.
-    public var closed: EventLoopFuture<Void> { channel.closeFuture }
+    package var closed: EventLoopFuture<Void> { channel.closeFuture }
 
-    public func close() async {
+    package func close() async {
         try? await channel.close()
     }
 

@@ -3,16 +3,16 @@ import NIOCore
 /// Where the sentinels that watch a Redis primary listen, read from a URL:
 /// `sentinel://[user@]host:port[,host:port…]/<primary-name>[?db=N]`, or `sentinels://…` for TLS
 /// to the sentinels and the servers they name alike. The user is the data servers' ACL user.
-public struct SentinelAddress: Sendable, Equatable, CustomStringConvertible {
-    public var sentinels: [(host: String, port: Int)]
+package struct SentinelAddress: Sendable, Equatable, CustomStringConvertible {
+    package var sentinels: [(host: String, port: Int)]
     /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
-    public var primaryName: String
-    public var database: Int
-    public var user: String?
-    public var tls: Bool
+    package var primaryName: String
+    package var database: Int
+    package var user: String?
+    package var tls: Bool
 
     /// - Throws: a message naming what is wrong with `text`, in plain words.
-    public init(parsing text: String) throws(RedisAddressError) {
+    package init(parsing text: String) throws(RedisAddressError) {
         var rest: Substring
         if text.hasPrefix("sentinel://") {
             tls = false
@@ -63,28 +63,28 @@ public struct SentinelAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The sentinel at `index`, as an address to connect to.
-    public func sentinel(_ index: Int) -> RedisAddress {
+    package func sentinel(_ index: Int) -> RedisAddress {
         RedisAddress(endpoint: .tcp(host: sentinels[index].host, port: sentinels[index].port), tls: tls)
     }
 
     /// A data server the sentinels named, as an address to connect to.
-    public func server(host: String, port: Int) -> RedisAddress {
+    package func server(host: String, port: Int) -> RedisAddress {
         RedisAddress(endpoint: .tcp(host: host, port: port), tls: tls, database: database, user: user)
     }
 
-    public var description: String {
+    package var description: String {
         let hosts = sentinels.map { ($0.host.contains(":") ? "[\($0.host)]" : $0.host) + ":\($0.port)" }
         return "\(tls ? "sentinels" : "sentinel")://\(user.map { "\($0)@" } ?? "")\(hosts.joined(separator: ","))/"
             + primaryName + (database == 0 ? "" : "?db=\(database)")
     }
 
-    public static func == (a: SentinelAddress, b: SentinelAddress) -> Bool {
+    package static func == (a: SentinelAddress, b: SentinelAddress) -> Bool {
         a.description == b.description
     }
 }
 
 /// Asking Redis Sentinel where the primary is, and hearing when it moves.
-public enum RedisSentinel {
+package enum RedisSentinel {
     /// The primary the sentinels name, connected and checked with `ROLE` to be one: a sentinel that
     /// is down, slow, or names a replica (stale, or lying) is passed over for the next.
     ///
@@ -93,7 +93,7 @@ public enum RedisSentinel {
     ///   - connect: connects to a data server the sentinels named (with its password and TLS).
     /// - Returns: the connection, its address, and the sentinel that named it.
     /// - Throws: `.cannotConnect` with every sentinel's reason, when none named a primary.
-    public static func findPrimary(
+    package static func findPrimary(
         _ address: SentinelAddress,
         sentinelPassword: String?,
         first: Int,
@@ -162,7 +162,7 @@ public enum RedisSentinel {
     }
 
     /// A `+switch-master` message for `primaryName`: the new primary's host and port.
-    public static func switchedPrimary(_ push: RESPValue, primaryName: String) -> (host: String, port: Int)? {
+    package static func switchedPrimary(_ push: RESPValue, primaryName: String) -> (host: String, port: Int)? {
         guard case .push(let parts) = push, parts.count == 3, parts[0].string == "message",
             parts[1].string == "+switch-master", let text = parts[2].string
         else { return nil }
@@ -173,7 +173,7 @@ public enum RedisSentinel {
     }
 
     /// `host:port`, as the sentinels say it.
-    public static func hostPort(_ address: RedisAddress) -> String {
+    package static func hostPort(_ address: RedisAddress) -> String {
         switch address.endpoint {
         case .tcp(let host, let port): (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
         case .unix(let path): path
@@ -183,18 +183,18 @@ public enum RedisSentinel {
 
 extension RESPValue {
     /// The elements of an array reply.
-    public var array: [RESPValue]? {
+    package var array: [RESPValue]? {
         if case .array(let elements) = self { elements } else { nil }
     }
 }
 
 /// Where to find Redis: one server, or the primary a set of sentinels watches.
-public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
+package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
     case server(RedisAddress)
     case sentinels(SentinelAddress)
 
     /// - Throws: a message naming what is wrong with `text`, in plain words.
-    public init(parsing text: String) throws(RedisAddressError) {
+    package init(parsing text: String) throws(RedisAddressError) {
         if text.hasPrefix("sentinel://") || text.hasPrefix("sentinels://") {
             self = .sentinels(try SentinelAddress(parsing: text))
         } else {
@@ -202,7 +202,7 @@ public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .server(let address): address.description
         case .sentinels(let address): address.description

@@ -7,27 +7,27 @@ import Logging
 /// Each entry carries MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE, CODE_FUNC and one
 /// field per metadata key (`upstream.status` → `UPSTREAM_STATUS`), so `journalctl -o verbose` and
 /// `journalctl UPSTREAM_STATUS=503` work.
-public struct JournalLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    public var logLevel: Logger.Level = .info
+package struct JournalLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
+    package var logLevel: Logger.Level = .info
     private let identifier: String
     private let label: String
 
     /// - Parameters:
     ///   - label: the logger's label, sent as `LOGGER`.
     ///   - identifier: `SYSLOG_IDENTIFIER`, e.g. `contactd`.
-    public init(label: String, identifier: String) {
+    package init(label: String, identifier: String) {
         self.label = label
         self.identifier = identifier
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         log(
             level: event.level,
             message: event.message,
@@ -119,7 +119,7 @@ public struct JournalLogHandler: LogHandler {
 extension SystemdEnvironment {
     /// Whether stderr is connected to the journal (`JOURNAL_STREAM` names stderr's device and inode),
     /// as systemd sets it for `StandardError=journal`.
-    public static func stderrIsJournal(environment: [String: String]) -> Bool {
+    package static func stderrIsJournal(environment: [String: String]) -> Bool {
         guard let value = environment["JOURNAL_STREAM"] else { return false }
         let parts = value.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }

@@ -5,37 +5,37 @@ import Glibc
 ///
 /// Each call sends one datagram; libsystemd reads `NOTIFY_SOCKET` on every call, so the
 /// environment of the process decides where messages go.
-public struct SystemdNotifier: Sendable {
-    public init() {}
+package struct SystemdNotifier: Sendable {
+    package init() {}
 
     /// Sends raw `KEY=VALUE` lines. Returns false if systemd could not be told (not an error for
     /// a daemon started by hand, where no one listens).
     @discardableResult
-    public func send(_ state: String) -> Bool {
+    package func send(_ state: String) -> Bool {
         contactd_sd_notify(state) > 0
     }
 
     /// `READY=1` with an optional status line.
     @discardableResult
-    public func ready(status: String? = nil) -> Bool {
+    package func ready(status: String? = nil) -> Bool {
         send(["READY=1", status.map { "STATUS=\($0)" }].compactMap { $0 }.joined(separator: "\n"))
     }
 
     /// `STATUS=…`, the line `systemctl status` shows.
     @discardableResult
-    public func status(_ text: String) -> Bool {
+    package func status(_ text: String) -> Bool {
         send("STATUS=\(Self.singleLine(text))")
     }
 
     /// `STOPPING=1` with an optional status line.
     @discardableResult
-    public func stopping(status: String? = nil) -> Bool {
+    package func stopping(status: String? = nil) -> Bool {
         send(["STOPPING=1", status.map { "STATUS=\(Self.singleLine($0))" }].compactMap { $0 }.joined(separator: "\n"))
     }
 
     /// `RELOADING=1` and `MONOTONIC_USEC=` (required by `Type=notify-reload`, harmless otherwise).
     @discardableResult
-    public func reloading() -> Bool {
+    package func reloading() -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
@@ -44,19 +44,19 @@ public struct SystemdNotifier: Sendable {
 
     /// `WATCHDOG=1`: the service is alive.
     @discardableResult
-    public func watchdog() -> Bool {
+    package func watchdog() -> Bool {
         send("WATCHDOG=1")
     }
 
     /// `ERRNO=` and `STATUS=` before a failing exit.
     @discardableResult
-    public func failure(errno code: Int32, status: String) -> Bool {
+    package func failure(errno code: Int32, status: String) -> Bool {
         send("ERRNO=\(code)\nSTATUS=\(Self.singleLine(status))")
     }
 
     /// `EXTEND_TIMEOUT_USEC=` while a drain takes longer than the stop timeout expects.
     @discardableResult
-    public func extendTimeout(microseconds: UInt64) -> Bool {
+    package func extendTimeout(microseconds: UInt64) -> Bool {
         send("EXTEND_TIMEOUT_USEC=\(microseconds)")
     }
 
@@ -65,14 +65,14 @@ public struct SystemdNotifier: Sendable {
     /// restarted. Needs `FileDescriptorStoreMax=` in the unit. Returns false if systemd could
     /// not be told.
     @discardableResult
-    public func store(fileDescriptor fd: Int32, name: String) -> Bool {
+    package func store(fileDescriptor fd: Int32, name: String) -> Bool {
         var fd = fd
         return contactd_sd_notify_with_fds("FDSTORE=1\nFDNAME=\(name)\nFDPOLL=0", &fd, 1) > 0
     }
 
     /// Closes systemd's stored descriptors named `name` (`FDSTOREREMOVE=1`).
     @discardableResult
-    public func removeStored(name: String) -> Bool {
+    package func removeStored(name: String) -> Bool {
         send("FDSTOREREMOVE=1\nFDNAME=\(name)")
     }
 
@@ -82,9 +82,9 @@ public struct SystemdNotifier: Sendable {
 }
 
 /// What systemd passed to this process: watchdog interval and inherited sockets.
-public enum SystemdEnvironment {
+package enum SystemdEnvironment {
     /// The watchdog interval in microseconds if systemd expects `WATCHDOG=1` from this process.
-    public static func watchdogInterval() -> UInt64? {
+    package static func watchdogInterval() -> UInt64? {
         var usec: UInt64 = 0
         let enabled = sd_watchdog_enabled(0, &usec)
         return enabled > 0 && usec > 0 ? usec : nil
@@ -94,7 +94,7 @@ public enum SystemdEnvironment {
     /// with their names (`FileDescriptorName=`, by default the socket unit's name).
     ///
     /// Unsets the `LISTEN_*` variables so children do not inherit them.
-    public static func listenFileDescriptors() -> [(fd: Int32, name: String)] {
+    package static func listenFileDescriptors() -> [(fd: Int32, name: String)] {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         let count = sd_listen_fds_with_names(1, &names)
         guard count > 0 else { return [] }
@@ -111,7 +111,7 @@ public enum SystemdEnvironment {
     }
 
     /// Whether `fd` is a listening Unix stream socket.
-    public static func isListeningUnixSocket(_ fd: Int32) -> Bool {
+    package static func isListeningUnixSocket(_ fd: Int32) -> Bool {
         sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0
     }
 }
