@@ -40,9 +40,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// request gets `overloaded` instead of another task: one client cannot queue without bound.
     private let maxInFlight: Int
     private var inFlight = 0
-    private var draining = false
-    private var inputClosed = false
-    private var closing = false
+    /// Where the connection is in its life; it only moves forward.
+    private var phase = ConnectionPhase.open
     private var reader: LineReader
     /// When the connection last delivered bytes (or was opened).
     private var lastRead = NIODeadline.now()
@@ -74,6 +73,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.reader = LineReader(maxLineBytes: rules.maxLineBytes)
     }
 
+    /// Moves the connection on to `next`, unless it is further along already.
+    private func advance(to next: ConnectionPhase) {
+        phase = max(phase, next)
+    }
+
+    /// Whether a new request is refused with `shutting_down`: this connection or the daemon drains.
+    private var isDraining: Bool { phase == .draining || dispatcher.status.draining }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         scheduleIdleCheck(in: TimeAmount(rules.idleTimeout))
@@ -103,7 +110,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             // Handed over while the daemon drains: the drain event may have gone out before this
             // channel was registered.
             if dispatcher.status.draining {
-                draining = true
+                advance(to: .draining)
                 closeIfDone()
             }
             flushIfNeeded()
@@ -116,14 +123,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func receive(_ data: ByteBuffer) {
-        guard !closing else { return }
+        guard phase != .closing else { return }
         if rules.idleTimeout > .zero { lastRead = .now() }
         let endsALine = data.readableBytesView.contains(UInt8(ascii: "\n"))
         reader.append(data)
-        while !closing, let frame = reader.next() {
+        while phase != .closing, let frame = reader.next() {
             handle(frame)
         }
-        if closing { reader.dropPartialLine() }
+        if phase == .closing { reader.dropPartialLine() }
         // A read that completes a line restarts the partial-line clock; a read that leaves an
         // unfinished line behind starts it if it is not running. So a client that pipelines
         // steadily is never cut off, and one that trickles a single line is.
@@ -143,7 +150,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             closeAfterWrites()
         case .line(let line):
             // Refusals (draining, too many in flight) need the request's id: the full path gives them.
-            guard !draining, !dispatcher.status.draining, inFlight < maxInFlight else {
+            guard !isDraining, inFlight < maxInFlight else {
                 handle(RPCMessage.decode(line.readableBytesView, maxBatch: maxBatch))
                 return
             }
@@ -178,12 +185,12 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
-            draining = true
+            advance(to: .draining)
             closeIfDone()
         } else if let event = event as? ChannelEvent, event == .inputClosed {
             // The client finished sending (shutdown(SHUT_WR)); an unfinished line is dropped,
             // what is pending is answered, then the connection closes.
-            inputClosed = true
+            advance(to: .inputClosed)
             reader.dropPartialLine()
             partialLineTimer?.cancel()
             partialLineTimer = nil
@@ -290,22 +297,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// The uid of the process at the other end (`SO_PEERCRED`), asked only for `daemon.reload`.
-    static func peerUID(of channel: any Channel) async -> UInt32? {
-        guard let provider = channel as? any SocketOptionProvider else { return nil }
-        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
-            level: .socket,
-            name: NIOBSDSocket.Option(rawValue: PeerCredentials.optionName)
-        )
-        return try? await credentials.get().uid
-    }
-
     /// `shutting_down` while draining, `overloaded` past the in-flight limit; `nil` to go ahead.
     func refusal(for item: RPCItem) -> [UInt8]? {
         guard case .request(let request) = item else { return nil }
         let refusal = refusal(id: request.id)
         if refusal != nil, request.method == RPCMethod.contactGet.rawValue {
-            dispatcher.failures.count(draining || dispatcher.status.draining ? .shuttingDown : .overloaded)
+            dispatcher.failures.count(isDraining ? .shuttingDown : .overloaded)
         }
         return refusal
     }
@@ -314,7 +311,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func refusal(id: JSONValue?) -> [UInt8]? {
         // The daemon-wide flag is set before STOPPING=1 is sent; the per-connection drain event
         // may arrive a little later.
-        if draining || dispatcher.status.draining {
+        if isDraining {
             return id.map { RPCResponse.failure(id: $0, error: .shuttingDown) } ?? []
         }
         if inFlight >= maxInFlight {
@@ -342,7 +339,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func finishAsync(_ reply: [UInt8]?) {
         inFlight -= 1
-        if let reply, !closing { writeLine(reply) }
+        if let reply, phase != .closing { writeLine(reply) }
         flushIfNeeded()
         closeIfDone()
     }
@@ -370,20 +367,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         // already let go of its copy and `clear()` keeps the storage: one allocation (and free)
         // less per request without pipelining. Otherwise `clear()` allocates afresh and NIO
         // keeps the old storage until it is written. A buffer grown large (a big batch) is let go.
-        guard output == nil, !closing, buffer.capacity <= 64 << 10 else { return }
+        guard output == nil, phase != .closing, buffer.capacity <= 64 << 10 else { return }
         buffer.clear()
         output = buffer
     }
 
     private func closeIfDone() {
-        guard draining || inputClosed, inFlight == 0 else { return }
+        guard phase == .draining || phase == .inputClosed, inFlight == 0 else { return }
         closeAfterWrites()
     }
 
     /// Closes once every reply written so far has reached the socket.
     private func closeAfterWrites() {
-        guard !closing, let context else { return }
-        closing = true
+        guard phase != .closing, let context else { return }
+        phase = .closing
         if let buffer = output, buffer.readableBytes > 0 {
             context.write(wrapOutboundOut(buffer), promise: nil)
         }
