@@ -118,7 +118,7 @@ package enum Daemon {
         try outcome.get()
     }
 
-    /// Wires the cache, the lookup and the socket server, and runs the services until shutdown.
+    /// Builds the daemon's parts and runs its services until shutdown.
     private static func serve(
         configuration: DaemonConfiguration,
         source: HTTPContactSource,
@@ -131,177 +131,17 @@ package enum Daemon {
         logger: Logger,
         onReady: @escaping @Sendable () -> Void
     ) async throws {
-        let notifier = SystemdNotifier()
-        let cache = ContactCache(configuration: configuration.cache, clock: configuration.clock)
-        let policy = configuration.policy
-        let warmRestart = WarmRestart(
-            cache: cache,
-            // The demo's stand-in listens on a new port each run; its contacts are the same.
-            api: configuration.demo ? "demo" : configuration.upstream.url,
-            file: configuration.snapshots.file,
-            interval: configuration.snapshots.interval,
-            limits: CacheSnapshot.Limits(
-                contact: (configuration.cache.ttl + max(policy.staleTTL, policy.staleIfError)).seconds,
-                notFound: configuration.cache.negativeTTL.seconds
-            ),
-            environment: environment,
-            notifier: notifier,
-            logger: logger
-        )
-        warmRestart.restore(storedDescriptors: storedSnapshots)
-        let metrics = DaemonMetrics()
-        let sharedCachePassword = try Secret.load(
-            file: configuration.sharedCache.passwordFile,
-            flag: "--shared-cache-password-file",
-            credential: "shared-cache-password",
-            environment: environment
-        )
-        let sharedCacheKey = try Secret.load(
-            file: configuration.sharedCache.keyFile,
-            flag: "--shared-cache-key-file",
-            credential: "shared-cache-key",
-            environment: environment
-        )
-        let sentinelPassword = try Secret.load(
-            file: configuration.sharedCache.sentinelPasswordFile,
-            flag: "--shared-cache-sentinel-password-file",
-            credential: "shared-cache-sentinel-password",
-            environment: environment
-        )
-        let sharedCache = try configuration.sharedCache.address.map { address throws(ConfigurationError) in
-            SharedCache(
-                target: address,
-                prefix: configuration.sharedCache.prefix,
-                timeout: configuration.sharedCache.timeout,
-                seal: try sharedCacheKey.map { key throws(ConfigurationError) in
-                    do throws(SharedCacheSeal.KeyError) {
-                        return try SharedCacheSeal(key: key.secret.value)
-                    } catch {
-                        throw ConfigurationError(error.description)
-                    }
-                },
-                logger: logger
-            )
-        }
-        let traceExport = try configuration.otlpEndpoint.map { endpoint throws(ConfigurationError) in
-            try TraceExport.make(endpoint: endpoint, logger: logger)
-        }
-        let lookup = ContactLookup(
-            cache: cache,
-            source: source,
-            policy: configuration.policy,
-            clock: configuration.clock,
-            observer: metrics,
-            shared: sharedCache,
-            tracing: LookupTracer(traceExport?.tracer),
-            logger: logger
-        )
-        let status = DaemonStatus()
-        let callers = CallerUnits()
-        let failures = LookupFailures()
-        metrics.read(
-            from: .init(
-                lookup: lookup,
-                status: status,
-                callers: callers,
-                failures: failures,
-                snapshots: warmRestart,
-                shared: sharedCache,
-                limits: (
-                    configuration.cache.maxEntries, configuration.cache.maxBytes,
-                    configuration.limits.maxConnections
-                ),
-                snapshotInterval: configuration.snapshots.interval
-            )
-        )
-        let dispatcher = RequestDispatcher(
-            lookup: lookup,
-            status: status,
-            logger: logger,
-            logPersonalData: configuration.logPersonalData,
-            configReport: configuration.report(tokenSource: tokenSource),
-            levelSwitch: logLevelSwitch,
-            metrics: metrics,
-            sharedCache: sharedCache,
-            failures: failures
-        )
-        let server = SocketServer(
+        let parts = try DaemonParts(
             configuration: configuration,
-            dispatcher: dispatcher,
-            status: status,
-            callers: callers,
+            source: source,
+            tokenSource: tokenSource,
+            environment: environment,
+            storedSnapshots: storedSnapshots,
+            reloadConfiguration: reloadConfiguration,
+            logLevelSwitch: logLevelSwitch,
             logger: logger
         )
-        let reloader = Reloader(
-            tokenFile: configuration.upstream.tokenFile,
-            environment: environment,
-            demo: configuration.demo,
-            source: source,
-            status: status,
-            lookup: lookup,
-            notifier: notifier,
-            logger: logger,
-            running: configuration,
-            loadConfiguration: reloadConfiguration,
-            levelSwitch: logLevelSwitch,
-            dispatcher: dispatcher,
-            tokenSource: tokenSource,
-            allowLists: server.allowLists
-        )
-        dispatcher.reloader = reloader
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let traceExport {
-            // Before everything: shut down last, so the spans of the drain's last lookups go out.
-            services.append(.init(service: traceExport.service, successTerminationBehavior: .ignore))
-        }
-        services += [
-            // First, so it is shut down last, after the drain: see SnapshotService.
-            .init(service: SnapshotService(warmRestart: warmRestart, interval: configuration.snapshots.interval)),
-            .init(
-                service: SocketServerService(
-                    server: server,
-                    inheritedSocket: inheritedSocket,
-                    shutdownTimeout: configuration.shutdownTimeout,
-                    status: status,
-                    lookup: lookup,
-                    notifier: notifier,
-                    logger: logger,
-                    onReady: onReady
-                )
-            ),
-            .init(service: ReloadService(reloader: reloader), successTerminationBehavior: .ignore),
-            .init(
-                service: StatusService(status: status, lookup: lookup, notifier: notifier),
-                successTerminationBehavior: .ignore
-            ),
-        ]
-        if let sharedCache {
-            let service = SharedCacheService(
-                cache: sharedCache,
-                password: sharedCachePassword?.secret.value,
-                sentinelPassword: sentinelPassword?.secret.value,
-                certificateAuthorities: configuration.sharedCache.caFile,
-                lookup: lookup,
-                logger: logger
-            )
-            services.append(.init(service: service, successTerminationBehavior: .ignore))
-        }
-        if let address = configuration.metricsListen {
-            let metricsServer = try await MetricsServer.start(at: address, metrics: metrics) {
-                Health(ready: status.ready, draining: status.draining)
-            }
-            logger.info("serving metrics", metadata: ["metrics.address": "\(address)"])
-            services.append(.init(service: MetricsService(server: metricsServer), successTerminationBehavior: .ignore))
-        }
-        if let interval = SystemdEnvironment.watchdogInterval() {
-            let watchdog = WatchdogService(
-                intervalMicroseconds: interval,
-                server: server,
-                notifier: notifier,
-                logger: logger
-            )
-            services.append(.init(service: watchdog, successTerminationBehavior: .ignore))
-        }
+        let services = try await parts.services(inheritedSocket: inheritedSocket, onReady: onReady)
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
