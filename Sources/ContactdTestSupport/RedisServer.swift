@@ -45,19 +45,20 @@ package final class RedisServer: Sendable {
         }
         if let password { arguments += ["--requirepass", password] }
         arguments += extraArguments
+        // redis-server says READY=1 once it accepts connections, as under systemd: awaited, not polled.
+        let notify = try NotifySocket(path: directory + "/notify-\(UInt32.random(in: 0...UInt32.max)).sock")
+        defer { notify.close() }
+        arguments += ["--supervised", "systemd"]
         let child = try ChildProcess(
             Self.executable,
             arguments,
-            environment: [:],
+            environment: ["NOTIFY_SOCKET": notify.path],
             stdout: .file(directory + "/redis.log"),
             stderr: .file(directory + "/redis.log")
         )
         process.set(child)
         do {
-            let client = try await eventually("redis-server accepting on \(socketPath)") {
-                try await RawSocketClient.connect(socketPath)
-            }
-            await client.close()
+            _ = try await notify.waitFor("redis-server's READY=1") { $0.contains("READY=1") }
         } catch {
             let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
             throw TestSupportError("redis-server did not start: \(log)")

@@ -57,7 +57,7 @@ package struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
             let credentials = rest[..<at]
             guard !credentials.contains(":") else {
                 throw RedisAddressError(
-                    "'\(text)' has a password in it; give the password in a credential (shared-cache-password) or --shared-cache-password-file"
+                    "'\(text)' has a password in it; passwords never come from a URL"
                 )
             }
             user = String(credentials)

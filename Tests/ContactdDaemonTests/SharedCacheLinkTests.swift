@@ -186,6 +186,19 @@ import Testing
         }
     }
 
+    /// RedisClient names no contactd setting; the daemon's message says where the password goes.
+    @Test func aPasswordInTheURLIsRefusedNamingWhereItGoes() {
+        for url in ["redis://app:pw@cache:6379/0", "sentinel://app:pw@s1:26379/cache"] {
+            #expect {
+                _ = try DaemonConfiguration.load(arguments: ["shared-cache": url], environment: [:])
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("has a password in it; passwords never come from a URL")
+                    && text.contains("the shared-cache-password credential or --shared-cache-password-file")
+            }
+        }
+    }
+
     @Test func aSwitchMessageNamesTheNewPrimaryOfOurNameOnly() {
         func push(_ text: String) -> RESPValue {
             .push([

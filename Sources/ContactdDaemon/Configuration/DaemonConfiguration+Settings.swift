@@ -235,7 +235,11 @@ extension DaemonConfiguration {
                 do {
                     c.sharedCache.address = try RedisTarget(parsing: text)
                 } catch let error as RedisAddressError {
-                    throw ConfigurationError(error.description)
+                    // RedisClient knows no contactd setting: where the password goes is said here.
+                    let hint =
+                        error.description.hasSuffix("never come from a URL")
+                        ? " (give it in the shared-cache-password credential or --shared-cache-password-file)" : ""
+                    throw ConfigurationError(error.description + hint)
                 }
             }
         ),
