@@ -11,7 +11,14 @@ flight, beside Redis holding the same contact bytes, and RSS after `contact.inva
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
-from contactd_rpc import rpc
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python", "src"))
+import contactd  # noqa: E402  (the in-tree client, not an installed one)
+
+
+def rpc(sock_path, method, params=None):
+    with contactd.Client(sock_path, timeout=60) as client:
+        return client.call(method, params)
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")

@@ -10,12 +10,12 @@ and +6.2-7.1; with hedging (issue #23) +32.3-34.1 and +6.5-6.8. A bound for a de
 --miss-storm has the release figures). It runs apart from `swift test`: run alongside the suite's
 other spawning tests, this load made Foundation's Process.run crash in them (an over-read in
 its /proc/self/fd scan; the tests now spawn with posix_spawn, see ChildProcess).
-Usage: python3 .ci/miss-storm.py BIN_DIR
+Usage: python3 scripts/miss-storm.py BIN_DIR (scripts/miss-storm builds and runs it)
 """
 import os, subprocess, sys, tempfile, time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-import contactd_rpc  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python", "src"))
+import contactd  # noqa: E402  (the in-tree client, not an installed one)
 
 bin_dir = sys.argv[1]
 contacts, in_flight = 30_000, 512
@@ -34,7 +34,8 @@ def rss():
 
 
 def rpc(method, params=None):
-    return contactd_rpc.rpc(sock, method, params)
+    with contactd.Client(sock, timeout=60) as client:
+        return client.call(method, params)
 
 
 failures = []
@@ -44,7 +45,7 @@ try:
         try:
             rpc("daemon.ping")
             break
-        except OSError:
+        except (OSError, contactd.ContactdError):
             if time.time() > deadline:
                 sys.exit("miss-storm: contactd did not start")
             time.sleep(0.05)
