@@ -114,6 +114,8 @@ public struct DaemonStatus: Sendable, Hashable, Codable {
     public let api: API?
     /// The fast lane for plain hits.
     public let fastPath: FastPath?
+    /// The cache the fleet shares, with `--shared-cache`.
+    public let sharedCache: SharedCache?
 
     /// The cache at a glance.
     public struct Cache: Sendable, Hashable, Codable {
@@ -164,9 +166,31 @@ public struct DaemonStatus: Sendable, Hashable, Codable {
         }
     }
 
+    /// The cache the fleet shares (`--shared-cache`).
+    public struct SharedCache: Sendable, Hashable, Codable {
+        /// `connecting`, `up` or `down`.
+        public let state: String
+        /// Where it is: a Redis URL, or the sentinels' (`sentinel://…`).
+        public let address: String
+        /// Why it is down, while it is.
+        public let reason: String?
+        /// With `sentinel://`, while up: the primary's `host:port`.
+        public let primary: String?
+        /// With `sentinel://`: failovers followed since start.
+        public let failovers: Int?
+        /// With `sentinel://`: when the tier last moved to another primary (ISO 8601).
+        public let movedAt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case state, address, reason, primary, failovers
+            case movedAt = "moved_at"
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case version, pid, uptime, connections, ready, draining, cache, api
         case fastPath = "fast_path"
+        case sharedCache = "shared_cache"
     }
 }
 

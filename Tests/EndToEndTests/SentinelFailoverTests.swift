@@ -1,3 +1,4 @@
+import ContactdClient
 import ContactdJSON
 import ContactdTestSupport
 import FakeContactAPI
@@ -262,6 +263,14 @@ struct SentinelFailoverTests {
             for host in fleet.hosts { try await waitForPrimary(host, port: fleet.group.replica.port) }
             let reply = try await call(fleet.hosts[1], "contact.get", #"{"phone_number":"+14155551234"}"#)
             #expect(reply["result"] != nil, "\(reply)")
+            // The typed client reads the same.
+            let connection = try await ContactdConnection.connect(socketPath: fleet.hosts[0].socketPath)
+            let shared = try await connection.status().sharedCache
+            await connection.close()
+            #expect(shared?.state == "up" && shared?.primary == "127.0.0.1:\(fleet.group.replica.port)")
+            #expect(
+                shared?.failovers == 1 && shared?.movedAt != nil && shared?.address.hasPrefix("sentinel://") == true
+            )
         }
     }
 
