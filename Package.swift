@@ -272,7 +272,8 @@ let package = Package(
         .testTarget(
             name: "ContactdClientTests",
             dependencies: [
-                "ContactdClient", "ContactdJSON", "ContactdTestSupport", "FakeContactAPI", "ContactdDaemon",
+                "ContactdClient", "ContactdJSON", "ContactdProtocol", "ContactdTestSupport", "FakeContactAPI",
+                "ContactdDaemon",
                 "ContactdCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),

@@ -26,6 +26,10 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
     /// ``reason`` as a value to switch on; reasons this client does not know are `.unknown`.
     public var kind: Reason { Reason(reason) }
 
+    /// Whether asking again may help, and when (docs/protocol.md, "Errors"); `nil` for a reason
+    /// this client does not know.
+    public var retry: RetryHint? { ErrorReason(rawValue: reason)?.retry }
+
     /// Every reason contactd or this client gives, and one for reasons a newer contactd may add.
     public enum Reason: Sendable, Hashable, CustomStringConvertible, WireSpelling {
         /// The line was not JSON (`-32700`).

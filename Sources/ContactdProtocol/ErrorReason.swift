@@ -1,5 +1,6 @@
 /// Every reason an error carries (SPEC §3, docs/protocol.md "Errors"), with what goes with it:
-/// the JSON-RPC code contactd sends it with, and the exit status contactctl gives it. One table:
+/// the JSON-RPC code contactd sends it with, whether and when to ask again, and the exit status
+/// contactctl gives it. One table:
 /// the daemon's `RPCError`, the Swift client's `ContactdClientError.Reason`, contactctl's exit
 /// statuses and the failed-lookup metric all read it, and a test holds docs/protocol.md to it.
 ///
@@ -65,6 +66,22 @@ public enum ErrorReason: String, Sendable, CaseIterable {
         }
     }
 
+    /// Whether the same request may be answered otherwise if asked again, and when: the errors
+    /// table's "retry?" column.
+    public var retry: RetryHint {
+        switch self {
+        case .parseError, .invalidRequest, .requestTooLarge, .batchTooLarge, .methodNotFound, .invalidParams,
+            .invalidPhoneNumber, .invalidContactID, .rejectedByAPI, .upstreamUnauthorized, .forbidden,
+            .permissionDenied, .badResponse:
+            .no
+        case .internalError: .maybe
+        case .notFound: .afterNegativeTTL
+        case .upstreamUnavailable, .shuttingDown, .upstreamBadResponse, .timedOut, .connectionClosed: .yes
+        case .rateLimited: .afterRetryAfter
+        case .overloaded, .connectionFailed: .withBackoff
+        }
+    }
+
     /// The reasons a `contact.get` can be answered with (what the failed-lookup metric counts):
     /// a request the daemon knows to be a lookup, refused or failed.
     public static let lookupFailures: [ErrorReason] = [
@@ -72,4 +89,32 @@ public enum ErrorReason: String, Sendable, CaseIterable {
         .upstreamUnauthorized, .rateLimited, .upstreamBadResponse, .overloaded, .shuttingDown, .forbidden,
         .internalError,
     ]
+}
+
+/// Whether a request that failed may be answered otherwise if asked again, and when.
+public enum RetryHint: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The same request gets the same answer: the request, or the daemon's set-up, must change.
+    case no
+    /// A bug: perhaps once, to see whether it holds.
+    case maybe
+    /// The contact may exist by then: not-found answers are cached for `--negative-ttl`.
+    case afterNegativeTTL
+    /// Yes (after a short pause, on a new connection where the old one ended).
+    case yes
+    /// After the `retry_after` seconds the error carries, when it carries them.
+    case afterRetryAfter
+    /// Yes, with a growing pause: a limit was reached.
+    case withBackoff
+
+    /// As docs/protocol.md's errors table says it.
+    public var description: String {
+        switch self {
+        case .no: "no"
+        case .maybe: "maybe"
+        case .afterNegativeTTL: "after `--negative-ttl`"
+        case .yes: "yes"
+        case .afterRetryAfter: "after `retry_after`"
+        case .withBackoff: "yes, with backoff"
+        }
+    }
 }

@@ -2,6 +2,7 @@ import ContactdClient
 import ContactdCore
 import ContactdDaemon
 import ContactdJSON
+import ContactdProtocol
 import ContactdTestSupport
 import FakeContactAPI
 import Foundation
@@ -112,7 +113,7 @@ import Testing
                     _ = try await client.contact(phoneNumber: "+15550000002")
                     Issue.record("a 429 was answered")
                 } catch let error as ContactdClientError {
-                    #expect(error.kind == .rateLimited && error.retryAfter == 7)
+                    #expect(error.kind == .rateLimited && error.retryAfter == 7 && error.retry == .afterRetryAfter)
                 }
                 api.setBehavior(.status(400))
                 #expect(await kind { _ = try await client.contact(phoneNumber: "+15550000003") } == .rejectedByAPI)
@@ -147,7 +148,7 @@ import Testing
                         _ = try await connection.call("contact.get", params: params, timeout: .milliseconds(20))
                         Issue.record("a held lookup answered")
                     } catch let error as ContactdClientError {
-                        #expect(error.kind == .timedOut)
+                        #expect(error.kind == .timedOut && error.retry == .yes)
                     }
                 }
                 #expect(try await connection.unansweredCalls == 0)

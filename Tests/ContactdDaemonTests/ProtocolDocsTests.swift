@@ -28,6 +28,8 @@ import Testing
             #expect(row != nil, "docs/protocol.md's errors table has no `\(reason.rawValue)`")
             let code = reason.code ?? 0
             #expect(row?.contains("\(code)") == true, "`\(reason.rawValue)` is not on a row of code \(code)")
+            let retry = row?.split(separator: "|").last?.trimmingCharacters(in: .whitespaces)
+            #expect(retry == reason.retry.description, "`\(reason.rawValue)`: retry? says \(retry ?? "nothing")")
         }
     }
 
