@@ -332,33 +332,42 @@ struct SentinelFailoverTests {
                 )
             }
             let old = try RedisServer(directory: directory + "/old")
-            try await old.start()
             let new = try RedisServer(
                 directory: directory + "/new",
                 extraArguments: newReplicates ? ["--replicaof", "127.0.0.1", String(old.port)] : []
             )
-            try await new.start()
             let sentinel = try ScriptedSentinel(naming: old.port)
-            try await withFakeAPI { api in
-                var hosts: [SpawnedDaemon] = []
-                do {
-                    try await startHosts(
-                        &hosts,
-                        url: "sentinel://127.0.0.1:\(sentinel.port)/\(SentinelGroup.primaryName)",
-                        api: api,
-                        directory: directory
-                    )
-                    for host in hosts { try await waitForPrimary(host, port: old.port) }
-                    try await body(old, new, sentinel, hosts, api)
-                } catch {
-                    for host in hosts { await host.stop() }
-                    throw error
-                }
-                for host in hosts { await host.stop() }
+            // Stopped however the test ends: a failed expectation must not leave servers behind.
+            func stopServers() async {
+                sentinel.stop()
+                await new.kill()
+                await old.kill()
             }
-            sentinel.stop()
-            await new.kill()
-            await old.kill()
+            do {
+                try await old.start()
+                try await new.start()
+                try await withFakeAPI { api in
+                    var hosts: [SpawnedDaemon] = []
+                    do {
+                        try await startHosts(
+                            &hosts,
+                            url: "sentinel://127.0.0.1:\(sentinel.port)/\(SentinelGroup.primaryName)",
+                            api: api,
+                            directory: directory
+                        )
+                        for host in hosts { try await waitForPrimary(host, port: old.port) }
+                        try await body(old, new, sentinel, hosts, api)
+                    } catch {
+                        for host in hosts { await host.stop() }
+                        throw error
+                    }
+                    for host in hosts { await host.stop() }
+                }
+            } catch {
+                await stopServers()
+                throw error
+            }
+            await stopServers()
         }
     }
 
