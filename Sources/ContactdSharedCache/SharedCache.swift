@@ -296,8 +296,6 @@ package final class SharedCache: SharedTier, Sendable {
         if let connection { Task { await connection.close() } }
     }
 
-    var isDown: Bool { link.withLockedValue { $0.isDown } }
-
     /// The server the tier is connected to (`host:port` in sentinel mode); `nil` when not up.
     var currentServer: String? {
         link.withLockedValue { if case .up(_, let server) = $0.state { server } else { nil } }

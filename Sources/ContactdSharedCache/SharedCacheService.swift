@@ -20,7 +20,7 @@ package struct SharedCacheService: Service, CustomStringConvertible {
     /// From the `shared-cache-password` credential or `--shared-cache-password-file`; never logged.
     let password: String?
     /// The sentinels' own password (`shared-cache-sentinel-password`); never logged.
-    var sentinelPassword: String? = nil
+    let sentinelPassword: String?
     /// For `rediss://` and `sentinels://`: the CAs to trust (`--shared-cache-ca-file`); `nil`: the system's.
     let certificateAuthorities: String?
     let lookup: ContactLookup
@@ -116,7 +116,8 @@ package struct SharedCacheService: Service, CustomStringConvertible {
             await connection.close()
             throw error
         }
-        switch cache.connected(serverEpoch: epoch) {
+        let comparison = cache.connected(serverEpoch: epoch)
+        switch comparison {
         case .inStep:
             break
         case .missedSome:
@@ -129,16 +130,14 @@ package struct SharedCacheService: Service, CustomStringConvertible {
         case .lostSome:
             // The server lost invalidations its predecessor took (a failover before they
             // reached a replica): the entries they removed may be back in it, and on hosts
-            // that did not hear them. Emptied everywhere (docs/scale.md, "Failover").
+            // that did not hear them. Emptied everywhere once up (docs/scale.md, "Failover").
             let dropped = lookup.dropAllLocally()
             logger.warning(
                 "the shared cache lost invalidations in a failover: emptied this host's cache (\(dropped) entries) and the shared one, so that none of them is undone"
             )
-            cache.connected(connection, server: server)
-            _ = await cache.invalidateAll()
-            return connection
         }
         cache.connected(connection, server: server)
+        if comparison == .lostSome { _ = await cache.invalidateAll() }
         return connection
     }
 
