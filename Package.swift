@@ -33,18 +33,21 @@ let package = Package(
         // and objects in the sender's order; shared by the cache (contact bytes pass
         // through verbatim) and the wire protocol. No dependencies.
         .target(name: "ContactdJSON"),
-        // Pure domain: contacts, phone numbers, the cache, miss coalescing. No I/O.
+        // Pure domain: contacts, phone numbers, the cache, miss coalescing. No I/O. It speaks the
+        // wire's words (cache status, stale reason, tier, circuit state) from ContactdProtocol.
         .target(
             name: "ContactdCore",
             dependencies: [
                 "ContactdJSON",
+                "ContactdProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // The wire: JSON-RPC types, error codes, the line framer.
+        // The wire: JSON-RPC types, the methods, error reasons with their codes, the words states
+        // travel as, every method's result type, the OpenRPC document, the line framer.
         .target(
             name: "ContactdProtocol",
             dependencies: [
@@ -91,6 +94,7 @@ let package = Package(
             dependencies: [
                 "ContactdCore",
                 "ContactdJSON",
+                "ContactdProtocol",
                 "RedisClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

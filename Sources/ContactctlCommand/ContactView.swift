@@ -15,21 +15,6 @@ enum ContactView {
         return lines.joined(separator: "\n")
     }
 
-    /// `daemon.config` as three columns: setting, value (`-` when unset; the token shows none),
-    /// source; `legend` prints the header.
-    static func settings(_ config: JSONObject, legend: Bool) -> String {
-        let rows = config.members.map { name, entry in
-            (name, entry["value"].map(text) ?? "(not shown)", entry["source"]?.stringValue ?? "?")
-        }
-        let nameWidth = max(legend ? 7 : 0, rows.map(\.0.count).max() ?? 0)
-        let valueWidth = max(legend ? 5 : 0, rows.map(\.1.count).max() ?? 0)
-        func pad(_ text: String, _ width: Int) -> String {
-            text + String(repeating: " ", count: width - text.count + 2)
-        }
-        let header = legend ? [pad("SETTING", nameWidth) + pad("VALUE", valueWidth) + "SOURCE"] : []
-        return (header + rows.map { pad($0.0, nameWidth) + pad($0.1, valueWidth) + $0.2 }).joined(separator: "\n")
-    }
-
     /// `daemon.reload`'s outcome: what applies now, what waits for a restart, the token.
     static func reload(_ result: ReloadResult) -> String {
         var lines: [String] = []

@@ -13,7 +13,7 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let stats = try await connection.call("cache.stats").objectValue ?? [:]
+                let stats = try global.encoded(await connection.stats())
                 global.wantsJSON ? global.printJSON(.object(stats)) : print(ContactView.table(stats, units: true))
             }
         }
@@ -25,7 +25,7 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let status = try await connection.call("daemon.status").objectValue ?? [:]
+                let status = try global.encoded(await connection.status())
                 global.wantsJSON ? global.printJSON(.object(status)) : print(ContactView.table(status, units: true))
             }
         }
@@ -39,9 +39,10 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let config = try await connection.call("daemon.config").objectValue ?? [:]
+                let config = try await connection.config()
                 global.wantsJSON
-                    ? global.printJSON(.object(config)) : print(ContactView.settings(config, legend: !global.noLegend))
+                    ? global.printJSON(.object(try global.encoded(config)))
+                    : print(config.table(legend: !global.noLegend))
             }
         }
     }
@@ -61,13 +62,12 @@ extension Contactctl {
         func run() async throws {
             var failed = false
             try await global.withConnection { connection in
+                let result = try await connection.reload()
                 if global.wantsJSON {
-                    let result = try await connection.call("daemon.reload")
-                    global.printJSON(result)
-                    failed = result["configuration_error"] != nil || result["token_error"] != nil
+                    global.printJSON(.object(try global.encoded(result)))
+                    failed = result.configurationError != nil || result.tokenError != nil
                     return
                 }
-                let result = try await connection.reload()
                 print(ContactView.reload(result))
                 for (what, error) in [("configuration", result.configurationError), ("token", result.tokenError)] {
                     guard let error else { continue }
@@ -89,11 +89,11 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let result = try await connection.call("daemon.metrics")
+                let result = try await connection.metrics()
                 if global.wantsJSON {
-                    global.printJSON(result)
+                    global.printJSON(.object(try global.encoded(result)))
                 } else {
-                    print(result.objectValue?["text"]?.stringValue ?? "", terminator: "")
+                    print(result.text, terminator: "")
                 }
             }
         }
@@ -108,7 +108,7 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                _ = try await connection.call("cache.reset_stats")
+                try await connection.resetStats()
                 if global.wantsJSON { global.printJSON(.object([:])) }
             }
         }

@@ -95,16 +95,18 @@ extension Contactctl {
 
         func run() async throws {
             try await global.withConnection { connection in
-                let removed: Int
-                if all {
-                    removed = try await connection.invalidateAll()
-                } else if let key, phone || (!id && key.hasPrefix("+")) {
-                    removed = try await connection.invalidate(phoneNumber: key)
-                } else {
-                    removed = try await connection.invalidate(id: key ?? "")
-                }
+                let params: JSONObject =
+                    if all {
+                        ["all": true]
+                    } else if let key, phone || (!id && key.hasPrefix("+")) {
+                        ["phone_number": .string(key)]
+                    } else {
+                        ["contact_id": .string(key ?? "")]
+                    }
+                let result = try await connection.invalidation(params)
+                let removed = result.removed
                 if global.wantsJSON {
-                    global.printJSON(.object(["removed": .int(removed)]))
+                    global.printJSON(.object(try global.encoded(result)))
                 } else {
                     print("removed \(removed) \(removed == 1 ? "entry" : "entries")")
                 }

@@ -90,6 +90,11 @@ struct GlobalOptions: ParsableArguments {
     func printJSON(_ value: JSONValue) {
         print(json == .pretty ? ContactView.pretty(value) : value.jsonString)
     }
+
+    /// A typed result as the JSON object the daemon sent (members in the type's order).
+    func encoded(_ result: some Encodable) throws -> JSONObject {
+        try JSONValueEncoder().encode(result).objectValue ?? [:]
+    }
 }
 
 struct Contactctl: AsyncParsableCommand {

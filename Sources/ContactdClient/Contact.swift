@@ -1,4 +1,5 @@
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 
 /// A contact as the get-contact API sent it.
@@ -101,77 +102,6 @@ public struct Contact: Sendable, Hashable, Codable {
     }
 }
 
-/// How contactd answered a lookup: `cache.status` of `contact.get`.
-public enum CacheStatus: Sendable, Hashable, CustomStringConvertible, WireSpelling {
-    /// A fresh entry from the cache.
-    case hit
-    /// Fetched from the API for this request (or joined a fetch in progress).
-    case miss
-    /// Past its TTL; see ``StaleReason``.
-    case stale
-    /// A status this client does not know (from a newer contactd), as sent.
-    case unknown(String)
-
-    static let spellings: [(Self, String)] = [(.hit, "hit"), (.miss, "miss"), (.stale, "stale")]
-
-    /// The status as contactd spells it.
-    public init(_ text: String) { self.init(spelling: text) }
-
-    /// Every status this client knows, as contactd spells them (`rpc.discover` lists the same).
-    public static let known: [String] = spellings.map(\.1)
-
-    var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
-}
-
-/// Why an answer was stale: `cache.stale_reason` of `contact.get`.
-public enum StaleReason: Sendable, Hashable, CustomStringConvertible, WireSpelling {
-    /// A refresh is running (stale-while-revalidate).
-    case refreshing
-    /// The API is failing (stale-if-error).
-    case upstreamUnavailable
-    /// The API is rate limiting.
-    case rateLimited
-    /// contactd's circuit breaker holds calls back.
-    case circuitOpen
-    /// The API has not answered within `--stale-if-error-wait`; a fetch goes on behind.
-    case upstreamSlow
-    /// A reason this client does not know (from a newer contactd), as sent.
-    case unknown(String)
-
-    static let spellings: [(Self, String)] = [
-        (.refreshing, "refreshing"), (.upstreamUnavailable, "upstream_unavailable"), (.rateLimited, "rate_limited"),
-        (.circuitOpen, "circuit_open"), (.upstreamSlow, "upstream_slow"),
-    ]
-
-    /// The reason as contactd spells it.
-    public init(_ text: String) { self.init(spelling: text) }
-
-    /// Every reason this client knows, as contactd spells them (`rpc.discover` lists the same).
-    public static let known: [String] = spellings.map(\.1)
-
-    var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
-}
-
-/// A value contactd sends as a string, with an `unknown` case that keeps a spelling a newer
-/// contactd adds: the spellings are one table, read both ways.
-protocol WireSpelling: Equatable, CustomStringConvertible {
-    static var spellings: [(Self, String)] { get }
-    static func unknown(_ text: String) -> Self
-    /// The text of the `unknown` case; `nil` for a known value.
-    var unknownSpelling: String? { get }
-}
-
-extension WireSpelling {
-    init(spelling text: String) {
-        self = Self.spellings.first { $0.1 == text }?.0 ?? .unknown(text)
-    }
-
-    /// The value as contactd spells it.
-    public var description: String {
-        unknownSpelling ?? Self.spellings.first { $0.0 == self }?.1 ?? ""
-    }
-}
-
 /// A contact and how contactd served it: the result of `contact.get`.
 public struct ContactLookup: Sendable, Hashable {
     /// The contact.
@@ -182,6 +112,8 @@ public struct ContactLookup: Sendable, Hashable {
     public let age: Double
     /// Why a `stale` answer was stale; `nil` for fresh answers.
     public let staleReason: StaleReason?
+    /// Which cache answered; `nil` unless the daemon runs with `--shared-cache`.
+    public let tier: CacheTier?
     /// The whole `contact.get` result as received.
     public let result: JSONValue
 
@@ -194,6 +126,7 @@ public struct ContactLookup: Sendable, Hashable {
         self.cacheStatus = CacheStatus(status)
         self.age = cache["age"]?.doubleValue ?? 0
         self.staleReason = cache["stale_reason"]?.stringValue.map(StaleReason.init)
+        self.tier = cache["tier"]?.stringValue.map(CacheTier.init(spelling:))
         self.result = result
     }
 }

@@ -1,4 +1,5 @@
 import ContactdJSON
+import ContactdProtocol
 
 /// The daemon's methods, on anything that can make a call: one `ContactdConnection`, or a
 /// `ContactdSession` that reconnects when the daemon restarts.
@@ -36,7 +37,7 @@ extension ContactdCalls {
     fileprivate func contact(params: JSONObject, maxAge: Double?) async throws -> ContactLookup {
         var params = TraceContext.adding(to: params)
         if let maxAge { params["max_age"] = .double(maxAge) }
-        let result = try await call("contact.get", params: .object(params))
+        let result = try await call(RPCMethod.contactGet.rawValue, params: .object(params))
         guard let lookup = ContactLookup(result: result) else {
             throw ContactdClientError.badResponse("contact.get result without a contact and its cache status")
         }
@@ -45,51 +46,59 @@ extension ContactdCalls {
 
     /// Drops the cached entry for a phone number; returns how many entries were removed.
     public func invalidate(phoneNumber: String) async throws -> Int {
-        try await removedCount(call("contact.invalidate", params: .object(["phone_number": .string(phoneNumber)])))
+        try await invalidation(["phone_number": .string(phoneNumber)]).removed
     }
 
     /// Drops the cached entry for a contact id; returns how many entries were removed.
     public func invalidate(id: String) async throws -> Int {
-        try await removedCount(call("contact.invalidate", params: .object(["contact_id": .string(id)])))
+        try await invalidation(["contact_id": .string(id)]).removed
     }
 
     /// Empties the cache; returns how many entries were removed.
     public func invalidateAll() async throws -> Int {
-        try await removedCount(call("contact.invalidate", params: .object(["all": .bool(true)])))
+        try await invalidation(["all": .bool(true)]).removed
+    }
+
+    /// `contact.invalidate` with `params` (a `phone_number`, a `contact_id`, or `all`): how many
+    /// entries were removed here, and with `--shared-cache` whether the fleet was told.
+    public func invalidation(_ params: JSONObject) async throws -> InvalidateResult {
+        try await typed(.contactInvalidate, params: .object(params))
     }
 
     /// The cache's and the API's counters (`cache.stats`).
-    public func stats() async throws -> CacheStats {
-        try await call("cache.stats").decoded(as: CacheStats.self, method: "cache.stats")
-    }
+    public func stats() async throws -> CacheStats { try await typed(.cacheStats) }
+
+    /// Zeroes the counters `cache.stats` reports; levels such as `entries` stay
+    /// (`cache.reset_stats`).
+    public func resetStats() async throws { _ = try await call(RPCMethod.cacheResetStats.rawValue) }
 
     /// The daemon's version, uptime and state (`daemon.status`).
-    public func status() async throws -> DaemonStatus {
-        try await call("daemon.status").decoded(as: DaemonStatus.self, method: "daemon.status")
-    }
+    public func status() async throws -> DaemonStatus { try await typed(.daemonStatus) }
 
     /// Every setting's effective value and where it came from (`daemon.config`).
     public func config() async throws -> DaemonConfig {
-        try await call("daemon.config").decoded(as: DaemonConfig.self, method: "daemon.config")
+        guard let config = DaemonConfig(result: try await call(RPCMethod.daemonConfig.rawValue)) else {
+            throw ContactdClientError.badResponse("daemon.config result is not an object of settings")
+        }
+        return config
     }
+
+    /// The Prometheus metrics, as `/metrics` serves them (`daemon.metrics`).
+    public func metrics() async throws -> MetricsText { try await typed(.daemonMetrics) }
 
     /// Asks the daemon to re-read its token and configuration, as `systemctl reload` does
     /// (`daemon.reload`; root and the daemon's own user only, else `forbidden`).
-    public func reload() async throws -> ReloadResult {
-        try await call("daemon.reload").decoded(as: ReloadResult.self, method: "daemon.reload")
+    public func reload() async throws -> ReloadResult { try await typed(.daemonReload) }
+
+    /// `method`'s result as its type in ContactdProtocol.
+    fileprivate func typed<Result: Decodable>(_ method: RPCMethod, params: JSONValue? = nil) async throws -> Result {
+        try await call(method.rawValue, params: params).decoded(as: Result.self, method: method.rawValue)
     }
 
     /// Checks the daemon answers; throws if it does not say "pong".
     public func ping() async throws {
-        guard try await call("daemon.ping") == .string("pong") else {
+        guard try await call(RPCMethod.daemonPing.rawValue) == .string("pong") else {
             throw ContactdClientError.badResponse("daemon.ping did not answer pong")
         }
-    }
-
-    fileprivate func removedCount(_ result: JSONValue) throws -> Int {
-        guard let removed = result["removed"]?.intValue else {
-            throw ContactdClientError.badResponse("contact.invalidate result without removed")
-        }
-        return removed
     }
 }

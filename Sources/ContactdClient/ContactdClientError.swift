@@ -110,7 +110,7 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
             }
         }
 
-        static let spellings: [(Reason, String)] = ErrorReason.allCases.map { (Reason($0), $0.rawValue) }
+        public static let spellings: [(Reason, String)] = ErrorReason.allCases.map { (Reason($0), $0.rawValue) }
 
         /// Every reason contactd itself sends (the rest are this client's own).
         public static let serverReasons: [String] = ErrorReason.allCases.filter(\.sentByServer).map(\.rawValue)
@@ -118,7 +118,7 @@ public struct ContactdClientError: Error, Sendable, Hashable, CustomStringConver
         /// The reason as spelled on the wire (`not_found`).
         public init(_ text: String) { self.init(spelling: text) }
 
-        var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
+        public var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
     }
 
     /// The message, with the wait the server asked for, if any.

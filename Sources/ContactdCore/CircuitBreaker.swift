@@ -1,3 +1,4 @@
+import ContactdProtocol
 import NIOConcurrencyHelpers
 
 /// Stops calling an API that keeps failing, and lets one probe at a time test its recovery.
@@ -25,10 +26,19 @@ package final class CircuitBreaker: Sendable {
         case neutral
     }
 
-    package enum State: String, Sendable {
+    package enum State: Sendable {
         case closed
         case open
-        case halfOpen = "half_open"
+        case halfOpen
+
+        /// The state as the wire and the metrics spell it.
+        package var reported: CircuitState {
+            switch self {
+            case .closed: .closed
+            case .open: .open
+            case .halfOpen: .halfOpen
+            }
+        }
     }
 
     private struct Machine {

@@ -1,3 +1,4 @@
+import ContactdProtocol
 import Histogram
 import Logging
 import NIOConcurrencyHelpers

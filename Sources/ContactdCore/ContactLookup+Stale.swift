@@ -1,3 +1,4 @@
+import ContactdProtocol
 import NIOConcurrencyHelpers
 import Synchronization
 

@@ -1,3 +1,4 @@
+import ContactdProtocol
 import Histogram
 import Logging
 import NIOConcurrencyHelpers
@@ -352,7 +353,7 @@ package final class ContactLookup: Sendable {
         stats.refreshes = counters.refreshes.load(ordering: .relaxed)
         stats.refreshAheads = counters.refreshAheads.load(ordering: .relaxed)
         stats.retries = counters.retries.load(ordering: .relaxed)
-        stats.circuitState = breakerState.state.rawValue
+        stats.circuitState = breakerState.state.reported
         stats.circuitOpened = breakerState.opened
         stats.circuitRefusals = counters.circuitRefusals.load(ordering: .relaxed)
         stats.overloaded = counters.overloaded.load(ordering: .relaxed)

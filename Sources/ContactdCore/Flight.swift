@@ -1,3 +1,4 @@
+import ContactdProtocol
 import NIOConcurrencyHelpers
 
 /// What a fetch found: a contact, how old it is and where it came from.

@@ -1,3 +1,4 @@
+import ContactdProtocol
 import Synchronization
 
 /// Cache and upstream counters, as `cache.stats` reports them.
@@ -43,7 +44,7 @@ package struct LookupStats: Sendable, Equatable {
     /// API calls repeated after a transient failure.
     package var retries = 0
     /// `closed`, `open` or `half_open`.
-    package var circuitState = "closed"
+    package var circuitState = CircuitState.closed
     /// Times the circuit opened since start.
     package var circuitOpened = 0
     /// Fetches refused because the circuit was open.

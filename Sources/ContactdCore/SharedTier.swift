@@ -1,13 +1,3 @@
-/// Which cache answered a lookup (`cache.tier`); reported only when a shared cache is configured.
-package enum CacheTier: String, Sendable, CaseIterable {
-    /// This host's own cache.
-    case local
-    /// The cache the fleet shares (Redis): another host fetched it.
-    case shared
-    /// Neither: this lookup called the API.
-    case api
-}
-
 /// An entry some host stored in the shared cache, and how old its answer is.
 package struct SharedEntry: Sendable, Equatable {
     package var value: CachedValue

@@ -1,3 +1,5 @@
+import ContactdProtocol
+
 /// What the API has told the daemon lately, beyond single cache entries: its last failure, the
 /// token's standing, the holds a 429 or a failed refresh put on keys, and since when answers have
 /// been stale because of it. The circuit breaker is apart (`CircuitBreaker`).

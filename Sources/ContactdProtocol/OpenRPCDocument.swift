@@ -1,7 +1,32 @@
-/// The OpenRPC description `rpc.discover` returns, compacted once at start.
+/// The OpenRPC description `rpc.discover` returns.
+///
+/// The methods' schemas are written here by hand; the words states travel as and the errors a
+/// lookup can end in are filled in from their types (`"$CacheStatus"`, `"$LookupErrors"`), so the
+/// document cannot list a word the code does not have, or miss one it does. A test checks real
+/// replies against the schemas.
 public enum OpenRPCDocument {
-    /// The document as compact JSON text.
-    public static let json: String = #"""
+    /// The document as JSON text, the daemon's version in it.
+    public static let json: String = Self.fillingIn(template)
+
+    private static func fillingIn(_ template: String) -> String {
+        func list(_ words: [String]) -> String { "[" + words.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        let codes = Dictionary(grouping: ErrorReason.lookupFailures, by: { $0.code ?? 0 }).sorted { $0.key > $1.key }
+        let errors = codes.map { code, reasons in
+            #"{"code": \#(code), "message": "\#(reasons.map(\.rawValue).joined(separator: ", "))"}"#
+        }
+        let words: [(String, String)] = [
+            ("CacheStatus", list(CacheStatus.known)), ("StaleReason", list(StaleReason.known)),
+            ("CacheTier", list(CacheTier.known)), ("SharedCacheState", list(SharedCacheState.known)),
+            ("CircuitState", list(CircuitState.known)), ("APIState", list(APIState.known)),
+            ("ValueSource", list(ValueSource.known)), ("TokenChange", list(TokenChange.known)),
+            ("LookupErrors", "[" + errors.joined(separator: ", ") + "]"),
+        ]
+        var document = template.replacing("VERSION", with: ContactdVersion.current)
+        for (name, value) in words { document = document.replacing("\"$\(name)\"", with: value) }
+        return document
+    }
+
+    private static let template: String = #"""
         {
           "openrpc": "1.2.6",
           "info": {"title": "contactd", "version": "VERSION",
@@ -17,16 +42,8 @@ public enum OpenRPCDocument {
              ],
              "result": {"name": "lookup", "schema": {"type": "object", "required": ["contact", "cache"],
                "properties": {"contact": {"type": "object"},
-                              "cache": {"type": "object", "properties": {"status": {"enum": ["hit", "miss", "stale"]}, "age": {"type": "number"}, "stale_reason": {"enum": ["refreshing", "upstream_unavailable", "rate_limited", "circuit_open", "upstream_slow"]}, "tier": {"enum": ["local", "shared", "api"], "description": "Only with --shared-cache: which cache answered."}}}}}},
-             "errors": [
-               {"code": -32602, "message": "invalid_params, invalid_phone_number, invalid_contact_id, rejected_by_api"},
-               {"code": -32001, "message": "not_found"},
-               {"code": -32002, "message": "upstream_unavailable"},
-               {"code": -32003, "message": "upstream_unauthorized"},
-               {"code": -32004, "message": "rate_limited"},
-               {"code": -32005, "message": "overloaded, shutting_down, forbidden"},
-               {"code": -32006, "message": "upstream_bad_response"}
-             ]},
+                              "cache": {"type": "object", "properties": {"status": {"enum": "$CacheStatus"}, "age": {"type": "number"}, "stale_reason": {"enum": "$StaleReason"}, "tier": {"enum": "$CacheTier", "description": "Only with --shared-cache: which cache answered."}}}}}},
+             "errors": "$LookupErrors"},
             {"name": "contact.invalidate",
              "summary": "Drop one cached entry (by phone_number or contact_id) or all of them (all: true).",
              "paramStructure": "by-name",
@@ -60,7 +77,7 @@ public enum OpenRPCDocument {
                      "frequency_filter": {"type": "boolean"}, "nursery": {"type": "number", "minimum": 0, "maximum": 1}}},
                  "shared": {"type": "object", "description": "Only with --shared-cache.", "additionalProperties": false,
                    "required": ["state", "hits", "misses", "waits", "writes", "errors", "skipped", "invalidations_received"],
-                   "properties": {"state": {"enum": ["connecting", "up", "down"]}, "hits": {"type": "integer", "minimum": 0},
+                   "properties": {"state": {"enum": "$SharedCacheState"}, "hits": {"type": "integer", "minimum": 0},
                      "misses": {"type": "integer", "minimum": 0}, "waits": {"type": "integer", "minimum": 0},
                      "writes": {"type": "integer", "minimum": 0}, "errors": {"type": "integer", "minimum": 0},
                      "skipped": {"type": "integer", "minimum": 0}, "invalidations_received": {"type": "integer", "minimum": 0}}},
@@ -72,7 +89,7 @@ public enum OpenRPCDocument {
                      "queue_depth": {"type": "integer", "minimum": 0}, "overloaded": {"type": "integer", "minimum": 0},
                      "token_rejected": {"type": "boolean"},
                      "circuit": {"type": "object", "additionalProperties": false, "required": ["state", "opened", "refusals"],
-                       "properties": {"state": {"enum": ["closed", "open", "half_open"]}, "opened": {"type": "integer", "minimum": 0}, "refusals": {"type": "integer", "minimum": 0}}},
+                       "properties": {"state": {"enum": "$CircuitState"}, "opened": {"type": "integer", "minimum": 0}, "refusals": {"type": "integer", "minimum": 0}}},
                      "latency_ms": {"type": "object", "additionalProperties": false, "required": ["p50", "p90", "p99", "max"],
                        "properties": {"p50": {"type": "number", "minimum": 0}, "p90": {"type": "number", "minimum": 0}, "p99": {"type": "number", "minimum": 0}, "max": {"type": "number", "minimum": 0}}}}}}}}},
             {"name": "cache.reset_stats", "summary": "Zero the counters cache.stats reports; levels such as entries stay.", "params": [],
@@ -89,23 +106,23 @@ public enum OpenRPCDocument {
                  "ready": {"type": "boolean"}, "draining": {"type": "boolean"},
                  "shared_cache": {"type": "object", "description": "Only with --shared-cache.", "additionalProperties": false,
                    "required": ["state", "address"],
-                   "properties": {"state": {"enum": ["connecting", "up", "down"]}, "address": {"type": "string"}, "reason": {"type": "string"},
+                   "properties": {"state": {"enum": "$SharedCacheState"}, "address": {"type": "string"}, "reason": {"type": "string"},
                      "primary": {"type": "string", "description": "With sentinel://, while up: the primary's host:port."},
                      "failovers": {"type": "integer", "minimum": 0, "description": "With sentinel://: failovers followed."},
                      "moved_at": {"type": "string", "format": "date-time", "description": "With sentinel://: when the tier last moved to another primary."}}},
                  "cache": {"type": "object", "additionalProperties": false, "required": ["entries", "hit_ratio"],
                    "properties": {"entries": {"type": "integer", "minimum": 0}, "hit_ratio": {"type": "number", "minimum": 0, "maximum": 1}}},
                  "api": {"type": "object", "additionalProperties": false, "required": ["state", "circuit", "token_rejected", "queue_depth"],
-                   "properties": {"state": {"enum": ["ok", "token_rejected", "circuit_open", "rate_limited", "unavailable", "bad_responses"]},
-                                  "circuit": {"enum": ["closed", "open", "half_open"]}, "token_rejected": {"type": "boolean"},
+                   "properties": {"state": {"enum": "$APIState"},
+                                  "circuit": {"enum": "$CircuitState"}, "token_rejected": {"type": "boolean"},
                                   "queue_depth": {"type": "integer", "minimum": 0},
                                   "serving_stale_since": {"type": "string", "description": "UTC, ISO 8601; only while answers are stale because the API fails."}}}}}}},
             {"name": "daemon.config", "summary": "Every setting's effective value and where it came from; the token's source only.", "params": [],
              "result": {"name": "config", "schema": {"type": "object", "required": ["api-token"],
                "properties": {"api-token": {"type": "object", "additionalProperties": false, "required": ["source"],
-                 "properties": {"source": {"enum": ["file", "credential", "environment", "demo"]}}}},
+                 "properties": {"source": {"enum": "$ValueSource"}}}},
                "additionalProperties": {"type": "object", "additionalProperties": false, "required": ["value", "source"],
-                 "properties": {"value": {"type": ["string", "null"]}, "source": {"enum": ["flag", "environment", "file", "default"]}}}}}},
+                 "properties": {"value": {"type": ["string", "null"]}, "source": {"enum": "$ValueSource"}}}}}},
             {"name": "daemon.metrics", "summary": "The Prometheus metrics, as --metrics-listen serves them at /metrics.", "params": [],
              "result": {"name": "metrics", "schema": {"type": "object", "additionalProperties": false, "required": ["content_type", "text"],
                "properties": {"content_type": {"const": "text/plain; version=0.0.4; charset=utf-8"}, "text": {"type": "string", "description": "Prometheus text exposition format 0.0.4."}}}}},
@@ -113,7 +130,7 @@ public enum OpenRPCDocument {
              "result": {"name": "reload", "schema": {"type": "object", "additionalProperties": false, "required": ["applied", "after_restart"],
                "properties": {"applied": {"type": "object", "description": "Settings applied at once, with their new values.", "additionalProperties": {"type": "string"}},
                               "after_restart": {"type": "array", "description": "Settings changed that take effect after a restart.", "items": {"type": "string"}},
-                              "token": {"enum": ["changed", "unchanged"], "description": "Absent in --demo or when the token could not be read."},
+                              "token": {"enum": "$TokenChange", "description": "Absent in --demo or when the token could not be read."},
                               "token_error": {"type": "string", "description": "Why the token could not be read again; the current one stays."},
                               "configuration_error": {"type": "string", "description": "Why the configuration did not load; the running one stays."}}}}},
             {"name": "daemon.ping", "summary": "Liveness check.", "params": [],

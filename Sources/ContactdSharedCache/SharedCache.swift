@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -59,7 +60,7 @@ package final class SharedCache: SharedTier, Sendable {
         self.logger = logger
     }
 
-    package var stateName: String { link.withLockedValue { $0.state.name } }
+    package var state: SharedCacheState { link.withLockedValue { $0.state.reported } }
 
     /// How many times the tier came up on another server than before (a failover followed).
     package var failovers: Int { link.withLockedValue { $0.failovers } }
@@ -178,7 +179,7 @@ package final class SharedCache: SharedTier, Sendable {
     /// Logs that an invalidation's fleet part did not happen; returns `false` (the reply says so).
     private func fleetPartFailed(_ what: String) -> Bool {
         logger.warning(
-            "\(what) was made on this host only: the shared cache did not take it (\(stateName)); other hosts may answer the old entry until it expires"
+            "\(what) was made on this host only: the shared cache did not take it (\(state)); other hosts may answer the old entry until it expires"
         )
         return false
     }
@@ -218,34 +219,33 @@ package final class SharedCache: SharedTier, Sendable {
     // MARK: Reports
 
     /// `cache.stats`' `shared` member.
-    package var statsJSON: JSONValue {
-        func count(_ value: borrowing Synchronization.Atomic<Int>) -> JSONValue { .int(value.load(ordering: .relaxed)) }
-        return .object([
-            "state": .string(stateName),
-            "hits": count(counts.hits),
-            "misses": count(counts.misses),
-            "waits": count(counts.waits),
-            "writes": count(counts.writes),
-            "errors": count(counts.errors),
-            "skipped": count(counts.skipped),
-            "invalidations_received": count(counts.invalidationsReceived),
-        ])
+    package var statsReport: CacheStats.Shared {
+        var report = CacheStats.Shared()
+        report.state = state
+        report.hits = counts.hits.load(ordering: .relaxed)
+        report.misses = counts.misses.load(ordering: .relaxed)
+        report.waits = counts.waits.load(ordering: .relaxed)
+        report.writes = counts.writes.load(ordering: .relaxed)
+        report.errors = counts.errors.load(ordering: .relaxed)
+        report.skipped = counts.skipped.load(ordering: .relaxed)
+        report.invalidationsReceived = counts.invalidationsReceived.load(ordering: .relaxed)
+        return report
     }
 
     /// `daemon.status`' `shared_cache` member.
-    package var statusJSON: JSONValue {
+    package var statusReport: DaemonStatus.SharedCache {
         let link = self.link.withLockedValue { $0 }
-        var object: JSONObject = ["state": .string(link.state.name), "address": .string(target.description)]
-        if case .down(let reason) = link.state { object["reason"] = .string(reason) }
+        var report = DaemonStatus.SharedCache()
+        report.state = link.state.reported
+        report.address = target.description
+        if case .down(let reason) = link.state { report.reason = reason }
         if case .sentinels = target {
             // Which server the tier uses, and when it last moved to another one.
-            if case .up(_, let server) = link.state { object["primary"] = .string(server) }
-            object["failovers"] = .int(link.failovers)
-            if let movedAt = link.movedAt {
-                object["moved_at"] = .string(Date(timeIntervalSince1970: movedAt).formatted(.iso8601))
-            }
+            if case .up(_, let server) = link.state { report.primary = server }
+            report.failovers = link.failovers
+            report.movedAt = link.movedAt.map { Date(timeIntervalSince1970: $0).formatted(.iso8601) }
         }
-        return .object(object)
+        return report
     }
 
     // MARK: Connection state (driven by SharedCacheService)

@@ -1,3 +1,5 @@
+import ContactdProtocol
+
 /// The shared cache's connection as a state machine: what every lookup reads first, and what
 /// `SharedCacheService` does next. Events go in, decisions come out; nothing here waits, sends or
 /// logs, so every path is tested on a manual clock (`SharedCacheLinkTests`).
@@ -16,11 +18,11 @@ struct SharedCacheLink: Sendable {
         /// The last attempt or call failed; nothing is asked until the service connects again.
         case down(reason: String)
 
-        var name: String {
+        var reported: SharedCacheState {
             switch self {
-            case .connecting: "connecting"
-            case .up: "up"
-            case .down: "down"
+            case .connecting: .connecting
+            case .up: .up
+            case .down: .down
             }
         }
     }

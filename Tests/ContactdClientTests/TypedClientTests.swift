@@ -204,7 +204,7 @@ import Testing
                 let stats = try await client.stats()
                 #expect(stats.entries == 1 && stats.hits == 1 && stats.misses == 1)
                 #expect(stats.hitRatio == 0.5 && stats.upstream.requests == 1 && stats.admissionsRefused == 0)
-                #expect(stats.upstream.circuit.state == "closed" && stats.upstream.latencyMs != nil)
+                #expect(stats.upstream.circuit.state == .closed && stats.upstream.latencyMs != nil)
                 let config = try await client.config()
                 #expect(config.settings.count == DaemonConfiguration.settings.count)
                 #expect(config["ttl"] == .init(value: "5m", source: .default))
@@ -212,7 +212,7 @@ import Testing
                 #expect(config.apiTokenSource == .environment)
                 let status = try await client.status()
                 #expect(status.ready && !status.draining && status.connections == 1)
-                #expect(status.cache?.entries == 1 && status.api?.state == "ok")
+                #expect(status.cache?.entries == 1 && status.api?.state == .ok)
                 #expect(!status.version.isEmpty)
                 await client.close()
             }
@@ -252,7 +252,7 @@ import Testing
                 let logs = InMemoryLogHandler()
                 var logger = Logger(label: "test", factory: { _ in logs })
                 logger.logLevel = .debug
-                let client = ContactdClient(
+                let client = Contactd(
                     configuration: .init(socketPath: daemon.socketPath, timeout: .seconds(5), connections: 2),
                     logger: logger
                 )

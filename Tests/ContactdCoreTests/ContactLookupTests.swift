@@ -1,4 +1,5 @@
 import ContactdCore
+import ContactdProtocol
 import ContactdTestSupport
 import Synchronization
 import Testing

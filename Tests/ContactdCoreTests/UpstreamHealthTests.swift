@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdJSON
+import ContactdProtocol
 import Testing
 
 /// `UpstreamHealth` on its own: events in, verdicts and actions out, time given as plain seconds.

@@ -12,7 +12,7 @@ import Testing
         let cache = ContactCache(configuration: CacheConfiguration())
         let dispatcher = RequestDispatcher(
             lookup: ContactLookup(cache: cache, source: FastPathAgreementTests.NoSource()),
-            status: DaemonStatus(),
+            status: LiveStatus(),
             logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         return ConnectionHandler(

@@ -25,7 +25,7 @@ import Testing
         let lookup = ContactLookup(cache: cache, source: NoSource(), clock: clock.clock)
         return RequestDispatcher(
             lookup: lookup,
-            status: DaemonStatus(),
+            status: LiveStatus(),
             logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
         )
     }

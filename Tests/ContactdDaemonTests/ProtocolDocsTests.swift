@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 /// docs/protocol.md names everything a client can meet on the wire: every method, every error
-/// reason contactd sends (with its code), every cache status, stale reason and tier. A new one
+/// reason contactd sends (with its code), every word a state travels as (cache status, stale reason, tier,
+/// circuit, API and shared-cache states, a setting's source, the token after a reload). A new one
 /// added to the code and not to the docs fails here.
 @Suite struct ProtocolDocsTests {
     static let protocolDocs: String = {
@@ -33,12 +34,20 @@ import Testing
         }
     }
 
-    @Test func everyCacheStatusStaleReasonAndTierIsNamed() {
-        let values =
-            CacheStatus.allCases.map(\.rawValue) + StaleReason.allCases.map(\.rawValue)
-            + CacheTier.allCases.map(\.rawValue)
-        for value in values {
-            #expect(Self.protocolDocs.contains("`\(value)`"), "docs/protocol.md does not name `\(value)`")
+    /// Every word a state travels as (ContactdProtocol's `WireSpelling` types) is named.
+    @Test func everyWordOfEveryStateIsNamed() {
+        let words: [(String, [String])] = [
+            ("cache status", CacheStatus.known), ("stale reason", StaleReason.known), ("tier", CacheTier.known),
+            ("circuit state", CircuitState.known), ("shared cache state", SharedCacheState.known),
+            ("API state", APIState.known), ("setting source", ValueSource.known), ("token", TokenChange.known),
+        ]
+        for (what, values) in words {
+            for value in values {
+                #expect(
+                    Self.protocolDocs.contains("`\(value)`"),
+                    "docs/protocol.md does not name the \(what) `\(value)`"
+                )
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ContactdCore
 import ContactdDaemon
 import ContactdJSON
+import ContactdProtocol
 import Foundation
 import Testing
 
@@ -179,7 +180,7 @@ import Testing
             arguments: ["ttl": "90s"],
             environment: ["CONTACTD_NEGATIVE_TTL": "30s", "CONTACTD_TTL": "10s", "CONTACTD_API_TOKEN": "s3cret"]
         )
-        let report = configuration.report(tokenSource: .environment)
+        let report = try JSONValueEncoder().encode(configuration.report(tokenSource: .environment))
         let object = try #require(report.objectValue)
         #expect(object.keys.count == DaemonConfiguration.settings.count + 1)
         #expect(report["ttl"] == .object(["value": "90s", "source": "flag"]), "a flag wins over the environment")

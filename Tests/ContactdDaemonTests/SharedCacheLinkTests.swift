@@ -1,4 +1,5 @@
 import ContactdCore
+import ContactdProtocol
 import ContactdTestSupport
 import NIOCore
 import RedisClient
@@ -22,7 +23,7 @@ import Testing
 
     @Test func failedAttemptsWaitLongerUpToFiveSecondsAndAConnectStartsAgain() {
         var link = SharedCacheLink()
-        #expect(link.state.name == "connecting")
+        #expect(link.state.reported == .connecting)
         var pauses: [Double] = []
         for _ in 0..<7 {
             let (change, pause) = link.attemptFailed("refused")
@@ -40,7 +41,7 @@ import Testing
             }
         }
         #expect(pauses == [0.25, 0.5, 1, 2, 4, 5, 5])
-        #expect(link.state.name == "down")
+        #expect(link.state.reported == .down)
         guard case .cameUp(movedFrom: nil) = link.connected(Unused("a"), server: "a:1", now: 100) else {
             Issue.record("not up")
             return

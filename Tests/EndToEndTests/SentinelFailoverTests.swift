@@ -267,7 +267,7 @@ struct SentinelFailoverTests {
             let connection = try await ContactdConnection.connect(socketPath: fleet.hosts[0].socketPath)
             let shared = try await connection.status().sharedCache
             await connection.close()
-            #expect(shared?.state == "up" && shared?.primary == "127.0.0.1:\(fleet.group.replica.port)")
+            #expect(shared?.state == .up && shared?.primary == "127.0.0.1:\(fleet.group.replica.port)")
             #expect(
                 shared?.failovers == 1 && shared?.movedAt != nil && shared?.address.hasPrefix("sentinel://") == true
             )

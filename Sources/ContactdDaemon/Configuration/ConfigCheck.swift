@@ -1,4 +1,5 @@
 import ContactdJSON
+import ContactdProtocol
 import Glibc
 
 /// `contactd --check-config` (like `nginx -t`): reads the flags, the environment, the config file
@@ -46,24 +47,6 @@ package enum ConfigCheck {
                 )
             }
         }
-        return Report(settings: table(configuration.report(tokenSource: tokenSource)), warnings: warnings)
-    }
-
-    /// The settings as `contactctl config` shows them: a row per setting, value and source.
-    static func table(_ report: JSONValue) -> String {
-        guard case .object(let object) = report else { return "" }
-        let rows = object.members.map { name, entry in
-            (
-                name, entry["value"].flatMap(\.stringValue) ?? (name == "api-token" ? "(not shown)" : "(unset)"),
-                entry["source"]?.stringValue ?? "?"
-            )
-        }
-        let nameWidth = max(7, rows.map(\.0.count).max() ?? 0)
-        let valueWidth = max(5, rows.map(\.1.count).max() ?? 0)
-        func pad(_ text: String, _ width: Int) -> String {
-            text + String(repeating: " ", count: width - text.count + 2)
-        }
-        let header = pad("SETTING", nameWidth) + pad("VALUE", valueWidth) + "SOURCE"
-        return ([header] + rows.map { pad($0.0, nameWidth) + pad($0.1, valueWidth) + $0.2 }).joined(separator: "\n")
+        return Report(settings: configuration.report(tokenSource: tokenSource).table(), warnings: warnings)
     }
 }

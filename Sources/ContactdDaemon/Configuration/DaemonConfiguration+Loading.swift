@@ -1,5 +1,6 @@
 import Configuration
 import ContactdCore
+import ContactdProtocol
 import Foundation
 
 extension DaemonConfiguration {
@@ -48,7 +49,7 @@ extension DaemonConfiguration {
         var given: [String: String] = [:]
         for setting in settings {
             guard let text = reader.string(forKey: setting.key) else { continue }
-            let source: SettingSource =
+            let source: ValueSource =
                 arguments[setting.name] != nil
                 ? .flag : environment[setting.environmentVariable] != nil ? .environment : .file
             let name: String

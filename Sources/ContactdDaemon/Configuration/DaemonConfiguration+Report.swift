@@ -1,18 +1,18 @@
-import ContactdJSON
+import ContactdProtocol
 
 extension DaemonConfiguration {
     /// What `daemon.config` answers: every setting by name, its effective value as a flag would
     /// take it (`null` when unset) and where it came from; and the token's source only, never its
     /// value (SPEC §7).
-    package func report(tokenSource: Secret.Source) -> JSONValue {
-        var object = JSONObject()
+    package func report(tokenSource: Secret.Source) -> DaemonConfig {
+        var report = DaemonConfig()
         for setting in Self.settings {
-            object[setting.name] = .object([
-                "value": setting.value(in: self).map(JSONValue.string) ?? .null,
-                "source": .string((sources[setting.name] ?? .default).rawValue),
-            ])
+            report.add(
+                setting.name,
+                DaemonConfig.Setting(value: setting.value(in: self), source: sources[setting.name] ?? .default)
+            )
         }
-        object["api-token"] = .object(["source": .string(tokenSource.rawValue)])
-        return .object(object)
+        report.apiTokenSource = tokenSource.reported
+        return report
     }
 }

@@ -1,4 +1,5 @@
 import ContactdCore
+import ContactdProtocol
 import Logging
 import RedisClient
 
@@ -108,20 +109,12 @@ package struct DaemonConfiguration: Sendable {
     package var configFile: String?
     /// Where each setting's value came from, by setting name; a setting not listed has its
     /// default. Filled by `load(arguments:environment:)`; `daemon.config` reports it.
-    package var sources: [String: SettingSource] = [:]
+    package var sources: [String: ValueSource] = [:]
     /// The clock behind cache ages, the breaker and the API budget; tests substitute a manual one.
     /// Default `MonotonicClock.coarse` (4 ms steps: these times are seconds long).
     package var clock: MonotonicClock = .coarse
 
     package init() {}
-}
-
-/// Where a setting's value came from (`daemon.config`'s `source`).
-package enum SettingSource: String, Sendable {
-    case flag
-    case environment
-    case file
-    case `default`
 }
 
 /// A configuration value that cannot be used; the message names the flag.

@@ -1,3 +1,4 @@
+import ContactdProtocol
 import Foundation
 
 /// A secret contactd holds: the API token, the shared cache's password, the sentinels' password
@@ -15,7 +16,7 @@ package struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebug
     package var debugDescription: String { "<redacted>" }
 
     /// Where a secret came from: what `daemon.config` says of the token (never its value).
-    package enum Source: String, Sendable {
+    package enum Source: Sendable {
         /// The file a flag names (`--token-file`, `--shared-cache-password-file`, …).
         case file
         /// `$CREDENTIALS_DIRECTORY/<name>` (systemd's `LoadCredential=`).
@@ -24,6 +25,16 @@ package struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebug
         case environment
         /// `--demo` makes its own token.
         case demo
+
+        /// The source as `daemon.config` reports it.
+        package var reported: ValueSource {
+            switch self {
+            case .file: .file
+            case .credential: .credential
+            case .environment: .environment
+            case .demo: .demo
+            }
+        }
     }
 
     /// The one way a secret is read: the file `flag` names, else the credential `credential`,

@@ -45,11 +45,16 @@ enum ContactReply {
         case .hit: out.append(#","cache":{"status":"hit","age":"# as StaticString)
         case .miss: out.append(#","cache":{"status":"miss","age":"# as StaticString)
         case .stale: out.append(#","cache":{"status":"stale","age":"# as StaticString)
+        // Core makes only the three above; a word for the type's readers, written as it is.
+        case .unknown(let text):
+            out.append(#","cache":{"status":""# as StaticString)
+            out.append(text)
+            out.append(#"","age":"# as StaticString)
         }
         appendDecimal(Int(age), to: &out)
         if let reason = staleReason {
             out.append(#","stale_reason":""# as StaticString)
-            out.append(reason.rawValue)
+            out.append(reason.description)
             out.append("\"" as StaticString)
         }
         switch tier {
@@ -57,6 +62,10 @@ enum ContactReply {
         case .local: out.append(#","tier":"local""# as StaticString)
         case .shared: out.append(#","tier":"shared""# as StaticString)
         case .api: out.append(#","tier":"api""# as StaticString)
+        case .unknown(let text):
+            out.append(#","tier":""# as StaticString)
+            out.append(text)
+            out.append("\"" as StaticString)
         }
         out.append("}}" as StaticString)
         out.append(RPCResponse.end)

@@ -19,7 +19,7 @@ struct DaemonParts {
     /// The tracer `--otlp-endpoint` exports through, and the service that sends the spans.
     let traceExport: (tracer: any Tracer, service: any Service)?
     let lookup: ContactLookup
-    let status = DaemonStatus()
+    let status = LiveStatus()
     let server: SocketServer
     let reloader: Reloader
 

@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdJSON
+import ContactdProtocol
 import Logging
 import ServiceLifecycle
 import Systemd
@@ -38,15 +39,15 @@ package struct ReloadReport: Sendable, Equatable {
             && a.applied.map(\.name) == b.applied.map(\.name) && a.applied.map(\.value) == b.applied.map(\.value)
     }
 
-    var json: JSONValue {
-        var result: JSONObject = [
-            "applied": .object(JSONObject(applied.map { (key: $0.name, value: JSONValue.string($0.value)) })),
-            "after_restart": .array(afterRestart.map { .string($0) }),
-        ]
-        if let tokenChanged { result["token"] = .string(tokenChanged ? "changed" : "unchanged") }
-        if let tokenError { result["token_error"] = .string(tokenError) }
-        if let configurationError { result["configuration_error"] = .string(configurationError) }
-        return .object(result)
+    /// `daemon.reload`'s result.
+    var result: ReloadResult {
+        var result = ReloadResult()
+        result.applied = Dictionary(applied.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+        result.afterRestart = afterRestart
+        result.token = tokenChanged.map { $0 ? .changed : .unchanged }
+        result.tokenError = tokenError
+        result.configurationError = configurationError
+        return result
     }
 }
 
@@ -62,7 +63,7 @@ actor Reloader {
     let environment: [String: String]
     let demo: Bool
     let source: HTTPContactSource
-    let status: DaemonStatus
+    let status: LiveStatus
     let lookup: ContactLookup
     let notifier: SystemdNotifier
     let logger: Logger
@@ -84,7 +85,7 @@ actor Reloader {
         environment: [String: String],
         demo: Bool,
         source: HTTPContactSource,
-        status: DaemonStatus,
+        status: LiveStatus,
         lookup: ContactLookup,
         notifier: SystemdNotifier,
         logger: Logger,

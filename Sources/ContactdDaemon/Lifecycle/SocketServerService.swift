@@ -12,7 +12,7 @@ struct SocketServerService: Service, CustomStringConvertible {
     let server: SocketServer
     let inheritedSocket: Int32?
     let shutdownTimeout: Duration
-    let status: DaemonStatus
+    let status: LiveStatus
     let lookup: ContactLookup
     let notifier: SystemdNotifier
     let logger: Logger

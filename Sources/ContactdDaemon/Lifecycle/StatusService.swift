@@ -6,7 +6,7 @@ import Systemd
 struct StatusService: Service, CustomStringConvertible {
     var description: String { "StatusService" }
 
-    let status: DaemonStatus
+    let status: LiveStatus
     let lookup: ContactLookup
     let notifier: SystemdNotifier
 

@@ -22,7 +22,7 @@ package final class DaemonMetrics: APICallObserver, Sendable {
     /// What the figures are read from at each scrape.
     struct Sources: Sendable {
         let lookup: ContactLookup
-        let status: DaemonStatus
+        let status: LiveStatus
         let callers: CallerUnits
         let failures: LookupFailures
         let snapshots: WarmRestart?
@@ -153,11 +153,11 @@ package final class DaemonMetrics: APICallObserver, Sendable {
         level(.apiInFlight, [], Double(stats.upstreamInFlight))
         level(.queueDepth, [], Double(stats.queueDepth))
         level(.tokenRejected, [], stats.tokenRejected ? 1 : 0)
-        for state in ["closed", "open", "half_open"] {
-            level(.circuitState, [("state", state)], stats.circuitState == state ? 1 : 0)
+        for (state, name) in CircuitState.spellings {
+            level(.circuitState, [("state", name)], stats.circuitState == state ? 1 : 0)
         }
         if let shared = sources.shared {
-            level(.sharedUp, [], shared.stateName == "up" ? 1 : 0)
+            level(.sharedUp, [], shared.state == .up ? 1 : 0)
             count(.sharedLookups, [("result", "hit")], shared.counts.hits.load(ordering: .relaxed))
             count(.sharedLookups, [("result", "miss")], shared.counts.misses.load(ordering: .relaxed))
             count(.sharedLookups, [("result", "skipped")], shared.counts.skipped.load(ordering: .relaxed))

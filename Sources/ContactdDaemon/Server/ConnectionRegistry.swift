@@ -14,10 +14,10 @@ final class ConnectionRegistry: Sendable {
     }
 
     private let open = NIOLockedValueBox(Open())
-    private let status: DaemonStatus
+    private let status: LiveStatus
     private let maxConnections: Int
 
-    init(status: DaemonStatus, maxConnections: Int) {
+    init(status: LiveStatus, maxConnections: Int) {
         self.status = status
         self.maxConnections = maxConnections
     }

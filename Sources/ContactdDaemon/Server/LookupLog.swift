@@ -46,7 +46,7 @@ struct LookupLog: Sendable {
     func record(_ key: ContactKey, _ result: Result<LookupResult, LookupError>) {
         guard enabled else { return }
         switch result {
-        case .success(let found): record(key, found.status.rawValue)
+        case .success(let found): record(key, found.status.description)
         case .failure(let error): record(key, RPCError(error).reason, error: "\(error)")
         }
     }

@@ -29,14 +29,14 @@ package final class RequestDispatcher: Sendable {
     }
 
     let lookup: ContactLookup
-    let status: DaemonStatus
+    let status: LiveStatus
     let hits: HitWriter
     /// `contact.get` errors by reason, for the metrics.
     let failures: LookupFailures
     private let log: LookupLog
     private let discoverResult: [UInt8]
     /// `daemon.config`'s answer: made at start, made again when a reload changes a setting live.
-    private let configReport: NIOLockedValueBox<JSONValue>
+    private let configReport: NIOLockedValueBox<DaemonConfig>
     /// What `daemon.metrics` renders; `nil` in tests that build a dispatcher alone.
     private let metrics: DaemonMetrics?
     /// The cache shared with other hosts, when configured: its state and counts join the reports.
@@ -52,10 +52,10 @@ package final class RequestDispatcher: Sendable {
 
     package init(
         lookup: ContactLookup,
-        status: DaemonStatus,
+        status: LiveStatus,
         logger: Logger,
         logPersonalData: Bool = false,
-        configReport: JSONValue = .object([:]),
+        configReport: DaemonConfig = DaemonConfig(),
         levelSwitch: LogLevelSwitch? = nil,
         metrics: DaemonMetrics? = nil,
         sharedCache: SharedCache? = nil,
@@ -69,9 +69,8 @@ package final class RequestDispatcher: Sendable {
         self.configReport = NIOLockedValueBox(configReport)
         self.log = LookupLog(logger: logger, clear: logPersonalData, levelSwitch: levelSwitch)
         self.hits = HitWriter(lookup: lookup, log: log, failures: failures)
-        let document = OpenRPCDocument.json.replacingOccurrences(of: "VERSION", with: ContactdVersion.current)
         // The document is a constant checked by a test; compact it once here.
-        self.discoverResult = (try? JSONParser.parse(Array(document.utf8)))?.jsonBytes ?? Array("{}".utf8)
+        self.discoverResult = (try? JSONParser.parse(Array(OpenRPCDocument.json.utf8)))?.jsonBytes ?? Array("{}".utf8)
     }
 
     /// Handles one request as far as it can without waiting.
@@ -100,12 +99,7 @@ package final class RequestDispatcher: Sendable {
             // It walks every arena under its lock: on NIO's blocking pool, not a cooperative thread.
             try? await NIOThreadPool.singleton.runIfActive { GlibcHeap.releaseFreeMemory() }
         }
-        guard let id else { return nil }
-        var result: JSONObject = ["removed": .int(done.removed)]
-        if let fleet = done.fleet { result["shared"] = .bool(fleet) }
-        var out: [UInt8] = []
-        RPCResponse.success(id: id, result: .object(result), into: &out)
-        return out
+        return id.map { Self.success(id: $0, InvalidateResult(removed: done.removed, shared: done.fleet)) }
     }
 
     /// Carries out `daemon.reload` for a peer with uid `peerUID` (`nil`: unknown). Only root and
@@ -125,10 +119,7 @@ package final class RequestDispatcher: Sendable {
             return id.map { RPCResponse.failure(id: $0, error: .internalError) }
         }
         let report = await reloader.reload()
-        guard let id else { return nil }
-        var out: [UInt8] = []
-        RPCResponse.success(id: id, result: report.json, into: &out)
-        return out
+        return id.map { Self.success(id: $0, report.result) }
     }
 
     /// Finishes a lookup that needed the API (with tracing on, in a span: `tracedGet`).
@@ -154,8 +145,8 @@ package final class RequestDispatcher: Sendable {
             let result = await lookup.get(pending.key, maxAge: pending.maxAge, since: pending.receivedAt)
             switch result {
             case .success(let found):
-                span?.attributes["contactd.cache.status"] = found.status.rawValue
-                if let tier = found.tier { span?.attributes["contactd.cache.tier"] = tier.rawValue }
+                span?.attributes["contactd.cache.status"] = found.status.description
+                if let tier = found.tier { span?.attributes["contactd.cache.tier"] = tier.description }
             case .failure(let error):
                 span?.fail(RPCError(error).reason)
             }
@@ -201,7 +192,9 @@ package final class RequestDispatcher: Sendable {
             return .invalidate(try InvalidateParams(request.params), id: request.id)
         case .cacheStats:
             try Self.expectNoParams(request.params)
-            return reply(request, Self.statsJSON(lookup.stats).adding("shared", sharedCache?.statsJSON))
+            var stats = Self.statsReport(lookup.stats)
+            stats.shared = sharedCache?.statsReport
+            return reply(request, stats)
         case .cacheResetStats:
             try Self.expectNoParams(request.params)
             if let metrics {
@@ -209,27 +202,22 @@ package final class RequestDispatcher: Sendable {
             } else {
                 lookup.resetStatistics()
             }
-            return reply(request, .object([:]))
+            return reply(request, JSONObject())
         case .daemonStatus:
             try Self.expectNoParams(request.params)
-            return reply(
-                request,
-                status.json(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure)
-                    .adding("shared_cache", sharedCache?.statusJSON)
-            )
+            var report = status.report(stats: lookup.stats, upstreamFailure: lookup.upstreamFailure)
+            report.sharedCache = sharedCache?.statusReport
+            return reply(request, report)
         case .daemonPing:
             try Self.expectNoParams(request.params)
-            return reply(request, .string("pong"))
+            return reply(request, "pong")
         case .daemonConfig:
             try Self.expectNoParams(request.params)
             return reply(request, configReport.withLockedValue { $0 })
         case .daemonMetrics:
             try Self.expectNoParams(request.params)
             let text = metrics.map { String(decoding: $0.exposition(), as: UTF8.self) } ?? ""
-            return reply(
-                request,
-                .object(["content_type": .string(DaemonMetrics.contentType), "text": .string(text)])
-            )
+            return reply(request, MetricsText(contentType: DaemonMetrics.contentType, text: text))
         case .daemonReload:
             try Self.expectNoParams(request.params)
             return .reload(id: request.id)
@@ -243,15 +231,23 @@ package final class RequestDispatcher: Sendable {
     }
 
     /// What `daemon.config` answers from now on.
-    func replaceConfigReport(_ report: JSONValue) {
+    func replaceConfigReport(_ report: DaemonConfig) {
         configReport.withLockedValue { $0 = report }
     }
 
-    private func reply(_ request: RPCRequest, _ result: JSONValue) -> Outcome {
-        guard let id = request.id else { return .reply(nil) }
+    private func reply(_ request: RPCRequest, _ result: some Encodable) -> Outcome {
+        .reply(request.id.map { Self.success(id: $0, result) })
+    }
+
+    /// The success response carrying `result`, encoded from its type in ContactdProtocol.
+    private static func success(id: JSONValue, _ result: some Encodable) -> [UInt8] {
+        guard let value = try? JSONValueEncoder().encode(result) else {
+            // The results are plain data with no encoding that can fail; kept total all the same.
+            return RPCResponse.failure(id: id, error: .internalError)
+        }
         var out: [UInt8] = []
-        RPCResponse.success(id: id, result: result, into: &out)
-        return .reply(out)
+        RPCResponse.success(id: id, result: value, into: &out)
+        return out
     }
 
     private static func expectNoParams(_ params: JSONValue?) throws(RPCError) {
@@ -265,60 +261,5 @@ package final class RequestDispatcher: Sendable {
         case .array(let a) where a.isEmpty: return
         default: throw .invalidParams("this method takes no params")
         }
-    }
-
-    static func statsJSON(_ stats: LookupStats) -> JSONValue {
-        .object([
-            "entries": .int(stats.entries),
-            "bytes": .int(stats.bytes),
-            "held_bytes": .int(stats.heldBytes),
-            "hits": .int(stats.hits),
-            "stale_hits": .int(stats.staleHits),
-            "stale_if_error": .int(stats.staleIfError),
-            "misses": .int(stats.misses),
-            "hit_ratio": .double(stats.hitRatio),
-            "evictions": .int(stats.evictions),
-            "refreshes": .int(stats.refreshes),
-            "refresh_aheads": .int(stats.refreshAheads),
-            "evictions_by_cause": .object([
-                "capacity": .int(stats.policy?.evictedForCapacity ?? 0),
-                "expired": .int(stats.policy?.evictedExpired ?? 0),
-            ]),
-            "admissions_refused": .int(stats.policy?.refusedAdmissions ?? 0),
-            "policy": .object([
-                "window": .double(stats.policy?.configuration.window ?? 0),
-                "frequency_filter": .bool(stats.policy?.configuration.filters ?? false),
-                "nursery": .double(stats.policy?.configuration.nursery ?? 0),
-            ]),
-            "upstream": .object([
-                "requests": .int(stats.upstreamRequests),
-                "errors": .int(stats.upstreamErrors),
-                "in_flight": .int(stats.upstreamInFlight),
-                "retries": .int(stats.retries),
-                "queue_depth": .int(stats.queueDepth),
-                "overloaded": .int(stats.overloaded),
-                "token_rejected": .bool(stats.tokenRejected),
-                "circuit": .object([
-                    "state": .string(stats.circuitState),
-                    "opened": .int(stats.circuitOpened),
-                    "refusals": .int(stats.circuitRefusals),
-                ]),
-                "latency_ms": .object([
-                    "p50": .double(stats.latencyMilliseconds.p50),
-                    "p90": .double(stats.latencyMilliseconds.p90),
-                    "p99": .double(stats.latencyMilliseconds.p99),
-                    "max": .double(stats.latencyMilliseconds.max),
-                ]),
-            ]),
-        ])
-    }
-}
-
-extension JSONValue {
-    /// This object with `member` added; unchanged when `value` is `nil` or this is not an object.
-    fileprivate func adding(_ member: String, _ value: JSONValue?) -> JSONValue {
-        guard let value, case .object(var object) = self else { return self }
-        object[member] = value
-        return .object(object)
     }
 }

@@ -29,7 +29,7 @@ package final class SocketServer: Sendable {
     package init(
         configuration: DaemonConfiguration,
         dispatcher: RequestDispatcher,
-        status: DaemonStatus,
+        status: LiveStatus,
         callers: CallerUnits = CallerUnits(),
         logger: Logger
     ) {
@@ -277,7 +277,7 @@ package final class SocketServer: Sendable {
 /// The server's side of the fast lane's interface: the connection count and the hand-over.
 private struct LaneHost: FastLaneHost {
     let registry: ConnectionRegistry
-    let status: DaemonStatus
+    let status: LiveStatus
     let handOver: @Sendable (FastLane.HandOver) -> Void
 
     func admit() -> Bool { registry.admitFastLane() }

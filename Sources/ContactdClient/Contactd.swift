@@ -16,13 +16,13 @@ import ServiceLifecycle
 /// Run it in the service's `ServiceGroup`, which closes its connections on shutdown:
 ///
 /// ```swift
-/// let contacts = ContactdClient(logger: logger)
+/// let contacts = Contactd(logger: logger)
 /// let group = ServiceGroup(services: [contacts, myService], logger: logger)
 /// // in myService:
 /// let found = try await contacts.contact(phoneNumber: "+14155551234")
 /// print(found.contact.name ?? "?", found.cacheStatus)
 /// ```
-public final class ContactdClient: ContactdCalls, Service {
+public final class Contactd: ContactdCalls, Service {
     /// Where the daemon is and how long calls may take.
     public struct Configuration: Sendable {
         /// The daemon's socket, `/run/contactd/contactd.sock` by default.

@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 
 /// Live facts about the daemon for `daemon.status` and systemd's `STATUS=` line.
-package final class DaemonStatus: Sendable {
+package final class LiveStatus: Sendable {
     private let startedAt = ContinuousClock.now
     private let readyFlag = Atomic<Bool>(false)
     private let drainingFlag = Atomic<Bool>(false)
@@ -38,48 +38,44 @@ package final class DaemonStatus: Sendable {
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
-    /// The `daemon.status` result.
-    package func json(stats: LookupStats, upstreamFailure: LookupError?) -> JSONValue {
-        var api: [String: JSONValue] = [
-            "state": .string(Self.apiState(stats: stats, upstreamFailure: upstreamFailure)),
-            "circuit": .string(stats.circuitState),
-            "token_rejected": .bool(stats.tokenRejected),
-            "queue_depth": .int(stats.queueDepth),
-        ]
-        if let staleFor = stats.servingStaleFor {
-            api["serving_stale_since"] = .string(Self.wallClock(secondsAgo: staleFor))
-        }
-        return .object([
-            "version": .string(ContactdVersion.current),
-            "pid": .int(Int(ProcessInfo.processInfo.processIdentifier)),
-            "uptime": .double(uptime),
-            "connections": .int(connections.load(ordering: .relaxed)),
-            "fast_path": .object([
-                "enabled": .bool(fastPathEnabled.load(ordering: .relaxed)),
-                "connections": .int(fastPathConnections.load(ordering: .relaxed)),
-                "handed_over": .int(handedOver.load(ordering: .relaxed)),
-            ]),
-            "ready": .bool(ready),
-            "draining": .bool(draining),
-            "cache": .object([
-                "entries": .int(stats.entries),
-                "hit_ratio": .double(stats.hitRatio),
-            ]),
-            "api": .object(JSONObject(api.sorted { $0.key < $1.key })),
-        ])
+    /// The `daemon.status` result (the shared cache's member is the composer's to add).
+    package func report(stats: LookupStats, upstreamFailure: LookupError?) -> DaemonStatus {
+        var report = DaemonStatus()
+        report.version = ContactdVersion.current
+        report.pid = Int(ProcessInfo.processInfo.processIdentifier)
+        report.uptime = uptime
+        report.connections = connections.load(ordering: .relaxed)
+        var fastPath = DaemonStatus.FastPath()
+        fastPath.enabled = fastPathEnabled.load(ordering: .relaxed)
+        fastPath.connections = fastPathConnections.load(ordering: .relaxed)
+        fastPath.handedOver = handedOver.load(ordering: .relaxed)
+        report.fastPath = fastPath
+        report.ready = ready
+        report.draining = draining
+        var cache = DaemonStatus.Cache()
+        cache.entries = stats.entries
+        cache.hitRatio = stats.hitRatio
+        report.cache = cache
+        var api = DaemonStatus.API()
+        api.state = Self.apiState(stats: stats, upstreamFailure: upstreamFailure)
+        api.circuit = stats.circuitState
+        api.tokenRejected = stats.tokenRejected
+        api.queueDepth = stats.queueDepth
+        api.servingStaleSince = stats.servingStaleFor.map { Self.wallClock(secondsAgo: $0) }
+        report.api = api
+        return report
     }
 
-    /// The API's state in one word for programs: `ok`, `token_rejected`, `circuit_open`,
-    /// `rate_limited`, `unavailable` or `bad_responses`.
-    static func apiState(stats: LookupStats, upstreamFailure: LookupError?) -> String {
-        if stats.tokenRejected { return "token_rejected" }
-        if stats.circuitState != "closed" { return "circuit_open" }
+    /// The API's state in one word for programs.
+    static func apiState(stats: LookupStats, upstreamFailure: LookupError?) -> APIState {
+        if stats.tokenRejected { return .tokenRejected }
+        if stats.circuitState != .closed { return .circuitOpen }
         switch upstreamFailure {
-        case .rateLimited?: return "rate_limited"
-        case .unavailable?: return "unavailable"
-        case .badResponse?: return "bad_responses"
-        case .unauthorized?: return "token_rejected"
-        case nil, .notFound?, .rejectedByAPI?, .overloaded?: return "ok"
+        case .rateLimited?: return .rateLimited
+        case .unavailable?: return .unavailable
+        case .badResponse?: return .badResponses
+        case .unauthorized?: return .tokenRejected
+        case nil, .notFound?, .rejectedByAPI?, .overloaded?: return .ok
         }
     }
 
@@ -90,12 +86,12 @@ package final class DaemonStatus: Sendable {
         let ratio = String(format: "%.1f", stats.hitRatio * 100)
         var api: String
         switch Self.apiState(stats: stats, upstreamFailure: upstreamFailure) {
-        case "token_rejected": api = "API REJECTS THE TOKEN"
-        case "circuit_open": api = "API circuit open"
-        case "rate_limited": api = "API rate limiting"
-        case "unavailable": api = "API unavailable"
-        case "bad_responses": api = "API answering garbage"
-        default: api = "API ok"
+        case .tokenRejected: api = "API REJECTS THE TOKEN"
+        case .circuitOpen: api = "API circuit open"
+        case .rateLimited: api = "API rate limiting"
+        case .unavailable: api = "API unavailable"
+        case .badResponses: api = "API answering garbage"
+        case .ok, .unknown: api = "API ok"
         }
         if let staleFor = stats.servingStaleFor {
             api += ", serving stale since " + Self.wallClock(secondsAgo: staleFor, timeOnly: true)

@@ -1,5 +1,6 @@
 import ContactdCore
 import ContactdDaemon
+import ContactdProtocol
 import Testing
 
 @Suite struct DaemonStatusTests {
@@ -15,7 +16,7 @@ import Testing
     )
 
     @Test func statusLineSaysWhatAPersonNeeds() {
-        let line = DaemonStatus().statusLine(stats: stats, upstreamFailure: nil)
+        let line = LiveStatus().statusLine(stats: stats, upstreamFailure: nil)
         #expect(line == "Serving; 42 cached, hit ratio 93.1%, API ok (17 requests, 2 failed), 0 connections")
     }
 
@@ -26,23 +27,23 @@ import Testing
         (.badResponse(detail: "x"), "API answering garbage"),
     ])
     func statusLineNamesTheAPIState(failure: LookupError, text: String) {
-        #expect(DaemonStatus().statusLine(stats: stats, upstreamFailure: failure).contains(text))
+        #expect(LiveStatus().statusLine(stats: stats, upstreamFailure: failure).contains(text))
     }
 
     @Test func anOutageBehindStaleAnswersIsNamedWithItsStart() {
         var outage = stats
-        outage.circuitState = "open"
+        outage.circuitState = .open
         outage.servingStaleFor = 90
-        let line = DaemonStatus().statusLine(stats: outage, upstreamFailure: .unavailable(detail: "x", retryAfter: nil))
+        let line = LiveStatus().statusLine(stats: outage, upstreamFailure: .unavailable(detail: "x", retryAfter: nil))
         #expect(line.contains("API circuit open, serving stale since "))
         #expect(line.contains(" UTC"))
         var rejected = stats
         rejected.tokenRejected = true
-        #expect(DaemonStatus().statusLine(stats: rejected, upstreamFailure: nil).contains("API REJECTS THE TOKEN"))
+        #expect(LiveStatus().statusLine(stats: rejected, upstreamFailure: nil).contains("API REJECTS THE TOKEN"))
     }
 
     @Test func drainingShowsInTheStatusLine() {
-        let status = DaemonStatus()
+        let status = LiveStatus()
         status.markReady()
         status.markDraining()
         #expect(status.statusLine(stats: stats, upstreamFailure: nil).hasPrefix("Draining;"))
