@@ -15,7 +15,7 @@ package enum APICallOutcome: String, Sendable, CaseIterable {
     /// An answer that is not a contact.
     case badResponse = "bad_response"
 
-    package init(_ result: Result<Contact, LookupError>) {
+    package init(_ result: Result<APIContact, LookupError>) {
         switch result {
         case .success: self = .ok
         case .failure(.notFound): self = .notFound

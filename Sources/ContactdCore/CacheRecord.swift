@@ -103,7 +103,7 @@ struct Record {
     var value: CachedValue {
         guard let json, let id else { return .notFound }
         return .contact(
-            Contact(
+            APIContact(
                 json: Array(json),
                 id: ContactID(String(decoding: id.bytes, as: UTF8.self))!,
                 phoneNumber: phone.map { PhoneNumber(String(decoding: $0.bytes, as: UTF8.self))! }

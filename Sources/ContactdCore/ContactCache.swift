@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 
 /// What the cache holds for a key: a contact, or the API's word that there is none.
 package enum CachedValue: Sendable, Hashable {
-    case contact(Contact)
+    case contact(APIContact)
     case notFound
 }
 

@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 
 /// What a fetch found: a contact, how old it is and where it came from.
 struct Fetch: Sendable, Equatable {
-    var contact: Contact
+    var contact: APIContact
     var age: Double = 0
     /// `.api`, or `.shared` when another host had fetched it.
     var tier: CacheTier = .api

@@ -2,7 +2,7 @@ import ContactdProtocol
 
 /// A contact and how it was served.
 package struct LookupResult: Sendable, Equatable {
-    package let contact: Contact
+    package let contact: APIContact
     package let status: CacheStatus
     /// Seconds since the API sent this contact.
     package let age: Double
@@ -12,7 +12,7 @@ package struct LookupResult: Sendable, Equatable {
     package let tier: CacheTier?
 
     package init(
-        contact: Contact,
+        contact: APIContact,
         status: CacheStatus,
         age: Double,
         staleReason: StaleReason? = nil,

@@ -4,7 +4,7 @@ import ContactdProtocol
 /// token's standing, the holds a 429 or a failed refresh put on keys, and since when answers have
 /// been stale because of it. The circuit breaker is apart (`CircuitBreaker`).
 ///
-/// A state machine without I/O: `ContactLookup` keeps it under a lock, feeds it events with the
+/// A state machine without I/O: `ContactResolver` keeps it under a lock, feeds it events with the
 /// time, and performs the `Action`s it returns. Only answers from the API (`learn`) move it; a
 /// lookup refused because of a hold or the token state changes nothing but `staleSince`.
 ///
@@ -114,7 +114,7 @@ package struct UpstreamHealth: Sendable {
     ///   - background: the fetch was a refresh nobody waited for; its failure holds the key's
     ///     refreshes back for `policy.retryMaxDelay.seconds`.
     package mutating func learn(
-        _ answer: Result<Contact, LookupError>,
+        _ answer: Result<APIContact, LookupError>,
         for key: ContactKey,
         generation fetchGeneration: Int,
         background: Bool,

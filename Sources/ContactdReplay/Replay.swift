@@ -73,7 +73,7 @@ package final class ContactCachePolicy: ReplayPolicy {
         let json =
             Array(head.utf8) + Array(repeating: UInt8(ascii: "x"), count: Self.contactBytes - head.utf8.count - 2)
             + Array(#""}"#.utf8)
-        cache.insert(.contact(Contact(json: json, id: id, phoneNumber: nil)), for: .id(id))
+        cache.insert(.contact(APIContact(json: json, id: id, phoneNumber: nil)), for: .id(id))
         return false
     }
 }

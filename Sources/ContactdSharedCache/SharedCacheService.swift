@@ -23,7 +23,7 @@ package struct SharedCacheService: Service, CustomStringConvertible {
     let sentinelPassword: String?
     /// For `rediss://` and `sentinels://`: the CAs to trust (`--shared-cache-ca-file`); `nil`: the system's.
     let certificateAuthorities: String?
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let logger: Logger
     /// Ends a pause between attempts when the sentinels announce a new primary.
     private let moves = Nudge()
@@ -35,7 +35,7 @@ package struct SharedCacheService: Service, CustomStringConvertible {
         password: String?,
         sentinelPassword: String? = nil,
         certificateAuthorities: String?,
-        lookup: ContactLookup,
+        lookup: ContactResolver,
         logger: Logger
     ) {
         self.cache = cache

@@ -331,7 +331,7 @@ package enum CacheSnapshot {
             }
             // Read as an API body, as if the API had sent it: its bytes are spliced into replies,
             // so a snapshot could otherwise forge them (a newline in them ends a reply line).
-            guard let contact = try? Contact(apiBody: json), contact.id == contactID,
+            guard let contact = try? APIContact(apiBody: json), contact.id == contactID,
                 contact.phoneNumber == phoneNumber, contact.json.elementsEqual(json)
             else { return nil }
             return (key, .contact(contact), age, reads)

@@ -28,7 +28,7 @@ struct CacheMemory: ParsableCommand {
         var jsonBytes = 0
         for index in 0..<count {
             let body = Array(BenchContacts.contact(index).utf8)
-            let contact = try Contact(apiBody: body)
+            let contact = try APIContact(apiBody: body)
             jsonBytes += contact.json.count
             cache.insert(.contact(contact), for: .phone(PhoneNumber(BenchContacts.phone(index))!))
         }

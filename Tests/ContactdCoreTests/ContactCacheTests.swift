@@ -2,12 +2,12 @@ import ContactdCore
 import ContactdTestSupport
 import Testing
 
-func makeContact(_ id: String, phone: String? = nil, padding: Int = 0) -> Contact {
+func makeContact(_ id: String, phone: String? = nil, padding: Int = 0) -> APIContact {
     var body = #"{"id":"\#(id)""#
     if let phone { body += #","phone_number":"\#(phone)""# }
     if padding > 0 { body += #","notes":"\#(String(repeating: "x", count: padding))""# }
     body += "}"
-    return try! Contact(apiBody: Array(body.utf8))
+    return try! APIContact(apiBody: Array(body.utf8))
 }
 
 func phone(_ text: String) -> ContactKey { .phone(PhoneNumber(text)!) }

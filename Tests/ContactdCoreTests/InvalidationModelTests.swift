@@ -7,7 +7,7 @@ import Testing
 
 /// Random interleavings of lookups, fetch completions, contact changes at the API,
 /// invalidations (by number, by id, of everything, from the fleet), TTL reloads and clock moves,
-/// run against `ContactCache` + `ContactLookup` on the manual clock and checked against the rules
+/// run against `ContactCache` + `ContactResolver` on the manual clock and checked against the rules
 /// of docs/caching.md (issue #23, item 13):
 ///
 /// - an invalidation is final: a lookup begun after it never answers a version older than the
@@ -31,7 +31,7 @@ import Testing
         /// spinning test starved the rest of the suite of the concurrency pool's two threads).
         let events = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
-        func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
+        func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> APIContact {
             let contact = InvalidationModelTests.contact(of: key)
             let version = await withCheckedContinuation { continuation in
                 state.withLock { state in
@@ -69,8 +69,8 @@ import Testing
 
     static func phoneText(_ contact: Int) -> String { "+1415555000\(contact)" }
 
-    static func makeVersion(_ contact: Int, _ version: Int) -> Contact {
-        try! Contact(
+    static func makeVersion(_ contact: Int, _ version: Int) -> APIContact {
+        try! APIContact(
             apiBody: Array(#"{"id":"m\#(contact)","phone_number":"\#(phoneText(contact))","version":\#(version)}"#.utf8)
         )
     }
@@ -82,7 +82,7 @@ import Testing
         }
     }
 
-    static func version(of contact: Contact) -> Int {
+    static func version(of contact: APIContact) -> Int {
         let text = String(decoding: contact.json, as: UTF8.self)
         return Int(text.split(separator: ":").last!.dropLast())!
     }
@@ -129,7 +129,7 @@ import Testing
         policy.staleTTL = .seconds(30)
         policy.retryAttempts = 1
         policy.maxConcurrent = 1000
-        let lookup = ContactLookup(cache: cache, source: api, policy: policy, clock: clock.clock)
+        let lookup = ContactResolver(cache: cache, source: api, policy: policy, clock: clock.clock)
         var ttl = 300.0
         var ttlLog = [ttl]
         // Per contact: the API's version at its last invalidation (nothing older may be answered

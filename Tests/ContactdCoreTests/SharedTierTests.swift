@@ -61,12 +61,12 @@ final class FakeSharedTier: SharedTier {
 @Suite struct SharedTierTests {
     static let john = makeContact("j1", phone: "+14155551234")
 
-    func makeLookup(_ source: ScriptedSource, _ tier: FakeSharedTier) -> ContactLookup {
+    func makeLookup(_ source: ScriptedSource, _ tier: FakeSharedTier) -> ContactResolver {
         let clock = ManualClock()
         var policy = UpstreamPolicy()
         policy.deadline = .seconds(60)
         policy.retryAttempts = 1
-        return ContactLookup(
+        return ContactResolver(
             cache: ContactCache(configuration: CacheConfiguration(), clock: clock.clock),
             source: source,
             policy: policy,

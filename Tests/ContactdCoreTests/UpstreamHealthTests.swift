@@ -7,7 +7,7 @@ import Testing
 @Suite struct UpstreamHealthTests {
     let john = ContactKey.phone(PhoneNumber("+14155551234")!)
     let jane = ContactKey.phone(PhoneNumber("+442079460958")!)
-    let contact = try! Contact(apiBody: Array(#"{"id":"c1","phone_number":"+14155551234"}"#.utf8))
+    let contact = try! APIContact(apiBody: Array(#"{"id":"c1","phone_number":"+14155551234"}"#.utf8))
     let policy = UpstreamPolicy()
 
     @Test func aRateLimitHoldsItsKeyUntilRetryAfterAndRefusalsDoNotExtendIt() {

@@ -50,7 +50,7 @@ import Testing
     }
 
     static func contact(_ index: Int) throws -> CachedValue {
-        .contact(try Contact(apiBody: Array(BenchContacts.contact(index).utf8)))
+        .contact(try APIContact(apiBody: Array(BenchContacts.contact(index).utf8)))
     }
 
     /// A cache of contacts fetched by phone and by id and of not-found answers, of different ages
@@ -263,7 +263,7 @@ import Testing
     ])
     func restoredContactsAreReadAsAPIBodies(json: String) throws {
         let cache = Self.emptyCache()
-        let contact = Contact(json: Array(json.utf8), id: ContactID("x1")!, phoneNumber: nil)
+        let contact = APIContact(json: Array(json.utf8), id: ContactID("x1")!, phoneNumber: nil)
         cache.insert(.contact(contact), for: .id(ContactID("x1")!))
         let bytes = try Self.snapshot(of: cache)
         let target = Self.emptyCache()

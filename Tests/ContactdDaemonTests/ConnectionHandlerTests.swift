@@ -11,7 +11,7 @@ import Testing
     func makeHandler() -> ConnectionHandler {
         let cache = ContactCache(configuration: CacheConfiguration())
         let dispatcher = RequestDispatcher(
-            lookup: ContactLookup(cache: cache, source: FastPathAgreementTests.NoSource()),
+            lookup: ContactResolver(cache: cache, source: FastPathAgreementTests.NoSource()),
             status: LiveStatus(),
             logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
         )

@@ -11,18 +11,18 @@ import Testing
 /// The hand-written `contact.get` scanner must answer exactly as the full JSON-RPC path does.
 @Suite struct FastPathAgreementTests {
     struct NoSource: ContactSource {
-        func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact { throw .notFound }
+        func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> APIContact { throw .notFound }
     }
 
     /// A dispatcher whose cache holds John (by phone and id) and a not-found entry.
     func makeDispatcher() throws -> RequestDispatcher {
         let clock = ManualClock()
         let cache = ContactCache(configuration: CacheConfiguration(), clock: clock.clock)
-        let john = try Contact(apiBody: Array(DemoContactsForTests.john.utf8))
+        let john = try APIContact(apiBody: Array(DemoContactsForTests.john.utf8))
         cache.insert(.contact(john), for: .phone(PhoneNumber("+14155551234")!))
         cache.insert(.notFound, for: .phone(PhoneNumber("+15550000000")!))
         clock.advance(by: 3)
-        let lookup = ContactLookup(cache: cache, source: NoSource(), clock: clock.clock)
+        let lookup = ContactResolver(cache: cache, source: NoSource(), clock: clock.clock)
         return RequestDispatcher(
             lookup: lookup,
             status: LiveStatus(),

@@ -245,7 +245,7 @@ import Testing
 
     /// A reload copies each setting the table marks live from the new configuration into the
     /// running one: the value arrives as given and no other setting changes. The fields
-    /// `ContactLookup.reconfigure` reads (the policy and the cache's TTLs) are all live.
+    /// `ContactResolver.reconfigure` reads (the policy and the cache's TTLs) are all live.
     @Test func aReloadCopiesEachLiveSettingAndNothingElse() throws {
         let live = DaemonConfiguration.settings.filter(\.reload.isLive)
         #expect(live.count == 21)

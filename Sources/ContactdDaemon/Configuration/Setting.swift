@@ -31,7 +31,7 @@ package struct Setting: Sendable {
 
     /// Who applies a setting a reload changed.
     package enum Receiver: Sendable, Hashable {
-        /// `ContactLookup.reconfigure`: freshness, the retry policy, the breaker, the API budget.
+        /// `ContactResolver.reconfigure`: freshness, the retry policy, the breaker, the API budget.
         case lookup
         /// The allow lists new connections are checked against.
         case allowLists

@@ -32,7 +32,7 @@ package struct PendingLookup: Sendable, Equatable {
 /// Both connection paths call it — the fast lane and `ConnectionHandler` with request lines,
 /// `RequestDispatcher` with requests the full JSON parser read — so a hit is written one way. A
 /// fresh contact's bytes are copied from the cache into the reply under the cache's lock, with no
-/// `Contact` made; a canonical line's id and key are used as the line's own bytes.
+/// `APIContact` made; a canonical line's id and key are used as the line's own bytes.
 final class HitWriter: Sendable {
     /// What became of one request.
     enum Decision {
@@ -46,11 +46,11 @@ final class HitWriter: Sendable {
         case parse
     }
 
-    private let lookup: ContactLookup
+    private let lookup: ContactResolver
     private let log: LookupLog
     private let failures: LookupFailures
 
-    init(lookup: ContactLookup, log: LookupLog, failures: LookupFailures) {
+    init(lookup: ContactResolver, log: LookupLog, failures: LookupFailures) {
         self.lookup = lookup
         self.log = log
         self.failures = failures

@@ -18,7 +18,7 @@ struct DaemonParts {
     let sharedCache: (cache: SharedCache, password: Secret?, sentinelPassword: Secret?)?
     /// The tracer `--otlp-endpoint` exports through, and the service that sends the spans.
     let traceExport: (tracer: any Tracer, service: any Service)?
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let status = LiveStatus()
     let server: SocketServer
     let reloader: Reloader
@@ -48,7 +48,7 @@ struct DaemonParts {
         traceExport = try configuration.otlpEndpoint.map { endpoint throws(ConfigurationError) in
             try TraceExport.make(endpoint: endpoint, logger: logger)
         }
-        lookup = ContactLookup(
+        lookup = ContactResolver(
             cache: cache,
             source: source,
             policy: configuration.policy,

@@ -64,7 +64,7 @@ actor Reloader {
     let demo: Bool
     let source: HTTPContactSource
     let status: LiveStatus
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let notifier: SystemdNotifier
     let logger: Logger
     /// How to load the configuration again (flags and environment as at start, the config file
@@ -86,7 +86,7 @@ actor Reloader {
         demo: Bool,
         source: HTTPContactSource,
         status: LiveStatus,
-        lookup: ContactLookup,
+        lookup: ContactResolver,
         notifier: SystemdNotifier,
         logger: Logger,
         running: DaemonConfiguration,

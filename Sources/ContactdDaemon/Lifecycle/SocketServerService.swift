@@ -13,7 +13,7 @@ struct SocketServerService: Service, CustomStringConvertible {
     let inheritedSocket: Int32?
     let shutdownTimeout: Duration
     let status: LiveStatus
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let notifier: SystemdNotifier
     let logger: Logger
     let onReady: @Sendable () -> Void

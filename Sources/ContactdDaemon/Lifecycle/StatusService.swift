@@ -7,7 +7,7 @@ struct StatusService: Service, CustomStringConvertible {
     var description: String { "StatusService" }
 
     let status: LiveStatus
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let notifier: SystemdNotifier
 
     func run() async throws {

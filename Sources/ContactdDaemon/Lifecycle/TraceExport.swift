@@ -8,7 +8,7 @@ import Tracing
 /// `--otlp-endpoint`: spans to an OpenTelemetry collector over OTLP/HTTP (protobuf), with
 /// swift-otel. Only traces: the daemon's logs go to the journal and its metrics to Prometheus.
 ///
-/// The tracer is the daemon's own (handed to `ContactLookup` as a `LookupTracer`), not bootstrapped
+/// The tracer is the daemon's own (handed to `ContactResolver` as a `LookupTracer`), not bootstrapped
 /// into the process-wide `InstrumentationSystem`: nothing else in the process writes spans, and
 /// tests run several daemons in one process. The `OTEL_*` environment variables swift-otel reads
 /// (batching, timeouts, headers such as an API key for the collector) apply on top.

@@ -13,7 +13,7 @@ import Synchronization
 /// Two kinds. API calls are counted and timed as they end (`APICallObserver`): that is the miss
 /// path, and a histogram needs each value. Everything the hit path counts (lookups by status,
 /// per unit) and every level (entries, connections, the circuit) is read when metrics are asked
-/// for: the hit path keeps its own relaxed atomics (`ContactLookup`'s counters, `CallerUnits`) and
+/// for: the hit path keeps its own relaxed atomics (`ContactResolver`'s counters, `CallerUnits`) and
 /// pays nothing more for metrics, and the figures are current at each scrape.
 ///
 /// The registry belongs to this daemon, not swift-metrics' global `MetricsSystem`: nothing else in
@@ -21,7 +21,7 @@ import Synchronization
 package final class DaemonMetrics: APICallObserver, Sendable {
     /// What the figures are read from at each scrape.
     struct Sources: Sendable {
-        let lookup: ContactLookup
+        let lookup: ContactResolver
         let status: LiveStatus
         let callers: CallerUnits
         let failures: LookupFailures

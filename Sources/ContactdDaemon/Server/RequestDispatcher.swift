@@ -28,7 +28,7 @@ package final class RequestDispatcher: Sendable {
         case reload(id: JSONValue?)
     }
 
-    let lookup: ContactLookup
+    let lookup: ContactResolver
     let status: LiveStatus
     let hits: HitWriter
     /// `contact.get` errors by reason, for the metrics.
@@ -51,7 +51,7 @@ package final class RequestDispatcher: Sendable {
     private let reloaderBox = NIOLockedValueBox<Reloader?>(nil)
 
     package init(
-        lookup: ContactLookup,
+        lookup: ContactResolver,
         status: LiveStatus,
         logger: Logger,
         logPersonalData: Bool = false,

@@ -43,7 +43,7 @@ package final class HTTPContactSource: ContactSource {
         }
     }
 
-    package func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
+    package func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> APIContact {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer " + token.withLockedValue { $0.value })
@@ -85,11 +85,11 @@ package final class HTTPContactSource: ContactSource {
         status: Int,
         retryAfter: String?,
         body: some Collection<UInt8>
-    ) throws(LookupError) -> Contact {
+    ) throws(LookupError) -> APIContact {
         switch status {
         case 200:
             do {
-                return try Contact(apiBody: body)
+                return try APIContact(apiBody: body)
             } catch {
                 throw .badResponse(detail: error.problem)
             }

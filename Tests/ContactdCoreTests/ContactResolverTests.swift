@@ -11,10 +11,10 @@ final class ScriptedSource: ContactSource {
         var calls = 0
         var held = false
         var waiting: [CheckedContinuation<Void, Never>] = []
-        var result: Result<Contact, LookupError> = .failure(.notFound)
+        var result: Result<APIContact, LookupError> = .failure(.notFound)
     }
 
-    init(_ result: Result<Contact, LookupError>) {
+    init(_ result: Result<APIContact, LookupError>) {
         state.withLock { $0.result = result }
     }
 
@@ -31,9 +31,9 @@ final class ScriptedSource: ContactSource {
         for continuation in waiting { continuation.resume() }
     }
 
-    func setResult(_ result: Result<Contact, LookupError>) { state.withLock { $0.result = result } }
+    func setResult(_ result: Result<APIContact, LookupError>) { state.withLock { $0.result = result } }
 
-    func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> Contact {
+    func fetch(_ key: ContactKey, timeout: Double) async throws(LookupError) -> APIContact {
         await withCheckedContinuation { continuation in
             let park = state.withLock { state in
                 state.calls += 1
@@ -47,7 +47,7 @@ final class ScriptedSource: ContactSource {
 }
 
 @Suite struct ContactLookupTests {
-    func makeLookup(_ source: ScriptedSource) -> (ContactLookup, ManualClock) {
+    func makeLookup(_ source: ScriptedSource) -> (ContactResolver, ManualClock) {
         let clock = ManualClock()
         let cache = ContactCache(configuration: CacheConfiguration(), clock: clock.clock)
         // The deadline is real time, and these tests are not about it: at the suite's start, with
@@ -55,7 +55,7 @@ final class ScriptedSource: ContactSource {
         // to be scheduled, and its lookup timed out.
         var policy = UpstreamPolicy()
         policy.deadline = .seconds(60)
-        return (ContactLookup(cache: cache, source: source, policy: policy), clock)
+        return (ContactResolver(cache: cache, source: source, policy: policy), clock)
     }
 
     @Test func missThenHitCallsTheSourceOnce() async throws {

@@ -2,7 +2,7 @@ import Tracing
 
 // MARK: - The steps of a fetch, each in a span: called instead of the plain step when tracing is on
 
-extension ContactLookup {
+extension ContactResolver {
     func tracedFetch(_ key: ContactKey, generation: Int, started: Double, refresh: Bool) async -> Fetched {
         await tracing.span("contactd.fetch") { span in
             span?.attributes["contactd.key.kind"] = key.kindName

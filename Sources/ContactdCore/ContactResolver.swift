@@ -12,7 +12,7 @@ import Synchronization
 /// that goes away never cancels it; every waiter keeps its own deadline; the result fills the
 /// cache for everyone. A fetch retries transient failures with full-jitter backoff within one
 /// deadline, asks the circuit breaker before each call and holds an `APIBudget` slot during it.
-package final class ContactLookup: Sendable {
+package final class ContactResolver: Sendable {
     package let cache: ContactCache
     /// The policy now: a reload replaces it (`reconfigure`).
     package var policy: UpstreamPolicy { live.withLockedValue { $0.policy } }

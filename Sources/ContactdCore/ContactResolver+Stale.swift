@@ -4,7 +4,7 @@ import Synchronization
 
 // MARK: - Stale answers: serving an entry past its TTL, refreshing it behind, stale-if-error
 
-extension ContactLookup {
+extension ContactResolver {
     /// The reason a stale entry may be served now, starting a background refresh if one is due;
     /// `nil` when it may not (the token is rejected: the caller should hear that).
     func revalidate(_ key: ContactKey, entry: ContactID) -> StaleReason? {
@@ -55,7 +55,7 @@ extension ContactLookup {
     /// `maxAge` allows). `pastTTL`: only an entry past its TTL (a fresh one may be one the fetch
     /// being waited for has just stored, and is no stale answer).
     func staleIfErrorEntry(_ key: ContactKey, maxAge: Double?, pastTTL: Bool = false) -> (
-        contact: Contact, age: Double
+        contact: APIContact, age: Double
     )? {
         guard let entry = cache.read(key), case .contact(let contact) = entry.value,
             entry.age < live.withLockedValue({ $0.ttl + $0.policy.staleIfError.seconds }),

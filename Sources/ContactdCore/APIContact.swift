@@ -4,7 +4,7 @@ import ContactdJSON
 ///
 /// The bytes are the API's object with only inter-token whitespace removed, so a cache hit is
 /// served by copying them, and members contactd does not know pass through unchanged.
-package struct Contact: Sendable, Hashable {
+package struct APIContact: Sendable, Hashable {
     /// The contact object, compact JSON, exactly as the API spelled it otherwise.
     package let json: [UInt8]
     /// The contact's `id`.

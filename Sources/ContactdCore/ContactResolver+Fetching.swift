@@ -6,7 +6,7 @@ import Synchronization
 
 // MARK: - Fetching: one shared fetch per key, under the breaker, the API budget and the retry policy
 
-extension ContactLookup {
+extension ContactResolver {
     /// Registers and starts a fetch for `key`, a background refresh when `refreshing` names the
     /// entry it refreshes; the caller holds the flights lock.
     func startFlight(
@@ -77,9 +77,9 @@ extension ContactLookup {
     /// on every lookup, so a contact asked for steadily never reached the API again.
     struct Fetched {
         /// What the waiters hear.
-        var result: Result<Contact, LookupError>
+        var result: Result<APIContact, LookupError>
         /// The API's last answer in this fetch; `nil` when it was not called.
-        var apiAnswer: Result<Contact, LookupError>?
+        var apiAnswer: Result<APIContact, LookupError>?
         /// What another host had fetched, when the shared cache answered instead of the API.
         var shared: SharedEntry?
         /// The fleet's claim on fetching this key, held by this fetch (released when it shares).
@@ -125,7 +125,7 @@ extension ContactLookup {
     /// What one attempt came to: refused before the API was called, or the API's answer.
     enum Attempt: Sendable {
         case refused(LookupError)
-        case answered(Result<Contact, LookupError>)
+        case answered(Result<APIContact, LookupError>)
     }
 
     /// What the attempts loop hears.
@@ -154,7 +154,7 @@ extension ContactLookup {
         return await withTaskGroup(of: AttemptEvent.self) { group -> Fetched in
             var started = 0
             var running = 0
-            var apiAnswer: Result<Contact, LookupError>?
+            var apiAnswer: Result<APIContact, LookupError>?
             var lastRefusal: LookupError?
             func launch() {
                 started += 1
@@ -185,7 +185,7 @@ extension ContactLookup {
                     }
                 }
             }
-            func done(_ result: Result<Contact, LookupError>) -> Fetched {
+            func done(_ result: Result<APIContact, LookupError>) -> Fetched {
                 group.cancelAll()
                 return Fetched(result: result, apiAnswer: apiAnswer, claim: claim)
             }
@@ -289,11 +289,11 @@ extension ContactLookup {
     }
 
     /// One API call, timed.
-    private func call(_ key: ContactKey, timeout: Double) async -> Result<Contact, LookupError> {
+    private func call(_ key: ContactKey, timeout: Double) async -> Result<APIContact, LookupError> {
         counters.upstreamRequests.add(1, ordering: .relaxed)
         counters.upstreamInFlight.add(1, ordering: .relaxed)
         let started = ContinuousClock.now
-        let result: Result<Contact, LookupError>
+        let result: Result<APIContact, LookupError>
         do {
             result = .success(try await source.fetch(key, timeout: timeout))
         } catch {
@@ -313,7 +313,7 @@ extension ContactLookup {
         return result
     }
 
-    private static func breakerOutcome(_ result: Result<Contact, LookupError>) -> CircuitBreaker.Outcome {
+    private static func breakerOutcome(_ result: Result<APIContact, LookupError>) -> CircuitBreaker.Outcome {
         switch result {
         case .success, .failure(.notFound), .failure(.rejectedByAPI): .success
         case .failure(.unavailable), .failure(.badResponse): .failure
