@@ -20,20 +20,47 @@ struct FleetEpoch: Sendable {
 
     /// `nil` before the first connect.
     private(set) var known: Int64?
+    /// The id of invalidation number `known`, when this host knows it (from its own invalidation,
+    /// its first message, or the history read at connect).
+    private(set) var knownID: UInt64?
+    /// The generation of the server's data the count belongs to (`nil` before the first connect):
+    /// a Redis that lost its data (restarted without persistence, flushed, another server) starts
+    /// a new one, and counts from two generations say nothing about each other.
+    private(set) var generation: String?
     private var minute = 0
     private var current: Set<UInt64> = []
     private var previous: Set<UInt64> = []
 
-    /// Notes an epoch this host took part in or heard of.
-    mutating func learned(_ epoch: Int64) {
-        known = max(known ?? epoch, epoch)
+    /// Notes an invalidation this host made or heard of: its number and, when known, its id.
+    mutating func learned(_ epoch: Int64, id: UInt64? = nil) {
+        guard epoch > (known ?? Int64.min) else { return }
+        (known, knownID) = (epoch, id)
     }
 
-    /// On each connect: the server's epoch against what this host knew; from now on the server's.
-    mutating func connected(serverEpoch epoch: Int64) -> Comparison {
-        defer { known = epoch }
+    /// On each connect: the server's count, generation and recent history (newest first) against
+    /// what this host knew; from now on the server's (docs/scale.md, "An invalidation is final
+    /// across a failover").
+    mutating func connected(
+        serverEpoch epoch: Int64,
+        generation serverGeneration: String,
+        history: [SharedCacheLayout.HistoryEntry] = []
+    ) -> Comparison {
+        defer {
+            (known, generation) = (epoch, serverGeneration)
+            knownID = history.first { $0.epoch == epoch }?.id
+        }
         guard let last = known else { return .inStep }
+        // Another generation: the data this host knew is gone, and with it any record of what
+        // the fleet invalidated since; a count that happens to match proves nothing.
+        guard serverGeneration == generation else { return .missedSome }
         if epoch < last { return .lostSome }
+        // The server's invalidation number `last` is not the one this host knew: the one it knew
+        // was lost, and the count has grown past it since (other hosts invalidating on the new
+        // primary). Without the entry (history too short, or kept by an older contactd) the
+        // count alone decides.
+        if let id = knownID, let entry = history.first(where: { $0.epoch == last }), entry.id != id {
+            return .lostSome
+        }
         return epoch == last ? .inStep : .missedSome
     }
 
@@ -57,7 +84,8 @@ struct FleetEpoch: Sendable {
             minute = thisMinute
         }
         guard !previous.contains(message.nonce), current.insert(message.nonce).inserted else { return .replayed }
-        learned(message.epoch)
+        // An invalidation's first message carries its id as the nonce (`SharedCache`).
+        learned(message.epoch, id: message.nonce)
         return .fresh
     }
 }

@@ -128,7 +128,8 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     package func invalidate(_ keys: [ContactKey]) async -> Bool {
-        guard let replies = await writer.write([layout.invalidateCommand(keys)]),
+        let id = UInt64.random(in: 0...UInt64.max)
+        guard let replies = await writer.write([layout.invalidateCommand(keys, id: id)]),
             case .array(let result)? = replies.first, result.count == 2, case .integer(let epoch) = result[0]
         else {
             return fleetPartFailed("an invalidation")
@@ -143,17 +144,23 @@ package final class SharedCache: SharedTier, Sendable {
             for other in contact.ownKeys where !all.contains(other) { all.append(other) }
             break
         }
-        learned(epoch: epoch)
-        let published = await writer.write(all.map { layout.publishCommand(epoch: epoch, $0.description) })
+        learned(epoch: epoch, id: id)
+        let messages = all.enumerated().map { index, key in
+            index == 0
+                ? layout.publishCommand(epoch: epoch, key.description, nonce: id)
+                : layout.publishCommand(epoch: epoch, key.description)
+        }
+        let published = await writer.write(messages)
         return published != nil ? true : fleetPartFailed("an invalidation's message")
     }
 
     package func invalidateAll() async -> Bool {
-        guard let replies = await writer.write([layout.invalidateAllCommand]),
+        let id = UInt64.random(in: 0...UInt64.max)
+        guard let replies = await writer.write([layout.invalidateAllCommand(id: id)]),
             case .integer(let epoch)? = replies.first
         else { return fleetPartFailed("invalidating everything") }
-        learned(epoch: epoch)
-        guard await writer.write([layout.publishCommand(epoch: epoch, "*")]) != nil else {
+        learned(epoch: epoch, id: id)
+        guard await writer.write([layout.publishCommand(epoch: epoch, "*", nonce: id)]) != nil else {
             return fleetPartFailed("the message to empty every host")
         }
         // Then the entries, a batch per round trip (SCAN, unlike KEYS, does not hold Redis up);
@@ -187,8 +194,8 @@ package final class SharedCache: SharedTier, Sendable {
     // MARK: Invalidations heard and missed
 
     /// Notes an epoch this host took part in or heard of.
-    func learned(epoch value: Int64) {
-        epoch.withLockedValue { $0.learned(value) }
+    func learned(epoch value: Int64, id: UInt64) {
+        epoch.withLockedValue { $0.learned(value, id: id) }
     }
 
     /// The key an invalidation message names (`nil` for all), and whether to act on it: not for
@@ -212,8 +219,12 @@ package final class SharedCache: SharedTier, Sendable {
     }
 
     /// On each connect: the server's epoch against what this host knew (`FleetEpoch`).
-    func connected(serverEpoch value: Int64) -> FleetEpoch.Comparison {
-        epoch.withLockedValue { $0.connected(serverEpoch: value) }
+    func connected(
+        serverEpoch value: Int64,
+        generation: String,
+        history: [SharedCacheLayout.HistoryEntry]
+    ) -> FleetEpoch.Comparison {
+        epoch.withLockedValue { $0.connected(serverEpoch: value, generation: generation, history: history) }
     }
 
     // MARK: Reports

@@ -22,6 +22,14 @@ extension SharedCacheLayout {
         [["GET", .text(entryKey(key))], ["EXISTS", .text(claimKey(key))], ["TIME"]]
     }
 
+    /// Names the data's generation unless a host has already (`SET … NX`).
+    func newGenerationCommand() -> [RedisArgument] {
+        ["SET", .text(generationKey), .text(String(UInt64.random(in: 0...UInt64.max), radix: 16)), "NX"]
+    }
+
+    /// The fleet's invalidation count and the generation it belongs to.
+    var epochAndGenerationCommand: [RedisArgument] { ["MGET", .text(epochKey), .text(generationKey)] }
+
     /// A claim as the lookup holds it: the token and the epoch read when it was taken.
     static func claim(token: String, epoch: Int64) -> String { "\(token) \(epoch)" }
 
@@ -68,24 +76,32 @@ extension SharedCacheLayout {
     }
 
     /// Invalidates `keys` and every other name their contact is stored under (`invalidateScript`).
-    func invalidateCommand(_ keys: [ContactKey]) -> [RedisArgument] {
+    /// `id`: the invalidation's, kept in the history.
+    func invalidateCommand(_ keys: [ContactKey], id: UInt64) -> [RedisArgument] {
         ["EVAL", .text(Self.invalidateScript), .text(String(1 + keys.count)), .text(epochKey)]
             + keys.map { .text(entryKey($0)) }
-            + [.text(prefix), .text(String(Self.markMilliseconds))]
+            + [
+                .text(prefix), .text(String(Self.markMilliseconds)), .text(String(id, radix: 16)),
+                .text(String(Self.historyLength)),
+            ]
     }
 
     /// A new epoch and a mark voiding every claim taken before it (`invalidateAllScript`).
-    var invalidateAllCommand: [RedisArgument] {
+    func invalidateAllCommand(id: UInt64) -> [RedisArgument] {
         [
-            "EVAL", .text(Self.invalidateAllScript), "2", .text(epochKey), .text(allMarkKey),
-            .text(String(Self.markMilliseconds)),
+            "EVAL", .text(Self.invalidateAllScript), "3", .text(epochKey), .text(allMarkKey), .text(historyKey),
+            .text(String(Self.markMilliseconds)), .text(String(id, radix: 16)), .text(String(Self.historyLength)),
         ]
     }
 
-    /// Tells every host what was invalidated (`text`: a key, or `*` for everything).
-    func publishCommand(epoch: Int64, _ text: String) -> [RedisArgument] {
-        ["PUBLISH", .text(channel), .bytes(message(epoch: epoch, text))]
+    /// Tells every host what was invalidated (`text`: a key, or `*` for everything); the first
+    /// message of an invalidation has its id as the nonce.
+    func publishCommand(epoch: Int64, _ text: String, nonce: UInt64 = .random(in: 0...UInt64.max)) -> [RedisArgument] {
+        ["PUBLISH", .text(channel), .bytes(message(epoch: epoch, text, nonce: nonce))]
     }
+
+    /// The fleet's recent invalidations, newest first.
+    var historyCommand: [RedisArgument] { ["LRANGE", .text(historyKey), "0", "-1"] }
 
     func scanCommand(cursor: String, pattern: String) -> [RedisArgument] {
         ["SCAN", .text(cursor), "MATCH", .text(pattern), "COUNT", "1000"]

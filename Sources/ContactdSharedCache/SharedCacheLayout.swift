@@ -17,7 +17,9 @@ import RedisClient
 /// - `Pinv:<suffix>`: the number of the last invalidation of the key (10 minutes, longer than
 ///   any lease), and `Pinv-all`: that of the last "invalidate everything".
 /// - `Pkeys:<id suffix>`: the names the contact is stored under.
-/// - `Pepoch`: how many invalidations the fleet has made; `Pinvalidate`: the channel.
+/// - `Pepoch`: how many invalidations the fleet has made; `Phistory`: the newest of them
+///   (`<number>:<id>`, newest first, 256 kept); `Pgeneration`: a random name for the data the count
+///   belongs to, set by the first host to find none; `Pinvalidate`: the channel.
 struct SharedCacheLayout: Sendable {
     let prefix: String
     /// Encrypts values, key names and messages; `nil`: they are stored in clear.
@@ -27,6 +29,11 @@ struct SharedCacheLayout: Sendable {
     static let markMilliseconds = 600_000
 
     var epochKey: String { prefix + "epoch" }
+    var generationKey: String { prefix + "generation" }
+    var historyKey: String { prefix + "history" }
+    /// How many invalidations `Phistory` keeps: a host away for fewer can tell whether the one it
+    /// knew last is still the server's (`FleetEpoch`).
+    static let historyLength = 256
     var allMarkKey: String { prefix + "inv-all" }
     var channel: String { prefix + "invalidate" }
 
@@ -94,7 +101,7 @@ struct SharedCacheLayout: Sendable {
             return SharedEntry(value: .notFound, age: age)
         case UInt8(ascii: "c"):
             guard bytes.readInteger(as: UInt8.self) == UInt8(ascii: " "),
-                let contact = try? Contact(apiBody: bytes.readableBytesView)
+                let contact = try? APIContact(apiBody: bytes.readableBytesView)
             else { return nil }
             return SharedEntry(value: .contact(contact), age: age)
         default:
@@ -123,9 +130,14 @@ struct SharedCacheLayout: Sendable {
     }
 
     /// A message: `<epoch> <unix ms> <nonce> <key or *>`, sealed (bound to the channel) when
-    /// values are. The time and nonce let a host refuse one replayed later (`SharedCache`).
-    func message(epoch: Int64, _ text: String, sent: Double = Date().timeIntervalSince1970) -> ByteBuffer {
-        let nonce = UInt64.random(in: 0...UInt64.max)
+    /// values are. The time and nonce let a host refuse one replayed later (`SharedCache`); an
+    /// invalidation's first message has its id as the nonce.
+    func message(
+        epoch: Int64,
+        _ text: String,
+        nonce: UInt64 = .random(in: 0...UInt64.max),
+        sent: Double = Date().timeIntervalSince1970
+    ) -> ByteBuffer {
         let plain = ByteBuffer(string: "\(epoch) \(Int64(sent * 1000)) \(String(nonce, radix: 16)) \(text)")
         return seal?.seal(plain, boundTo: channel) ?? plain
     }
@@ -152,6 +164,23 @@ struct SharedCacheLayout: Sendable {
             return nil
         }
         return message
+    }
+
+    /// One invalidation in `Phistory`: its number and its id.
+    struct HistoryEntry: Equatable, Sendable {
+        var epoch: Int64
+        var id: UInt64
+    }
+
+    /// `Phistory`'s entries as read (newest first); ones that do not read are left out.
+    static func history(_ reply: RESPValue) -> [HistoryEntry] {
+        (reply.array ?? []).compactMap { element in
+            let parts = element.string?.split(separator: ":") ?? []
+            guard parts.count == 2, let epoch = Int64(parts[0]), let id = UInt64(parts[1], radix: 16) else {
+                return nil
+            }
+            return HistoryEntry(epoch: epoch, id: id)
+        }
     }
 
     // MARK: Scripts
@@ -183,7 +212,8 @@ struct SharedCacheLayout: Sendable {
 
     /// Invalidates keys: every name the contact is stored under goes, with its claim, and gets a
     /// mark with the new epoch so that no fill claimed before lands after. KEYS: epoch, the given
-    /// entry names. ARGV: prefix, mark ms. Returns {epoch, the first entry found or false}.
+    /// entry names. ARGV: prefix, mark ms, the invalidation's id (hex), the history's length.
+    /// Returns {epoch, the first entry found or false}.
     static let invalidateScript = """
         local prefix = ARGV[1]
         local names, seen, first = {}, {}, false
@@ -207,6 +237,8 @@ struct SharedCacheLayout: Sendable {
           siblings(string.sub(KEYS[i], #prefix + 1))
         end
         local epoch = redis.call('INCR', KEYS[1])
+        redis.call('LPUSH', prefix .. 'history', epoch .. ':' .. ARGV[3])
+        redis.call('LTRIM', prefix .. 'history', 0, ARGV[4] - 1)
         for _, name in ipairs(names) do
           local suffix = string.sub(name, #prefix + 1)
           redis.call('DEL', name, prefix .. 'lock:' .. suffix)
@@ -216,10 +248,13 @@ struct SharedCacheLayout: Sendable {
         """
 
     /// Invalidates everything: a new epoch, and a mark that voids every claim taken before it.
-    /// KEYS: epoch, the invalidate-all mark. ARGV: mark ms. Returns the epoch.
+    /// KEYS: epoch, the invalidate-all mark, the history. ARGV: mark ms, the invalidation's id
+    /// (hex), the history's length. Returns the epoch.
     static let invalidateAllScript = """
         local epoch = redis.call('INCR', KEYS[1])
         redis.call('SET', KEYS[2], epoch, 'PX', ARGV[1])
+        redis.call('LPUSH', KEYS[3], epoch .. ':' .. ARGV[2])
+        redis.call('LTRIM', KEYS[3], 0, ARGV[3] - 1)
         return epoch
         """
 

@@ -106,17 +106,29 @@ package struct SharedCacheService: Service, CustomStringConvertible {
             (connection, server) = (found.connection, RedisSentinel.hostPort(found.server))
         }
         let epoch: Int64
+        let generation: String
+        let history: [SharedCacheLayout.HistoryEntry]
         do {
             // Subscribed first, then the count read: an invalidation after the read is heard.
             let setupTimeout = max(cache.timeout, .seconds(1))
             _ = try await connection.send(["SUBSCRIBE", .text(channel)], timeout: setupTimeout)
-            let reply = try await connection.send(["GET", .text(cache.layout.epochKey)], timeout: setupTimeout)
-            epoch = reply.string.flatMap { Int64($0) } ?? 0
+            // The data's generation: made by the first host to find none (FleetEpoch). A server
+            // that refuses the write (full, or a replica) is used as before; its writes fail
+            // where they always did.
+            do {
+                _ = try await connection.send(cache.layout.newGenerationCommand(), timeout: setupTimeout)
+            } catch .refused {}
+            let reply = try await connection.send(cache.layout.epochAndGenerationCommand, timeout: setupTimeout)
+            epoch = reply.array?.first?.string.flatMap { Int64($0) } ?? 0
+            generation = reply.array?.last?.string ?? ""
+            history = SharedCacheLayout.history(
+                try await connection.send(cache.layout.historyCommand, timeout: setupTimeout)
+            )
         } catch {
             await connection.close()
             throw error
         }
-        let comparison = cache.connected(serverEpoch: epoch)
+        let comparison = cache.connected(serverEpoch: epoch, generation: generation, history: history)
         switch comparison {
         case .inStep:
             break

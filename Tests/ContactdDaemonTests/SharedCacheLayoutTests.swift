@@ -11,7 +11,7 @@ import Testing
 /// What contactd puts in Redis, read back: pure functions, no Redis (issue #23, item 9).
 @Suite struct SharedCacheLayoutTests {
     static let key = String(repeating: "3f", count: 32)
-    static let john = try! Contact(apiBody: Array(#"{"id":"j1","phone_number":"+14155551234","name":"J"}"#.utf8))
+    static let john = try! APIContact(apiBody: Array(#"{"id":"j1","phone_number":"+14155551234","name":"J"}"#.utf8))
 
     func layouts() throws -> [SharedCacheLayout] {
         [
@@ -76,6 +76,23 @@ import Testing
         let sealed = SharedCacheLayout(prefix: "contactd:", seal: try SharedCacheSeal(key: Self.key))
         let staging = SharedCacheLayout(prefix: "contactd:staging:", seal: try SharedCacheSeal(key: Self.key))
         #expect(staging.readMessage(sealed.message(epoch: 1, "*")) == nil, "sealed for another channel")
+    }
+
+    /// An invalidation's first message carries its id, and the history reads back what the
+    /// scripts write (`<number>:<id in hex>`, newest first), leaving out what does not read.
+    @Test func theHistoryAndAnInvalidationsIDReadBack() throws {
+        for layout in try layouts() {
+            let message = try #require(layout.readMessage(layout.message(epoch: 3, "*", nonce: 0xbeef)))
+            #expect(message.epoch == 3 && message.nonce == 0xbeef)
+        }
+        let reply = RESPValue.array(["12:ff", "garbage", "11:a0"].map { .bulkString(ByteBuffer(string: $0)) })
+        #expect(
+            SharedCacheLayout.history(reply) == [.init(epoch: 12, id: 0xff), .init(epoch: 11, id: 0xa0)]
+        )
+        #expect(SharedCacheLayout.history(.null).isEmpty)
+        let command = SharedCacheLayout(prefix: "p:", seal: nil).invalidateAllCommand(id: 0xff)
+        let texts = command.map { if case .text(let text) = $0 { text } else { "" } }
+        #expect(texts.suffix(2) == ["ff", String(SharedCacheLayout.historyLength)])
     }
 
     /// An invalidation message heard twice (a replay), or sent more than a minute ago, is not
