@@ -135,8 +135,8 @@ extension ResilienceTests {
                 try await api.waitForCalls(2)
                 api.release()
                 // Once the refresh lands, both keys are fresh hits; the API saw one refresh.
-                while try await roundTrip(other, getID(johnID)).cacheStatus != "hit" {
-                    try await Task.sleep(for: .milliseconds(5))
+                try await eventually("the refresh lands") {
+                    try await roundTrip(other, getID(johnID)).cacheStatus == "hit"
                 }
                 #expect(try await roundTrip(client, getPhone(johnPhone)).cacheStatus == "hit")
                 #expect(api.calls == 2)

@@ -19,15 +19,15 @@ import Testing
         from api: FakeContactAPI,
         until done: ([ExportedSpan]) -> Bool
     ) async throws -> [ExportedSpan] {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            let spans = try ExportedSpan.decode(api.traceExports)
-            if done(spans) { return spans }
-            guard ContinuousClock.now < deadline else {
-                Issue.record("spans after 30 s:\n\(spans.map(\.description).joined(separator: "\n"))")
-                return spans
+        do {
+            return try await eventually("the spans", within: .seconds(30)) {
+                let spans = try ExportedSpan.decode(api.traceExports)
+                return done(spans) ? spans : nil
             }
-            try await Task.sleep(for: .milliseconds(50))
+        } catch {
+            let spans = try ExportedSpan.decode(api.traceExports)
+            Issue.record("spans after 30 s:\n\(spans.map(\.description).joined(separator: "\n"))")
+            return spans
         }
     }
 
