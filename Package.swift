@@ -78,6 +78,18 @@ let package = Package(
         .target(
             name: "FakeContactAPI",
             dependencies: [
+                "HTTPResponder",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // One small HTTP/1.1 server on SwiftNIO's codec: the metrics listener, --demo's API and the
+        // tests' fake API answer through it.
+        .target(
+            name: "HTTPResponder",
+            dependencies: [
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -129,6 +141,7 @@ let package = Package(
                 "ContactdProtocol",
                 "ContactdSharedCache",
                 "ContactdSnapshot",
+                "HTTPResponder",
                 "PlainErrors",
                 "CLinux",
                 "CZlib",
@@ -250,6 +263,7 @@ let package = Package(
             name: "ContactdDaemonTests",
             dependencies: [
                 "ContactdDaemon",
+                "HTTPResponder",
                 "ContactdSharedCache",
                 "ContactdSnapshot",
                 "RedisClient",
@@ -264,6 +278,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

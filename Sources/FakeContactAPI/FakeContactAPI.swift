@@ -1,4 +1,5 @@
 import Foundation
+import HTTPResponder
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -30,12 +31,15 @@ package final class FakeContactAPI: Sendable {
 
     /// The base URL to give the daemon as `--api-url`, e.g. `http://127.0.0.1:39123`.
     package let baseURL: String
+    /// The port it listens on.
+    package let port: Int
     private let channel: any Channel
     private let core: FakeAPICore
 
     private init(channel: any Channel, core: FakeAPICore, port: Int) {
         self.channel = channel
         self.core = core
+        self.port = port
         self.baseURL = "http://127.0.0.1:\(port)"
     }
 
@@ -63,17 +67,10 @@ package final class FakeContactAPI: Sendable {
             if let phone = object["phone_number"] as? String { initial.contacts["phone:" + phone] = raw }
         }
         let core = FakeAPICore(initial, generate: generate)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(FakeAPIHandler(core: core))
-                }
-            }
-            .bind(host: "127.0.0.1", port: port)
-            .get()
+        let channel = try await HTTPResponder.bootstrap { request, eventLoop in core.respond(to: request, on: eventLoop)
+        }
+        .bind(host: "127.0.0.1", port: port)
+        .get()
         return FakeContactAPI(channel: channel, core: core, port: channel.localAddress?.port ?? 0)
     }
 

@@ -7,24 +7,45 @@ import Glibc
 struct FakeAPI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fake-api",
-        abstract: "Serve the benchmark contacts as the get-contact API on 127.0.0.1 until killed."
+        abstract: "Serve the benchmark contacts as the get-contact API on 127.0.0.1 until killed.",
+        discussion: """
+            Also the stand-in API of the systemd end-to-end test: `--port 0 --port-file PATH` to \
+            take a free port and say which, `--contact JSON` for contacts beyond the benchmark's, \
+            and the controls `GET /fake/calls` (calls so far) and `PUT`/`DELETE /fake/outage` \
+            (answer every call with 503, or not).
+            """
     )
 
-    @Option(help: "Port to listen on.")
+    @Option(help: "Port to listen on; 0 for a free one.")
     var port = 18_080
+    @Option(help: "Write the port here once listening (written whole: a reader never sees part of it).")
+    var portFile: String?
     @Option(help: "The bearer token it accepts.")
     var token = "bench-token"
+    @Option(help: "Read the token it accepts from this file instead (a secret stays out of argv).")
+    var tokenFile: String?
+    @Option(help: "A contact to know besides the benchmark's, as the API's JSON (repeatable).")
+    var contact: [String] = []
     @Option(help: "Milliseconds to wait before each answer, as a distant API would.")
     var delayMilliseconds = 0
 
     func run() async throws {
+        let expected =
+            try tokenFile.map {
+                try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            ?? token
         let api = try await FakeContactAPI.start(
-            contacts: [],
-            expectedToken: token,
+            contacts: contact,
+            expectedToken: expected,
             generate: BenchContacts.generate,
             port: port
         )
         api.setDelay(milliseconds: delayMilliseconds)
+        if let portFile {
+            try String(api.port).write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
+            guard rename(portFile + ".tmp", portFile) == 0 else { throw BenchError("cannot write \(portFile)") }
+        }
         FileHandle.standardOutput.write(Data("fake API at \(api.baseURL)\n".utf8))
         while true { try await Task.sleep(for: .seconds(3600)) }
     }

@@ -1,5 +1,6 @@
 import ContactdJSON
 import Foundation
+import HTTPResponder
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -33,19 +34,11 @@ final class DemoAPI: Sendable {
         }
         let token = UUID().uuidString
         let known = contacts
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(
-                        NIOHTTPServerRequestAggregator(maxContentLength: 64 << 10)
-                    )
-                    try channel.pipeline.syncOperations.addHandler(Handler(contacts: known, token: token))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
+        let channel = try await HTTPResponder.bootstrap(maxBodyBytes: 64 << 10) { request, eventLoop in
+            eventLoop.makeSucceededFuture(answer(request, contacts: known, token: token))
+        }
+        .bind(host: "127.0.0.1", port: 0)
+        .get()
         return DemoAPI(channel: channel, token: token)
     }
 
@@ -54,48 +47,30 @@ final class DemoAPI: Sendable {
         try? await channel.close()
     }
 
-    /// Answers one request (collected whole by `NIOHTTPServerRequestAggregator`).
-    private final class Handler: ChannelInboundHandler {
-        typealias InboundIn = NIOHTTPServerRequestFull
-        typealias OutboundOut = HTTPServerResponsePart
-
-        private let contacts: [String: String]
-        private let token: String
-
-        init(contacts: [String: String], token: String) {
-            self.contacts = contacts
-            self.token = token
+    private static func answer(
+        _ request: HTTPResponder.Request,
+        contacts: [String: String],
+        token: String
+    ) -> HTTPResponder.Answer {
+        func json(_ status: HTTPResponseStatus, _ text: String) -> HTTPResponder.Answer {
+            .text(status, text, headers: [("content-type", "application/json")])
         }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let request = unwrapInboundIn(data)
-            let (status, text) = answer(request.head, body: request.body ?? ByteBuffer())
-            var headers = HTTPHeaders([("content-type", "application/json")])
-            headers.add(name: "content-length", value: String(text.utf8.count))
-            let head = HTTPResponseHead(version: request.head.version, status: status, headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        guard request.head.method == .POST, request.path.hasSuffix("/get-contact") else {
+            return json(.notFound, #"{"error":"no such endpoint"}"#)
         }
-
-        private func answer(_ head: HTTPRequestHead, body: ByteBuffer) -> (HTTPResponseStatus, String) {
-            guard head.method == .POST, head.uri.hasSuffix("/get-contact") else {
-                return (.notFound, #"{"error":"no such endpoint"}"#)
-            }
-            guard head.headers["authorization"].first == "Bearer " + token else {
-                return (.unauthorized, #"{"error":"invalid token"}"#)
-            }
-            guard let request = try? JSONParser.parse(Array(body.readableBytesView)) else {
-                return (.badRequest, #"{"error":"body is not JSON"}"#)
-            }
-            for member in ["phone_number", "contact_id"] {
-                guard let value = request[member]?.stringValue else { continue }
-                guard let contact = contacts[member + ":" + value] else {
-                    return (.notFound, #"{"error":"contact not found"}"#)
-                }
-                return (.ok, contact)
-            }
-            return (.badRequest, #"{"error":"give phone_number or contact_id"}"#)
+        guard request.head.headers["authorization"].first == "Bearer " + token else {
+            return json(.unauthorized, #"{"error":"invalid token"}"#)
         }
+        guard let body = try? JSONParser.parse(Array(request.body.readableBytesView)) else {
+            return json(.badRequest, #"{"error":"body is not JSON"}"#)
+        }
+        for member in ["phone_number", "contact_id"] {
+            guard let value = body[member]?.stringValue else { continue }
+            guard let contact = contacts[member + ":" + value] else {
+                return json(.notFound, #"{"error":"contact not found"}"#)
+            }
+            return json(.ok, contact)
+        }
+        return json(.badRequest, #"{"error":"give phone_number or contact_id"}"#)
     }
 }

@@ -1,3 +1,4 @@
+import HTTPResponder
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -65,24 +66,15 @@ struct MetricsServer: Sendable {
     ) async throws(ConfigurationError)
         -> MetricsServer
     {
-        let open = Connections()
         let text = RenderedText(metrics: metrics)
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.autoRead, value: true)
-            .childChannelInitializer { channel in
-                guard open.count.add(1, ordering: .relaxed).newValue <= maxConnections else {
-                    open.count.subtract(1, ordering: .relaxed)
-                    return channel.close()
-                }
-                channel.closeFuture.whenComplete { _ in open.count.subtract(1, ordering: .relaxed) }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(text: text, health: health))
-                }
-            }
+        let bootstrap = HTTPResponder.bootstrap(
+            backlog: 64,
+            maxConnections: maxConnections,
+            idleTimeout: idleTimeout,
+            maxBodyBytes: 64 << 10
+        ) { request, eventLoop in
+            eventLoop.makeSucceededFuture(Self.answer(request, text: text, health: health))
+        }
         switch address {
         case .tcp(let host, let port):
             do {
@@ -106,6 +98,28 @@ struct MetricsServer: Sendable {
         }
     }
 
+    /// `GET /metrics` (and `HEAD`) get the text, `GET /health` the daemon's state; another path is
+    /// 404, another method 405.
+    private static func answer(
+        _ request: HTTPResponder.Request,
+        text: RenderedText,
+        health: @Sendable () -> Health
+    ) -> HTTPResponder.Answer {
+        let plain = ("Content-Type", "text/plain; charset=utf-8")
+        let path = request.path
+        guard path == "/metrics" || path == "/health" else {
+            return .text(.notFound, "Not found: metrics are at /metrics, health at /health\n", headers: [plain])
+        }
+        guard request.head.method == .GET || request.head.method == .HEAD else {
+            return .text(.methodNotAllowed, "Use GET\n", headers: [plain, ("Allow", "GET, HEAD")])
+        }
+        if path == "/health" {
+            let state = health().response
+            return .text(state.status, state.body, headers: [plain, ("Cache-Control", "no-store")])
+        }
+        return .reply(.ok, headers: [("Content-Type", DaemonMetrics.contentType)], body: ByteBuffer(bytes: text.bytes))
+    }
+
     func close() async {
         try? await channel.close()
         if let socketFile { socketFile.0.remove(ifInode: socketFile.inode) }
@@ -127,11 +141,6 @@ struct MetricsService: Service, CustomStringConvertible {
         try? await gracefulShutdown()
         await server.close()
     }
-}
-
-/// Connections open on the metrics listener.
-private final class Connections: Sendable {
-    let count = Atomic<Int>(0)
 }
 
 /// The exposition, made again only when the last one is older than `renderInterval`: a client
@@ -169,95 +178,6 @@ package enum Health: Sendable, Equatable {
         case .serving: (.ok, "serving\n")
         case .starting: (.serviceUnavailable, "starting: not ready yet\n")
         case .draining: (.serviceUnavailable, "draining: shutting down\n")
-        }
-    }
-}
-
-/// One HTTP connection to the metrics listener: `GET /metrics` (and `HEAD`) get the text,
-/// `GET /health` the daemon's state; another path is 404, another method 405.
-private final class MetricsHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let text: RenderedText
-    private let health: @Sendable () -> Health
-    private var request: HTTPRequestHead?
-
-    init(text: RenderedText, health: @escaping @Sendable () -> Health) {
-        self.text = text
-        self.health = health
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Nothing asked or read for the idle timeout: a scraper that went away, or one that
-        // never reads what it asked for.
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // A client that does not read its replies is not read from: requests it pipelines wait
-        // in the kernel, not as replies in our memory.
-        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        answerWaiting(context: context)
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): request = head
-        case .body: break
-        case .end:
-            guard let head = request else { return }
-            request = nil
-            // One read can hold thousands of pipelined requests: past the high-water mark they
-            // wait as request heads, not as whole replies (each the full text) in memory.
-            waiting.append(head)
-            answerWaiting(context: context)
-        }
-    }
-
-    /// Requests read but not answered yet, while the client does not read its replies.
-    private var waiting: [HTTPRequestHead] = []
-
-    private func answerWaiting(context: ChannelHandlerContext) {
-        while !waiting.isEmpty, context.channel.isWritable {
-            respond(to: waiting.removeFirst(), context: context)
-        }
-    }
-
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        let plain = "text/plain; charset=utf-8"
-        let state = path == "/health" ? health().response : (.ok, "")
-        let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) =
-            if path != "/metrics" && path != "/health" {
-                (.notFound, plain, Array("Not found: metrics are at /metrics, health at /health\n".utf8))
-            } else if head.method != .GET && head.method != .HEAD {
-                (.methodNotAllowed, plain, Array("Use GET\n".utf8))
-            } else if path == "/health" {
-                (state.status, plain, Array(state.body.utf8))
-            } else {
-                (.ok, DaemonMetrics.contentType, text.bytes)
-            }
-        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.count))])
-        if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
-        if path == "/health" { headers.add(name: "Cache-Control", value: "no-store") }
-        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-            promise: nil
-        )
-        if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        }
-        let keepAlive = head.isKeepAlive
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { channel.close(promise: nil) }
         }
     }
 }
