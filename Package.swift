@@ -96,6 +96,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Starting programs with posix_spawn (tests, the bench tool, the trace reader's xz).
+        .target(
+            name: "ChildProcess",
+            dependencies: ["CLinux", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         // A failed system call or connection in plain words, without its number: the one wording
         // every message uses.
         .target(name: "PlainErrors"),
@@ -216,10 +221,11 @@ let package = Package(
         // Cache access traces replayed through contactd's cache and the published policies it is
         // measured against (LRU, SIEVE, S3-FIFO, ARC, 2Q, W-TinyLFU) and Belady's optimum. For the
         // bench tool and tests; not linked into the daemon.
-        .target(name: "ContactdReplay", dependencies: ["ContactdCore"]),
+        .target(name: "ContactdReplay", dependencies: ["ContactdCore", "ChildProcess"]),
         .executableTarget(
             name: "contactd-bench",
             dependencies: [
+                "ChildProcess",
                 "CLinux",
                 "ContactdCore",
                 "ContactdReplay",
@@ -231,6 +237,7 @@ let package = Package(
         .target(
             name: "ContactdTestSupport",
             dependencies: [
+                "ChildProcess",
                 "CLinux",
                 "ContactdCore",
                 "ContactdDaemon",
@@ -284,7 +291,7 @@ let package = Package(
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
-                "RedisClient", "ContactdTestSupport",
+                "RedisClient", "ContactdTestSupport", "ChildProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -302,6 +309,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "ChildProcess",
                 "ContactdTestSupport", "RedisClient", "ContactdDaemon", "FakeContactAPI", "ContactdClient",
                 "ContactdJSON",
                 "ContactdProtocol",

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// A cache access trace: one key per access, in order.
@@ -78,21 +79,21 @@ package struct Trace: Sendable {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw ReadError(description: "cannot read \(path)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/xz")
-        process.arguments = ["-dc", "--", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(
+                "/usr/bin/xz",
+                ["-dc", "--", path],
+                environment: [:],
+                stdout: .collect,
+                stderr: .discard
+            )
         } catch {
             throw ReadError(description: "\(path) ends in .xz and xz could not be run (install xz-utils)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard process.waitUntilExit() == 0 else {
             throw ReadError(description: "xz could not decompress \(path)")
         }
-        return [UInt8](data)
+        return Array(process.outputBytes(1))
     }
 }

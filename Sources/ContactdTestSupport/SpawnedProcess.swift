@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Where `swift build` put the executables: beside the test bundle.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcess
 import FakeContactAPI
 import Foundation
 import Glibc
@@ -179,12 +180,12 @@ struct Run: AsyncParsableCommand {
 final class SpawnedStack: @unchecked Sendable {
     // @unchecked: set up once, then only read; `process` is used through thread-safe members.
     let api: FakeContactAPI
-    let process: Process
+    let process: ChildProcess
     let socketPath: String
     let directory: String
     var apiPort: UInt16 { UInt16(api.baseURL.split(separator: ":").last.flatMap { Int($0) } ?? 0) }
 
-    private init(api: FakeContactAPI, process: Process, socketPath: String, directory: String) {
+    private init(api: FakeContactAPI, process: ChildProcess, socketPath: String, directory: String) {
         self.api = api
         self.process = process
         self.socketPath = socketPath
@@ -202,16 +203,18 @@ final class SpawnedStack: @unchecked Sendable {
         let directory = String(cString: made)
         let socketPath = directory + "/contactd.sock"
         let daemon = try siblingExecutable("contactd")
-        let process = Process()
         var arguments = [
             daemon, "--socket", socketPath, "--api-url", api.baseURL, "--log-level", "warning",
             "--cache-max-entries", "2000000", "--cache-max-bytes", "4G",
         ]
         if let cpu { arguments = ["-c", String(cpu)] + arguments }
-        process.executableURL = URL(fileURLWithPath: cpu == nil ? daemon : "/usr/bin/taskset")
-        process.arguments = cpu == nil ? Array(arguments.dropFirst()) : arguments
-        process.environment = ["CONTACTD_API_TOKEN": "bench-token", "PATH": "/usr/bin:/bin"]
-        try process.run()
+        let process = try ChildProcess(
+            cpu == nil ? daemon : "/usr/bin/taskset",
+            cpu == nil ? Array(arguments.dropFirst()) : arguments,
+            environment: ["CONTACTD_API_TOKEN": "bench-token", "PATH": "/usr/bin:/bin"],
+            stdout: .discard,
+            stderr: .file(directory + "/contactd.log")
+        )
         let stack = SpawnedStack(api: api, process: process, socketPath: socketPath, directory: directory)
         for _ in 0..<500 {
             if (try? BenchConnection(.unix(socketPath))) != nil { return stack }
@@ -223,8 +226,8 @@ final class SpawnedStack: @unchecked Sendable {
 
     func stop() {
         if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+            process.signal(SIGTERM)
+            _ = process.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)
     }

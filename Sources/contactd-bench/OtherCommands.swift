@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLinux
+import ChildProcess
 import FakeContactAPI
 import Foundation
 import Glibc
@@ -133,7 +134,6 @@ struct Startup: AsyncParsableCommand {
             guard try withUnixAddress(notifyPath, { bind(notify, $0, $1) }) == 0 else {
                 throw BenchError("cannot bind \(notifyPath)")
             }
-            let process = Process()
             var arguments = [daemon, "--socket", directory + "/contactd.sock", "--api-url", apiURL]
             if let snapshotFile {
                 arguments += [
@@ -142,12 +142,14 @@ struct Startup: AsyncParsableCommand {
                 arguments += ["--cache-max-bytes", "16G"]
             }
             if let cpu { arguments = ["-c", String(cpu)] + arguments }
-            process.executableURL = URL(fileURLWithPath: cpu == nil ? daemon : "/usr/bin/taskset")
-            process.arguments = cpu == nil ? Array(arguments.dropFirst()) : arguments
-            process.environment = ["CONTACTD_API_TOKEN": "t", "NOTIFY_SOCKET": notifyPath, "PATH": "/usr/bin:/bin"]
-            process.standardError = FileHandle.nullDevice
             let start = monotonicNanos()
-            try process.run()
+            let process = try ChildProcess(
+                cpu == nil ? daemon : "/usr/bin/taskset",
+                cpu == nil ? Array(arguments.dropFirst()) : arguments,
+                environment: ["CONTACTD_API_TOKEN": "t", "NOTIFY_SOCKET": notifyPath, "PATH": "/usr/bin:/bin"],
+                stdout: .discard,
+                stderr: .discard
+            )
             var buffer = [UInt8](repeating: 0, count: 4096)
             var ready: UInt64?
             while ready == nil {
@@ -158,8 +160,8 @@ struct Startup: AsyncParsableCommand {
                     ready = monotonicNanos()
                 }
             }
-            process.terminate()
-            process.waitUntilExit()
+            process.signal(SIGTERM)
+            _ = process.waitUntilExit()
             guard let ready else { throw BenchError("contactd sent no READY=1 within 60 s") }
             timings.append(Double(ready - start) / 1e6)
         }

@@ -1,3 +1,4 @@
+import ChildProcess
 import ContactdTestSupport
 import FakeContactAPI
 import Foundation

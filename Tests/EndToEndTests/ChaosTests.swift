@@ -1,3 +1,4 @@
+import ChildProcess
 import ContactdDaemon
 import ContactdJSON
 import ContactdTestSupport

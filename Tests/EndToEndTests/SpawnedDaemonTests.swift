@@ -1,3 +1,4 @@
+import ChildProcess
 import ContactdClient
 import ContactdProtocol
 import ContactdTestSupport

@@ -3,12 +3,15 @@ import Foundation
 import Glibc
 import NIOConcurrencyHelpers
 
-/// A child process started with `posix_spawn`, for tests.
+/// A child process started with `posix_spawn`: the one way tests, the bench tool and the trace
+/// reader start programs.
 ///
 /// Why not Foundation's `Process`: on Linux its `run()` reads each `/proc/self/fd` entry with a
 /// 256-byte copy of `d_name` past the end of glibc's readdir buffer, and crashes when the next page
 /// is unmapped (swift-corelibs-foundation PR #5472, not in Swift 6.3.1). A test process with many
-/// descriptors open met it about one full run in five.
+/// descriptors open met it about one full run in five. Why not swift-subprocess: its processes
+/// live for the length of a closure, and a test's daemon outlives the call that starts it (it is
+/// stopped, frozen, killed and restarted across a test); this is what such a test needs, small.
 package final class ChildProcess: Sendable {
     /// Where the child's standard output or error goes.
     package enum Output: Sendable {
@@ -16,10 +19,19 @@ package final class ChildProcess: Sendable {
         case collect
         /// Appended to this file.
         case file(String)
+        /// Thrown away (`/dev/null`).
+        case discard
+    }
+
+    /// Why a child could not be started.
+    package struct SpawnError: Error, CustomStringConvertible {
+        package let description: String
     }
 
     package let pid: pid_t
     private let exit = NIOLockedValueBox<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    /// Left once the child has exited and its outputs are read (for `waitUntilExit`).
+    private let exited = DispatchGroup()
     private let collected: [Int32: NIOLockedValueBox<Data>]
 
     /// Starts `executable` with `arguments` and exactly `environment`; stdin is /dev/null. The
@@ -44,13 +56,15 @@ package final class ChildProcess: Sendable {
                 var ends: [Int32] = [0, 0]
                 // Children started here close every descriptor above 2 (below), so the pipe's
                 // ends reach no other child; close-on-exec covers anything else that forks.
-                guard pipe(&ends) == 0 else { throw TestSupportError("pipe failed: errno \(errno)") }
+                guard pipe(&ends) == 0 else { throw SpawnError(description: "cannot make a pipe for \(executable)") }
                 for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 readEnds[target] = ends[0]
                 writeEnds.append(ends[1])
                 posix_spawn_file_actions_adddup2(&actions, ends[1], target)
             case .file(let path):
                 posix_spawn_file_actions_addopen(&actions, target, path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            case .discard:
+                posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_WRONLY, 0)
             }
         }
         posix_spawn_file_actions_addclosefrom_np(&actions, 3)
@@ -61,7 +75,7 @@ package final class ChildProcess: Sendable {
         let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard result == 0 else {
             for fd in readEnds.values { close(fd) }
-            throw TestSupportError("cannot start \(executable): \(String(cString: strerror(result)))")
+            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(result)))")
         }
         self.pid = pid
         let spawned = pid
@@ -81,6 +95,8 @@ package final class ChildProcess: Sendable {
             }
         }
         let exit = self.exit
+        let exited = self.exited
+        exited.enter()
         Thread.detachNewThread {
             var status: Int32 = 0
             while waitpid(spawned, &status, 0) < 0, errno == EINTR {}
@@ -92,8 +108,16 @@ package final class ChildProcess: Sendable {
                 defer { state.waiters = [] }
                 return state.waiters
             }
+            exited.leave()
             for waiter in waiters { waiter.resume(returning: code) }
         }
+    }
+
+    /// Blocks the calling thread until the child exits (for synchronous callers, never on the
+    /// concurrency pool); its exit code, or the signal that ended it.
+    package func waitUntilExit() -> Int32 {
+        exited.wait()
+        return exit.withLockedValue { $0.status ?? -1 }
     }
 
     /// Waits for the child to exit; its exit code, or the signal that ended it.
@@ -113,7 +137,12 @@ package final class ChildProcess: Sendable {
 
     /// What the child wrote to an output given as `.collect` (1 or 2), once it has exited.
     package func output(_ descriptor: Int32) -> String {
-        String(decoding: collected[descriptor]?.withLockedValue { $0 } ?? Data(), as: UTF8.self)
+        String(decoding: outputBytes(descriptor), as: UTF8.self)
+    }
+
+    /// The same, as bytes.
+    package func outputBytes(_ descriptor: Int32) -> Data {
+        collected[descriptor]?.withLockedValue { $0 } ?? Data()
     }
 
     /// Sends `signal` to the child.
