@@ -62,37 +62,38 @@ extension ContactdCalls {
     /// `contact.invalidate` with `params` (a `phone_number`, a `contact_id`, or `all`): how many
     /// entries were removed here, and with `--shared-cache` whether the fleet was told.
     public func invalidation(_ params: JSONObject) async throws -> InvalidateResult {
-        try await typed(.contactInvalidate, params: .object(params))
+        try await typed(params: .object(params))
     }
 
     /// The cache's and the API's counters (`cache.stats`).
-    public func stats() async throws -> CacheStats { try await typed(.cacheStats) }
+    public func stats() async throws -> CacheStats { try await typed() }
 
     /// Zeroes the counters `cache.stats` reports; levels such as `entries` stay
     /// (`cache.reset_stats`).
     public func resetStats() async throws { _ = try await call(RPCMethod.cacheResetStats.rawValue) }
 
     /// The daemon's version, uptime and state (`daemon.status`).
-    public func status() async throws -> DaemonStatus { try await typed(.daemonStatus) }
+    public func status() async throws -> DaemonStatus { try await typed() }
 
     /// Every setting's effective value and where it came from (`daemon.config`).
     public func config() async throws -> DaemonConfig {
-        guard let config = DaemonConfig(result: try await call(RPCMethod.daemonConfig.rawValue)) else {
+        guard let config = DaemonConfig(result: try await call(DaemonConfig.method.rawValue)) else {
             throw ContactdClientError.badResponse("daemon.config result is not an object of settings")
         }
         return config
     }
 
     /// The Prometheus metrics, as `/metrics` serves them (`daemon.metrics`).
-    public func metrics() async throws -> MetricsText { try await typed(.daemonMetrics) }
+    public func metrics() async throws -> MetricsText { try await typed() }
 
     /// Asks the daemon to re-read its token and configuration, as `systemctl reload` does
     /// (`daemon.reload`; root and the daemon's own user only, else `forbidden`).
-    public func reload() async throws -> ReloadResult { try await typed(.daemonReload) }
+    public func reload() async throws -> ReloadResult { try await typed() }
 
-    /// `method`'s result as its type in ContactdProtocol.
-    fileprivate func typed<Result: Decodable>(_ method: RPCMethod, params: JSONValue? = nil) async throws -> Result {
-        try await call(method.rawValue, params: params).decoded(as: Result.self, method: method.rawValue)
+    /// Calls the method that answers with `Result` (its type in ContactdProtocol) and decodes it.
+    fileprivate func typed<Result: WireResult>(params: JSONValue? = nil) async throws -> Result {
+        let method = Result.method.rawValue
+        return try await call(method, params: params).decoded(as: Result.self, method: method)
     }
 
     /// Checks the daemon answers; throws if it does not say "pong".

@@ -52,6 +52,90 @@ import Testing
         }
     }
 
+    /// Each result type's schema, beside its members, names exactly what the type encodes: a
+    /// value with every member set fits it, and every property it lists is in that value.
+    @Test func everyResultTypeFillsItsSchemaExactly() throws {
+        let document = try JSONParser.parse(Array(OpenRPCDocument.json.utf8))
+        var schemas: [String: JSONValue] = [:]
+        for method in document["methods"]?.arrayValue ?? [] {
+            schemas[method["name"]?.stringValue ?? ""] = method["result"]?["schema"]
+        }
+        for (type, sample) in try Self.fullSamples() {
+            let schema = try #require(schemas[type.method.rawValue], "\(type): no schema for \(type.method)")
+            #expect(
+                JSONSchemaCheck.problems(sample, against: schema).isEmpty,
+                "\(type): \(JSONSchemaCheck.problems(sample, against: schema))"
+            )
+            let missing = Self.properties(of: schema).subtracting(Self.members(of: sample))
+            #expect(missing.isEmpty, "\(type)'s schema lists what it never encodes: \(missing.sorted())")
+        }
+        #expect(Set(try Self.fullSamples().map { "\($0.0)" }) == Set(OpenRPCDocument.results.map { "\($0)" }))
+    }
+
+    /// Every result type with every member set (optionals too).
+    static func fullSamples() throws -> [(any WireResult.Type, JSONValue)] {
+        let encoder = JSONValueEncoder()
+        var stats = CacheStats()
+        stats.heldBytes = 1
+        stats.evictionsByCause = CacheStats.EvictionsByCause()
+        stats.admissionsRefused = 0
+        stats.policy = CacheStats.Policy()
+        stats.shared = CacheStats.Shared()
+        stats.upstream.latencyMs = CacheStats.Latency()
+        var status = DaemonStatus()
+        status.pid = 1
+        status.fastPath = DaemonStatus.FastPath()
+        status.cache = DaemonStatus.Cache()
+        var api = DaemonStatus.API()
+        api.servingStaleSince = "2026-12-07T12:00:00Z"
+        status.api = api
+        var shared = DaemonStatus.SharedCache()
+        shared.reason = "down"
+        shared.primary = "127.0.0.1:6379"
+        shared.failovers = 1
+        shared.movedAt = "2026-12-07T12:00:00Z"
+        status.sharedCache = shared
+        var config = DaemonConfig()
+        config.add("ttl", .init(value: "5m", source: .default))
+        config.apiTokenSource = .credential
+        var reload = ReloadResult()
+        reload.applied = ["ttl": "1m"]
+        reload.token = .changed
+        reload.tokenError = "x"
+        reload.configurationError = "y"
+        return [
+            (InvalidateResult.self, try encoder.encode(InvalidateResult(removed: 1, shared: true))),
+            (CacheStats.self, try encoder.encode(stats)),
+            (DaemonStatus.self, try encoder.encode(status)),
+            (DaemonConfig.self, try encoder.encode(config)),
+            (
+                MetricsText.self,
+                try encoder.encode(MetricsText(contentType: "text/plain; version=0.0.4; charset=utf-8", text: ""))
+            ),
+            (ReloadResult.self, try encoder.encode(reload)),
+        ]
+    }
+
+    /// The dotted paths of the properties a schema names.
+    static func properties(of schema: JSONValue, prefix: String = "") -> Set<String> {
+        var paths: Set<String> = []
+        for (name, sub) in schema["properties"]?.objectValue?.members ?? [] {
+            paths.insert(prefix + name)
+            paths.formUnion(properties(of: sub, prefix: prefix + name + "."))
+        }
+        return paths
+    }
+
+    /// The dotted paths of the members a value has.
+    static func members(of value: JSONValue, prefix: String = "") -> Set<String> {
+        var paths: Set<String> = []
+        for (name, sub) in value.objectValue?.members ?? [] {
+            paths.insert(prefix + name)
+            paths.formUnion(members(of: sub, prefix: prefix + name + "."))
+        }
+        return paths
+    }
+
     /// A schema that says nothing but "object" documents nothing.
     @Test func everyResultSchemaSaysMoreThanObject() throws {
         let document = try JSONParser.parse(Array(OpenRPCDocument.json.utf8))

@@ -167,3 +167,46 @@ public struct CacheStats: Sendable, Hashable, Codable {
         case policy, shared, upstream
     }
 }
+
+extension CacheStats: WireResult {
+    public static let method = RPCMethod.cacheStats
+    public static let schema = #"""
+        {"type": "object", "additionalProperties": false,
+        "required": ["entries", "bytes", "held_bytes", "hits", "stale_hits", "stale_if_error", "misses", "hit_ratio", "evictions", "refreshes", "refresh_aheads", "upstream"],
+        "properties": {
+        "entries": {"type": "integer", "minimum": 0, "description": "Contacts and not-founds cached."},
+        "bytes": {"type": "integer", "minimum": 0, "description": "What the entries cost, the figure --cache-max-bytes bounds."},
+        "held_bytes": {"type": "integer", "minimum": 0, "description": "Memory the cache's record pages hold, used or free."},
+        "hits": {"type": "integer", "minimum": 0}, "stale_hits": {"type": "integer", "minimum": 0},
+        "stale_if_error": {"type": "integer", "minimum": 0}, "misses": {"type": "integer", "minimum": 0},
+        "hit_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+        "evictions": {"type": "integer", "minimum": 0}, "refreshes": {"type": "integer", "minimum": 0},
+        "refresh_aheads": {"type": "integer", "minimum": 0},
+        "evictions_by_cause": {"type": "object", "additionalProperties": false, "required": ["capacity", "expired"],
+        "description": "Evictions for room, by whether the entry was still fresh (capacity) or past its TTL (expired).",
+        "properties": {"capacity": {"type": "integer", "minimum": 0}, "expired": {"type": "integer", "minimum": 0}}},
+        "admissions_refused": {"type": "integer", "minimum": 0,
+        "description": "New entries that left the nursery or window without main admitting them (counted in evictions too)."},
+        "policy": {"type": "object", "additionalProperties": false, "required": ["window", "frequency_filter", "nursery"],
+        "description": "The configuration the cache's policy runs in now (docs/caching.md).",
+        "properties": {"window": {"type": "number", "minimum": 0, "maximum": 1},
+        "frequency_filter": {"type": "boolean"}, "nursery": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "shared": {"type": "object", "description": "Only with --shared-cache.", "additionalProperties": false,
+        "required": ["state", "hits", "misses", "waits", "writes", "errors", "skipped", "invalidations_received"],
+        "properties": {"state": {"enum": "$SharedCacheState"}, "hits": {"type": "integer", "minimum": 0},
+        "misses": {"type": "integer", "minimum": 0}, "waits": {"type": "integer", "minimum": 0},
+        "writes": {"type": "integer", "minimum": 0}, "errors": {"type": "integer", "minimum": 0},
+        "skipped": {"type": "integer", "minimum": 0}, "invalidations_received": {"type": "integer", "minimum": 0}}},
+        "upstream": {"type": "object", "additionalProperties": false,
+        "required": ["requests", "errors", "in_flight", "retries", "queue_depth", "overloaded", "token_rejected", "circuit", "latency_ms"],
+        "properties": {
+        "requests": {"type": "integer", "minimum": 0}, "errors": {"type": "integer", "minimum": 0},
+        "in_flight": {"type": "integer", "minimum": 0}, "retries": {"type": "integer", "minimum": 0},
+        "queue_depth": {"type": "integer", "minimum": 0}, "overloaded": {"type": "integer", "minimum": 0},
+        "token_rejected": {"type": "boolean"},
+        "circuit": {"type": "object", "additionalProperties": false, "required": ["state", "opened", "refusals"],
+        "properties": {"state": {"enum": "$CircuitState"}, "opened": {"type": "integer", "minimum": 0}, "refusals": {"type": "integer", "minimum": 0}}},
+        "latency_ms": {"type": "object", "additionalProperties": false, "required": ["p50", "p90", "p99", "max"],
+        "properties": {"p50": {"type": "number", "minimum": 0}, "p90": {"type": "number", "minimum": 0}, "p99": {"type": "number", "minimum": 0}, "max": {"type": "number", "minimum": 0}}}}}}}
+        """#
+}

@@ -100,3 +100,14 @@ public struct DaemonConfig: Sendable, Hashable, Codable {
         if let apiTokenSource { try container.encode(TokenEntry(source: apiTokenSource), forKey: Key(Self.tokenKey)) }
     }
 }
+
+extension DaemonConfig: WireResult {
+    public static let method = RPCMethod.daemonConfig
+    public static let schema = #"""
+        {"type": "object", "required": ["api-token"],
+        "properties": {"api-token": {"type": "object", "additionalProperties": false, "required": ["source"],
+        "properties": {"source": {"enum": "$ValueSource"}}}},
+        "additionalProperties": {"type": "object", "additionalProperties": false, "required": ["value", "source"],
+        "properties": {"value": {"type": ["string", "null"]}, "source": {"enum": "$ValueSource"}}}}
+        """#
+}

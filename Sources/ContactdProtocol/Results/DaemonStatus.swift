@@ -110,3 +110,31 @@ public struct DaemonStatus: Sendable, Hashable, Codable {
         case sharedCache = "shared_cache"
     }
 }
+
+extension DaemonStatus: WireResult {
+    public static let method = RPCMethod.daemonStatus
+    public static let schema = #"""
+        {"type": "object", "additionalProperties": false,
+        "required": ["version", "pid", "uptime", "connections", "fast_path", "ready", "draining", "cache", "api"],
+        "properties": {
+        "version": {"type": "string"}, "pid": {"type": "integer", "minimum": 1},
+        "uptime": {"type": "number", "minimum": 0, "description": "Seconds since start."},
+        "connections": {"type": "integer", "minimum": 0},
+        "fast_path": {"type": "object", "additionalProperties": false, "required": ["enabled", "connections", "handed_over"],
+        "properties": {"enabled": {"type": "boolean"}, "connections": {"type": "integer", "minimum": 0}, "handed_over": {"type": "integer", "minimum": 0}}},
+        "ready": {"type": "boolean"}, "draining": {"type": "boolean"},
+        "shared_cache": {"type": "object", "description": "Only with --shared-cache.", "additionalProperties": false,
+        "required": ["state", "address"],
+        "properties": {"state": {"enum": "$SharedCacheState"}, "address": {"type": "string"}, "reason": {"type": "string"},
+        "primary": {"type": "string", "description": "With sentinel://, while up: the primary's host:port."},
+        "failovers": {"type": "integer", "minimum": 0, "description": "With sentinel://: failovers followed."},
+        "moved_at": {"type": "string", "format": "date-time", "description": "With sentinel://: when the tier last moved to another primary."}}},
+        "cache": {"type": "object", "additionalProperties": false, "required": ["entries", "hit_ratio"],
+        "properties": {"entries": {"type": "integer", "minimum": 0}, "hit_ratio": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "api": {"type": "object", "additionalProperties": false, "required": ["state", "circuit", "token_rejected", "queue_depth"],
+        "properties": {"state": {"enum": "$APIState"},
+        "circuit": {"enum": "$CircuitState"}, "token_rejected": {"type": "boolean"},
+        "queue_depth": {"type": "integer", "minimum": 0},
+        "serving_stale_since": {"type": "string", "description": "UTC, ISO 8601; only while answers are stale because the API fails."}}}}}
+        """#
+}

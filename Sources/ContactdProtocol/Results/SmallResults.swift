@@ -88,3 +88,31 @@ public enum TokenChange: WireSpelling {
 
     public var unknownSpelling: String? { if case .unknown(let text) = self { text } else { nil } }
 }
+
+extension InvalidateResult: WireResult {
+    public static let method = RPCMethod.contactInvalidate
+    public static let schema = #"""
+        {"type": "object", "additionalProperties": false, "required": ["removed"],
+        "properties": {"removed": {"type": "integer", "minimum": 0}, "shared": {"type": "boolean"}}}
+        """#
+}
+
+extension MetricsText: WireResult {
+    public static let method = RPCMethod.daemonMetrics
+    public static let schema = #"""
+        {"type": "object", "additionalProperties": false, "required": ["content_type", "text"],
+        "properties": {"content_type": {"const": "text/plain; version=0.0.4; charset=utf-8"}, "text": {"type": "string", "description": "Prometheus text exposition format 0.0.4."}}}
+        """#
+}
+
+extension ReloadResult: WireResult {
+    public static let method = RPCMethod.daemonReload
+    public static let schema = #"""
+        {"type": "object", "additionalProperties": false, "required": ["applied", "after_restart"],
+        "properties": {"applied": {"type": "object", "description": "Settings applied at once, with their new values.", "additionalProperties": {"type": "string"}},
+        "after_restart": {"type": "array", "description": "Settings changed that take effect after a restart.", "items": {"type": "string"}},
+        "token": {"enum": "$TokenChange", "description": "Absent in --demo or when the token could not be read."},
+        "token_error": {"type": "string", "description": "Why the token could not be read again; the current one stays."},
+        "configuration_error": {"type": "string", "description": "Why the configuration did not load; the running one stays."}}}
+        """#
+}
