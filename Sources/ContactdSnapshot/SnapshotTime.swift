@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// When a snapshot was taken or restored, on the clocks that carry an entry's age across a
