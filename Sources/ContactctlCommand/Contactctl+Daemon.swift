@@ -42,7 +42,7 @@ extension Contactctl {
                 let config = try await connection.config()
                 global.wantsJSON
                     ? global.printJSON(.object(try global.encoded(config)))
-                    : print(config.table(legend: !global.noLegend))
+                    : print(config.table(legend: !global.noLegend, escape: ContactView.escape))
             }
         }
     }

@@ -1,10 +1,11 @@
 extension DaemonConfig {
     /// The settings as three columns, as `contactctl config` and `contactd --check-config` show
-    /// them: setting, value (`(unset)`; the token's is never shown), source; `legend` prints the
-    /// header.
-    public func table(legend: Bool = true) -> String {
+    /// them: setting, value (`-` when unset; the token's is never shown), source; `legend` prints
+    /// the header. `escape` makes a value safe for a terminal (contactctl's, for what a daemon
+    /// sent).
+    public func table(legend: Bool = true, escape: (String) -> String = { $0 }) -> String {
         var rows = names.map { name in
-            (name, settings[name]?.value ?? "(unset)", settings[name]?.source.description ?? "?")
+            (name, settings[name]?.value.map(escape) ?? "-", settings[name]?.source.description ?? "?")
         }
         if let apiTokenSource { rows.append((Self.tokenKey, "(not shown)", apiTokenSource.description)) }
         let nameWidth = max(legend ? 7 : 0, rows.map(\.0.count).max() ?? 0)
