@@ -112,18 +112,28 @@ package struct SharedCacheService: Service, CustomStringConvertible {
             // Subscribed first, then the count read: an invalidation after the read is heard.
             let setupTimeout = max(cache.timeout, .seconds(1))
             _ = try await connection.send(["SUBSCRIBE", .text(channel)], timeout: setupTimeout)
-            // The data's generation: made by the first host to find none (FleetEpoch). A server
-            // that refuses the write (full, or a replica) is used as before; its writes fail
-            // where they always did.
-            do {
-                _ = try await connection.send(cache.layout.newGenerationCommand(), timeout: setupTimeout)
-            } catch .refused {}
-            let reply = try await connection.send(cache.layout.epochAndGenerationCommand, timeout: setupTimeout)
-            epoch = reply.array?.first?.string.flatMap { Int64($0) } ?? 0
-            generation = reply.array?.last?.string ?? ""
-            history = SharedCacheLayout.history(
-                try await connection.send(cache.layout.historyCommand, timeout: setupTimeout)
+            // The count, the generation and the history in one round trip (FleetEpoch).
+            let replies = try await connection.send(
+                [cache.layout.epochAndGenerationCommand, cache.layout.historyCommand],
+                timeout: setupTimeout
             )
+            epoch = replies[0].array?.first?.string.flatMap { Int64($0) } ?? 0
+            history = SharedCacheLayout.history(replies[1])
+            if let named = replies[0].array?.last?.string {
+                generation = named
+            } else {
+                // No generation yet: the first host to find none names it. A server that refuses
+                // the write (full, or a replica) is used without one, as before; its writes fail
+                // where they always did.
+                do {
+                    _ = try await connection.send(cache.layout.newGenerationCommand(), timeout: setupTimeout)
+                } catch .refused {}
+                let named = try await connection.send(
+                    ["GET", .text(cache.layout.generationKey)],
+                    timeout: setupTimeout
+                )
+                generation = named.string ?? ""
+            }
         } catch {
             await connection.close()
             throw error
